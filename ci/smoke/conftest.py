@@ -1,0 +1,154 @@
+"""Smoke-suite plumbing: the environment contract, skip-or-fail rules, run isolation and secret scrubbing."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+from smokekit.gate import Gate
+from smokekit.settings import (
+    DATABASES,
+    ConfigError,
+    ElasticsearchSettings,
+    Neo4jSettings,
+    PostgresSettings,
+    QdrantSettings,
+    RedisSettings,
+    SmokeSettings,
+    load_settings,
+    mask,
+)
+
+SETTINGS_KEY = pytest.StashKey[SmokeSettings]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for key in DATABASES:
+        config.addinivalue_line("markers", f"{key}: smoke check against {key}")
+    try:
+        config.stash[SETTINGS_KEY] = load_settings(os.environ)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"smoke suite environment: {exc}") from None
+
+
+def settings_of(config: pytest.Config) -> SmokeSettings:
+    return config.stash[SETTINGS_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = settings_of(config)
+    configured = [key for key in DATABASES if settings.configured(key)]
+    return [
+        f"smoke: configured={','.join(configured) or 'none'} "
+        f"required={','.join(sorted(settings.required)) or 'none'} require_ik={int(settings.require_ik)}"
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        keys = [key for key in DATABASES if item.get_closest_marker(key)]
+        if len(keys) != 1:
+            raise pytest.UsageError(f"{item.nodeid} must carry exactly one database marker, has {keys}")
+
+
+# --- secret scrubbing: the last line of defence behind Secret and scrubbed() ---------------------------------
+
+
+def _scrub_report(report: pytest.CollectReport | pytest.TestReport, secret_values: list[str]) -> None:
+    if not secret_values:
+        return
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        path, lineno, message = longrepr
+        report.longrepr = (path, lineno, mask(message, secret_values))
+    elif longrepr is not None:
+        text = str(longrepr)
+        masked = mask(text, secret_values)
+        if masked != text:
+            report.longrepr = masked
+    report.sections = [(title, mask(content, secret_values)) for title, content in report.sections]
+    if isinstance(report, pytest.TestReport):
+        report.user_properties = [
+            (name, mask(value, secret_values) if isinstance(value, str) else value)
+            for name, value in report.user_properties
+        ]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    _scrub_report(report, settings_of(item.config).secrets())
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    report = yield
+    _scrub_report(report, settings_of(collector.config).secrets())
+    return report
+
+
+# --- configured / required / reachable -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smoke_settings(pytestconfig: pytest.Config) -> SmokeSettings:
+    return settings_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def gate(smoke_settings: SmokeSettings) -> Gate:
+    return Gate(smoke_settings)
+
+
+@pytest.fixture(scope="session")
+def secret_values(smoke_settings: SmokeSettings) -> list[str]:
+    return smoke_settings.secrets()
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Names every object this run creates (schema, key prefix, collection, index, label): reruns and
+    parallel runs never meet."""
+    return f"smoke_{secrets.token_hex(6)}"
+
+
+@pytest.fixture(autouse=True)
+def _record_database(request: pytest.FixtureRequest, record_property: Any) -> None:
+    for key in DATABASES:
+        if request.node.get_closest_marker(key):
+            record_property("database", key)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    # asyncpg and redis.asyncio are asyncio libraries.
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_settings(gate: Gate) -> PostgresSettings:
+    return gate.configured("postgresql", PostgresSettings)
+
+
+@pytest.fixture(scope="session")
+def redis_settings(gate: Gate) -> RedisSettings:
+    return gate.configured("redis", RedisSettings)
+
+
+@pytest.fixture(scope="session")
+def qdrant_settings(gate: Gate) -> QdrantSettings:
+    return gate.configured("qdrant", QdrantSettings)
+
+
+@pytest.fixture(scope="session")
+def es_settings(gate: Gate) -> ElasticsearchSettings:
+    return gate.configured("elasticsearch", ElasticsearchSettings)
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(gate: Gate) -> Neo4jSettings:
+    return gate.configured("neo4j", Neo4jSettings)

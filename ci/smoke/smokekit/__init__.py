@@ -1,0 +1,1 @@
+"""Helpers for the dbstack smoke suite: the environment contract, secret handling and ApeRAG-like shapes."""

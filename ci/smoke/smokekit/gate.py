@@ -1,0 +1,35 @@
+"""Whether a database's checks run, skip or fail, from the environment contract."""
+
+from __future__ import annotations
+
+from typing import NoReturn, TypeVar
+
+import pytest
+
+from .errors import scrub_exception
+from .settings import PRIMARY_VARIABLE, SmokeSettings
+
+T = TypeVar("T")
+
+
+class Gate:
+    """Decides whether a database's checks run, skip, or fail, from the environment contract."""
+
+    def __init__(self, settings: SmokeSettings) -> None:
+        self.settings = settings
+
+    def configured(self, key: str, kind: type[T]) -> T:
+        value = getattr(self.settings, key)
+        if value is None:
+            reason = f"{key} not configured: {PRIMARY_VARIABLE[key]} is not set"
+            if key in self.settings.required:
+                pytest.fail(f"{reason}, but SMOKE_REQUIRE lists {key}", pytrace=False)
+            pytest.skip(reason)
+        assert isinstance(value, kind)
+        return value
+
+    def unreachable(self, key: str, action: str, exc: BaseException) -> NoReturn:
+        message = f"{key} unreachable ({action}): {scrub_exception(exc, self.settings.secrets())}"
+        if key in self.settings.required:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(f"{message}; not in SMOKE_REQUIRE")
