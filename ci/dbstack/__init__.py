@@ -1,0 +1,1 @@
+"""dbstack: ApeRAG's KubeBlocks databases on any Kubernetes, planned, deployed, smoke-tested and reported."""

@@ -1,0 +1,3 @@
+from dbstack.cli import main
+
+raise SystemExit(main())

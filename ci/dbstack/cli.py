@@ -1,0 +1,139 @@
+"""`dbstack`: validate, plan, deploy, teardown, report. Bad input exits 2 with one line per problem, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dbstack.problems import InvalidInput
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def default_values_dir() -> Path:
+    """$DBSTACK_VALUES, else ./values, else the values/ folder beside the package's source tree."""
+    env = os.environ.get("DBSTACK_VALUES")
+    if env:
+        return Path(env)
+    here = Path("values")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "values"
+
+
+def _add_values_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--values", type=Path, default=None, help="values folder (default: ./values)")
+    parser.add_argument("--profile", default=None, help="profile under values/profiles/ to layer on top, e.g. ci")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pipeline setting, e.g. databases.neo4j.enabled=true (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dbstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check values/ before any cluster exists")
+    _add_values_args(p)
+    p.set_defaults(handler=_validate)
+
+    p = sub.add_parser("plan", help="print the deployment plan (a dry run)")
+    _add_values_args(p)
+    p.add_argument("--json", action="store_true", help="print the documented JSON form")
+    p.set_defaults(handler=_plan)
+
+    p = sub.add_parser("deploy", help="run the plan on an existing cluster with kubectl and helm from PATH")
+    _add_values_args(p)
+    p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="folder for reports and diagnostics")
+    p.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto", help="progress display")
+    p.set_defaults(handler=_lazy("dbstack.hostcli", "deploy"))
+
+    p = sub.add_parser("teardown", help="remove what deploy installed (clusters; with --all, KubeBlocks too)")
+    _add_values_args(p)
+    p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")
+    p.add_argument("--all", action="store_true", help="also remove addons, KubeBlocks and snapshot support")
+    p.set_defaults(handler=_lazy("dbstack.hostcli", "teardown"))
+
+    p = sub.add_parser("report", help="render a saved results.json into reports again")
+    p.add_argument("--results", type=Path, required=True, help="results.json written by a run")
+    p.add_argument("--out", type=Path, required=True, help="folder to write junit.xml, summary.* into")
+    p.set_defaults(handler=_lazy("dbstack.report", "cli_report"))
+    return parser
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        func: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+        return func(args)
+
+    return handler
+
+
+def values_dir(args: argparse.Namespace) -> Path:
+    return args.values if args.values is not None else default_values_dir()
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from dbstack.validate import validate
+
+    result = validate(values_dir(args), args.profile, args.overrides)
+    print(result.summary())
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from dbstack.plan import build_plan
+    from dbstack.validate import validate
+
+    plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+        return EXIT_OK
+    print(f"Plan for namespace {plan.namespace} (profile {plan.profile or 'none'}):")
+    for number, step in enumerate(plan.steps, 1):
+        after = f" (after {', '.join(step.needs)})" if step.needs else ""
+        print(f"{number:2}. {step.title}{after}")
+        for probe in step.skip_when:
+            print(f"      skip when: {probe.command}")
+        for command in step.commands:
+            print(f"      run:       {command}")
+        for wait in step.done_when:
+            print(f"      done when: {wait.command(step.timeout_s)}")
+    print("Endpoints the application uses:")
+    for e in plan.endpoints:
+        secret = e.secret or "no auth"
+        print(f"  {e.database:14} {e.service}:{e.port}  (Secret {secret})")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except InvalidInput as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        noun = "problem" if len(exc.problems) == 1 else "problems"
+        print(f"{len(exc.problems)} {noun} found; nothing was deployed.", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,515 @@
+"""The only reader of values/: files -> layered data -> typed Config, naming the file and line of every problem."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dbstack import naming
+from dbstack.catalog import DATABASES, Database
+from dbstack.chartrules import BOOL, Rule
+from dbstack.problems import InvalidInput, Problem
+from dbstack.yamlfile import YamlDocument, load_yaml
+
+SETTINGS_FILE = "pipeline.yaml"
+PROFILES_DIR = "profiles"
+
+_INT = Rule(("integer",))
+_TIMEOUT = Rule(("integer",), minimum=10, maximum=7200)
+_DATABASE_SETTINGS = Rule(
+    ("mapping",),
+    children={"enabled": BOOL, "release": Rule(("string",)), "chartVersion": Rule(("string",))},
+)
+SETTINGS_RULES: dict[str, Rule] = {
+    "namespace": Rule(("string",)),
+    "databases": Rule(("mapping",), children={key: _DATABASE_SETTINGS for key in DATABASES}),
+    "kubeblocks": Rule(
+        ("mapping",),
+        children={
+            "version": Rule(("string",)),
+            "namespace": Rule(("string",)),
+            "helmRepo": Rule(("string",)),
+            "registry": Rule(("string",)),
+        },
+    ),
+    "snapshotter": Rule(("mapping",), children={"version": Rule(("string",))}),
+    "images": Rule(
+        ("mapping",),
+        children={"k3s": Rule(("string",)), "toolbox": Rule(("string",)), "python": Rule(("string",))},
+    ),
+    "node": Rule(
+        ("mapping",),
+        children={"cpu": Rule(("number",), minimum=1, maximum=1024), "memoryGi": Rule(("number",), minimum=1)},
+    ),
+    "timeouts": Rule(
+        ("mapping",),
+        children={name: _TIMEOUT for name in ("snapshotController", "kubeblocks", "addon", "cluster", "smoke")},
+    ),
+}
+CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+SNAPSHOTTER_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
+PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: a file and line, or a command-line override."""
+
+    file: Path
+    line: int
+
+
+class Layers:
+    """Values merged from several YAML mappings, remembering the file and line of each leaf."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.sources: dict[str, Source] = {}
+        self.files: list[Path] = []
+
+    def add(self, doc: YamlDocument) -> None:
+        self.files.append(doc.path)
+        self._merge(self.data, doc.data, "", doc)
+
+    def _merge(self, into: dict[str, Any], new: Mapping[str, Any], prefix: str, doc: YamlDocument) -> None:
+        for key, value in new.items():
+            path = f"{prefix}.{key}" if prefix else key
+            self.sources[path] = Source(doc.path, doc.line_of(path))
+            if isinstance(value, dict):
+                if not isinstance(into.get(key), dict):
+                    into[key] = {}
+                self._merge(into[key], value, path, doc)
+            else:
+                into[key] = _copy(value)
+
+    def source(self, key: str) -> Source:
+        parts = key.split(".")
+        while parts:
+            found = self.sources.get(".".join(parts))
+            if found:
+                return found
+            parts.pop()
+        return Source(self.files[-1] if self.files else Path("-"), 1)
+
+    def problem(self, key: str, message: str, allowed: str | None = None) -> Problem:
+        where = self.source(key)
+        return Problem(where.file, where.line, key, message, allowed)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def parse_override(text: str) -> YamlDocument:
+    """`key.path=value` from the command line (value read as YAML) as a one-key document."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    origin = Path(f"--set {text}")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise InvalidInput([Problem(origin, 1, key or "-", "expected key.path=value", "e.g. namespace=ci")])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    data: dict[str, Any] = {}
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return YamlDocument(path=origin, data=data, lines={})
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    db: Database
+    enabled: bool
+    release: str
+    chart_version: str
+    values: Mapping[str, Any]
+    """The merged chart values handed to Helm."""
+    values_files: tuple[Path, ...]
+
+    @property
+    def key(self) -> str:
+        return self.db.key
+
+    def effective(self, key: str) -> Any:
+        """A chart value as the chart will see it: the merged values, else the chart's own default."""
+        for source in (self.values, self.db.chart_defaults):
+            node: Any = source
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if node is not None:
+                return node
+        return None
+
+    @property
+    def version(self) -> str:
+        return str(self.effective("version") or "chart default")
+
+    @property
+    def mode(self) -> str | None:
+        mode = self.effective("mode")
+        return str(mode) if mode is not None else None
+
+    @property
+    def replicas(self) -> int:
+        return max(int(self.effective("replicas") or 1), self.db.min_replicas)
+
+    def values_yaml(self) -> str:
+        return yaml.safe_dump(dict(self.values), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    snapshot_controller: int
+    kubeblocks: int
+    addon: int
+    cluster: int
+    smoke: int
+
+
+@dataclass(frozen=True)
+class Config:
+    values_dir: Path
+    profile: str | None
+    namespace: str
+    kubeblocks_version: str
+    kubeblocks_namespace: str
+    helm_repo: str
+    registry: str
+    snapshotter_version: str
+    images: Mapping[str, str]
+    node_cpu: float
+    node_memory_gi: float
+    timeouts: Timeouts
+    databases: tuple[DatabaseConfig, ...]
+    files: tuple[Path, ...] = field(default=())
+    settings_sources: Mapping[str, Source] = field(default_factory=dict)
+
+    def where(self, key: str) -> Source:
+        """The file and line that set a pipeline setting (after profiles and overrides)."""
+        return self.settings_sources.get(key) or Source(self.values_dir / SETTINGS_FILE, 1)
+
+    @property
+    def enabled(self) -> tuple[DatabaseConfig, ...]:
+        return tuple(d for d in self.databases if d.enabled)
+
+    def database(self, key: str) -> DatabaseConfig:
+        for d in self.databases:
+            if d.key == key:
+                return d
+        raise KeyError(key)
+
+
+def profile_names(values_dir: Path) -> list[str]:
+    root = values_dir / PROFILES_DIR
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def load_config(values_dir: Path, profile: str | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read and check everything under `values_dir`; raise InvalidInput with every problem found."""
+    problems: list[Problem] = []
+    if not values_dir.is_dir():
+        raise InvalidInput([Problem(values_dir, 1, "-", "values directory does not exist")])
+    profile_dir: Path | None = None
+    if profile:
+        profile_dir = values_dir / PROFILES_DIR / profile
+        if not profile_dir.is_dir():
+            known = ", ".join(profile_names(values_dir)) or "none defined"
+            raise InvalidInput([Problem(profile_dir, 1, "profile", f"no profile named {profile!r}", known)])
+
+    settings = Layers()
+    _layer(settings, values_dir / SETTINGS_FILE, profile_dir, problems, required=True)
+    for text in overrides:
+        try:
+            settings.add(parse_override(text))
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    check_rules(settings, SETTINGS_RULES, problems, require_all=True)
+    if problems:
+        raise InvalidInput(problems)
+
+    s = settings.data
+    _check_settings(settings, problems)
+    databases = []
+    for db in DATABASES.values():
+        entry = s["databases"][db.key]
+        layers = Layers()
+        base = values_dir / f"{db.key}.yaml"
+        if not base.exists() and not (profile_dir and (profile_dir / base.name).exists()):
+            if entry["enabled"]:
+                problems.append(
+                    settings.problem(
+                        f"databases.{db.key}.enabled",
+                        f"database is enabled but its values file {base} is missing",
+                        f"create {base.name}, or set enabled: false",
+                    )
+                )
+            continue
+        _layer(layers, base, profile_dir, problems, required=False)
+        check_rules(layers, db.values_rules, problems, require_all=False)
+        _check_chart_values(db, layers, problems)
+        databases.append(
+            DatabaseConfig(
+                db=db,
+                enabled=bool(entry["enabled"]),
+                release=str(entry["release"]),
+                chart_version=str(entry["chartVersion"]),
+                values=layers.data,
+                values_files=tuple(layers.files),
+            )
+        )
+    _check_releases(settings, problems)
+    if problems:
+        raise InvalidInput(problems)
+    return Config(
+        values_dir=values_dir,
+        profile=profile,
+        namespace=s["namespace"],
+        kubeblocks_version=s["kubeblocks"]["version"],
+        kubeblocks_namespace=s["kubeblocks"]["namespace"],
+        helm_repo=s["kubeblocks"]["helmRepo"],
+        registry=s["kubeblocks"]["registry"],
+        snapshotter_version=s["snapshotter"]["version"],
+        images=dict(s["images"]),
+        node_cpu=float(s["node"]["cpu"]),
+        node_memory_gi=float(s["node"]["memoryGi"]),
+        timeouts=Timeouts(
+            snapshot_controller=s["timeouts"]["snapshotController"],
+            kubeblocks=s["timeouts"]["kubeblocks"],
+            addon=s["timeouts"]["addon"],
+            cluster=s["timeouts"]["cluster"],
+            smoke=s["timeouts"]["smoke"],
+        ),
+        databases=tuple(databases),
+        files=tuple(settings.files) + tuple(f for d in databases for f in d.values_files),
+        settings_sources=dict(settings.sources),
+    )
+
+
+def _layer(layers: Layers, base: Path, profile_dir: Path | None, problems: list[Problem], *, required: bool) -> None:
+    if base.exists():
+        doc = load_yaml(base, problems)
+        if doc:
+            layers.add(doc)
+    elif required:
+        problems.append(Problem(base, 1, "-", "file is missing"))
+    if profile_dir is not None and (profile_dir / base.name).exists():
+        doc = load_yaml(profile_dir / base.name, problems)
+        if doc:
+            layers.add(doc)
+
+
+# --- rule checking ---------------------------------------------------------------------------------------------
+
+_KIND_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "quantity": "a number",
+    "boolean": "true or false",
+    "mapping": "a mapping",
+}
+
+
+def check_rules(layers: Layers, rules: Mapping[str, Rule], problems: list[Problem], *, require_all: bool) -> None:
+    _check_mapping(layers, layers.data, rules, "", problems, require_all)
+
+
+def _check_mapping(
+    layers: Layers,
+    data: Mapping[str, Any],
+    rules: Mapping[str, Rule],
+    prefix: str,
+    problems: list[Problem],
+    require_all: bool,
+) -> None:
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        rule = rules.get(key)
+        if rule is None:
+            close = difflib.get_close_matches(key, list(rules), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                layers.problem(path, f"unknown key{hint} (Helm would silently ignore it)", ", ".join(sorted(rules)))
+            )
+            continue
+        _check_value(layers, value, rule, path, problems, require_all)
+    if require_all:
+        for key in rules:
+            if key not in data:
+                where = prefix or "-"
+                problems.append(layers.problem(where, f"missing required key {key!r}"))
+
+
+def _check_value(layers: Layers, value: Any, rule: Rule, path: str, problems: list[Problem], require_all: bool) -> None:
+    if value is None:
+        if not rule.nullable:
+            problems.append(layers.problem(path, "has no value", _allowed(rule)))
+        return
+    kind_ok = any(_is_kind(value, kind) for kind in rule.kinds)
+    if not kind_ok:
+        got = type(value).__name__
+        shown = {"dict": "mapping", "list": "list", "str": "string", "bool": "boolean"}.get(got, got)
+        problems.append(layers.problem(path, f"must be {_kinds(rule)}, got {shown} {_show(value)}", _allowed(rule)))
+        return
+    if isinstance(value, dict):
+        if rule.children:
+            _check_mapping(layers, value, rule.children, path, problems, require_all)
+        return
+    if rule.enum and value not in rule.enum:
+        problems.append(layers.problem(path, f"{_show(value)} is not one of the chart's choices", _allowed(rule)))
+        return
+    number = _as_number(value)
+    if number is None or isinstance(value, bool):
+        return
+    if rule.minimum is not None and number < rule.minimum:
+        problems.append(layers.problem(path, f"{_show(value)} is below the minimum", _allowed(rule)))
+    elif rule.maximum is not None and number > rule.maximum:
+        problems.append(layers.problem(path, f"{_show(value)} is above the maximum", _allowed(rule)))
+    elif rule.multiple_of and not _is_multiple(number, rule.multiple_of):
+        problems.append(layers.problem(path, f"{_show(value)} is not a multiple of {rule.multiple_of}", _allowed(rule)))
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int)
+    if kind == "number":
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    if kind == "quantity":
+        return _as_number(value) is not None
+    if kind == "mapping":
+        return isinstance(value, dict)
+    return False
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _is_multiple(number: float, step: float) -> bool:
+    ratio = number / step
+    return abs(ratio - round(ratio)) < 1e-9
+
+
+def _kinds(rule: Rule) -> str:
+    return " or ".join(dict.fromkeys(_KIND_NAMES[k] for k in rule.kinds))
+
+
+def _allowed(rule: Rule) -> str:
+    if rule.enum:
+        return ", ".join(str(v) for v in rule.enum)
+    parts = [_kinds(rule)]
+    if rule.minimum is not None and rule.maximum is not None:
+        parts.append(f"{_fmt(rule.minimum)} to {_fmt(rule.maximum)}")
+    elif rule.minimum is not None:
+        parts.append(f"at least {_fmt(rule.minimum)}")
+    elif rule.maximum is not None:
+        parts.append(f"at most {_fmt(rule.maximum)}")
+    if rule.multiple_of:
+        parts.append(f"in steps of {_fmt(rule.multiple_of)}")
+    return " ".join(parts[:1]) + (" " + ", ".join(parts[1:]) if len(parts) > 1 else "")
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- cross-field checks ----------------------------------------------------------------------------------------
+
+
+def _check_settings(settings: Layers, problems: list[Problem]) -> None:
+    s = settings.data
+    for key in ("namespace", "kubeblocks.namespace"):
+        value = s["namespace"] if key == "namespace" else s["kubeblocks"]["namespace"]
+        why = naming.namespace_problem(value)
+        if why:
+            problems.append(settings.problem(key, f"{value!r} {why}", "lowercase RFC 1123 label, e.g. default"))
+    if not CHART_VERSION.match(s["kubeblocks"]["version"]):
+        problems.append(settings.problem("kubeblocks.version", "must be a chart version without 'v'", "e.g. 1.0.1"))
+    for key, entry in s["databases"].items():
+        if not CHART_VERSION.match(entry["chartVersion"]):
+            problems.append(
+                settings.problem(f"databases.{key}.chartVersion", "must be a chart version without 'v'", "e.g. 1.0.1")
+            )
+    if not SNAPSHOTTER_VERSION.match(s["snapshotter"]["version"]):
+        problems.append(settings.problem("snapshotter.version", "must be a release tag", "e.g. v8.2.0"))
+    if not s["kubeblocks"]["helmRepo"].startswith(("https://", "http://", "oci://")):
+        problems.append(settings.problem("kubeblocks.helmRepo", "must be a URL", "https://..., oci://..."))
+    for name, image in s["images"].items():
+        pinned = ":" in image.rsplit("/", 1)[-1] or "@sha256:" in image
+        if not PINNED_IMAGE.match(image) or not pinned or image.endswith(":latest"):
+            problems.append(
+                settings.problem(
+                    f"images.{name}", f"{image!r} is not a pinned image", "name:tag (not latest) or @sha256"
+                )
+            )
+
+
+def _check_releases(settings: Layers, problems: list[Problem]) -> None:
+    seen: dict[str, str] = {}
+    for key, entry in settings.data["databases"].items():
+        release = entry["release"]
+        why = naming.release_problem(release)
+        if why:
+            problems.append(
+                settings.problem(f"databases.{key}.release", f"{release!r} {why}", "^[a-z]([-a-z0-9]*[a-z0-9])?$, 1-16")
+            )
+        if release in seen:
+            problems.append(
+                settings.problem(f"databases.{key}.release", f"{release!r} is already the release of {seen[release]}")
+            )
+        seen.setdefault(release, key)
+
+
+def _check_chart_values(db: Database, layers: Layers, problems: list[Problem]) -> None:
+    v = layers.data
+    for resource in ("cpu", "memory"):
+        request = _as_number((v.get("requests") or {}).get(resource))
+        limit = _as_number(v.get(resource, db.chart_defaults.get(resource)))
+        if request is not None and limit is not None and request > limit:
+            problems.append(
+                layers.problem(
+                    f"requests.{resource}",
+                    f"{_fmt(request)} is above {resource} {_fmt(limit)}; the chart ignores a request above the limit",
+                    f"at most {_fmt(limit)}",
+                )
+            )
+    mode = v.get("mode", db.chart_defaults.get("mode"))
+    replicas = v.get("replicas", db.chart_defaults.get("replicas"))
+    if db.single_mode and mode == db.single_mode and isinstance(replicas, int) and replicas != 1:
+        problems.append(layers.problem("replicas", f"{mode} mode runs exactly one replica, got {replicas}", "1"))

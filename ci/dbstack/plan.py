@@ -1,0 +1,477 @@
+"""The whole deployment as data: ordered steps, each with its commands, skip probe, wait condition and timeout."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from dbstack.config import Config, DatabaseConfig
+
+PLAN_SCHEMA_VERSION = 1
+SNAPSHOT_CRDS = ("volumesnapshotclasses", "volumesnapshots", "volumesnapshotcontents")
+SNAPSHOT_CONTROLLER_MANIFESTS = ("rbac-snapshot-controller", "setup-snapshot-controller")
+KUBEBLOCKS_CRDS = (
+    "clusters.apps.kubeblocks.io",
+    "clusterdefinitions.apps.kubeblocks.io",
+    "componentdefinitions.apps.kubeblocks.io",
+    "componentversions.apps.kubeblocks.io",
+    "actionsets.dataprotection.kubeblocks.io",
+    "backuppolicytemplates.dataprotection.kubeblocks.io",
+    "paramconfigrenderers.parameters.kubeblocks.io",
+    "parametersdefinitions.parameters.kubeblocks.io",
+)
+KUBEBLOCKS_DEPLOYMENTS = ("kubeblocks", "kubeblocks-dataprotection")
+ALREADY_EXISTS = "already exists"
+
+
+class StepKind(StrEnum):
+    SNAPSHOT_CRDS = "snapshot-crds"
+    SNAPSHOT_CONTROLLER = "snapshot-controller"
+    KUBEBLOCKS_CRDS = "kubeblocks-crds"
+    KUBEBLOCKS = "kubeblocks"
+    ADDON = "addon"
+    CLUSTER = "cluster"
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    stdin: str | None = None
+    """Piped to the command (the cluster chart's values, read by `helm -f -`)."""
+
+    def __str__(self) -> str:
+        return shlex.join(self.argv) + (" < values" if self.stdin is not None else "")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A read-only check: passes when the command exits 0, prints something if `expect_output`, and prints
+    `contains` when that is set."""
+
+    command: Command
+    expect_output: bool = False
+    contains: str | None = None
+
+    def passed(self, exit_code: int, stdout: str) -> bool:
+        if exit_code != 0 or (self.expect_output and not stdout.strip()):
+            return False
+        return self.contains is None or self.contains in stdout
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A condition `kubectl wait` (or `kubectl rollout status`) can block on without polling."""
+
+    resource: str
+    """kind/name, e.g. crd/clusters.apps.kubeblocks.io or deployment/kubeblocks."""
+    namespace: str | None
+    condition: str
+    """The --for value (condition=Established, jsonpath={.status.phase}=Running), or "rollout"."""
+    must_exist_first: bool = False
+    """The object is created by a controller later, so wait for it to exist before waiting on it."""
+
+    def command(self, timeout_s: int) -> Command:
+        ns = ("-n", self.namespace) if self.namespace else ()
+        if self.condition == "rollout":
+            return Command(("kubectl", "rollout", "status", self.resource, *ns, f"--timeout={timeout_s}s"))
+        return Command(("kubectl", "wait", self.resource, *ns, f"--for={self.condition}", f"--timeout={timeout_s}s"))
+
+    def exists_command(self, timeout_s: int) -> Command:
+        ns = ("-n", self.namespace) if self.namespace else ()
+        return Command(("kubectl", "wait", self.resource, *ns, "--for=create", f"--timeout={timeout_s}s"))
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What ends a cluster's wait early: the Cluster turning Failed/Abnormal, or its pods stuck."""
+
+    cluster: str
+    namespace: str
+    pod_selector: str
+    fail_phases: tuple[str, ...] = ("Failed", "Abnormal")
+    stuck_reasons: tuple[str, ...] = (
+        "Unschedulable",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+    )
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    name: str
+    """File name under diagnostics/<database or step>/."""
+    command: Command
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    kind: StepKind
+    needs: tuple[str, ...]
+    commands: tuple[Command, ...]
+    done_when: tuple[Wait, ...]
+    timeout_s: int
+    skip_when: tuple[Probe, ...] = ()
+    """All pass: the step's work is already there; it is skipped but `done_when` is still checked."""
+    retry_on: tuple[str, ...] = ()
+    """stderr fragments after which the commands are retried once (races that resolve themselves)."""
+    database: str | None = None
+    watch: Watch | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How the application reaches a database: in-cluster Service, port and credential Secret."""
+
+    database: str
+    release: str
+    namespace: str
+    service: str
+    port: int
+    secret: str | None
+
+    @property
+    def host(self) -> str:
+        return f"{self.service}.{self.namespace}.svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class Plan:
+    namespace: str
+    profile: str | None
+    versions: dict[str, str]
+    steps: tuple[Step, ...]
+    endpoints: tuple[Endpoint, ...] = field(default=())
+
+    def step(self, step_id: str) -> Step:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": PLAN_SCHEMA_VERSION,
+            "namespace": self.namespace,
+            "profile": self.profile,
+            "versions": self.versions,
+            "steps": [_step_json(s) for s in self.steps],
+            "endpoints": [{**asdict(e), "host": e.host} for e in self.endpoints],
+        }
+
+
+def _command_json(c: Command) -> dict[str, Any]:
+    return {"argv": list(c.argv), "stdin": c.stdin}
+
+
+def _step_json(s: Step) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "title": s.title,
+        "kind": s.kind.value,
+        "database": s.database,
+        "needs": list(s.needs),
+        "skipWhen": [
+            {"command": _command_json(p.command), "expectOutput": p.expect_output, "contains": p.contains}
+            for p in s.skip_when
+        ],
+        "commands": [_command_json(c) for c in s.commands],
+        "doneWhen": [
+            {
+                "resource": w.resource,
+                "namespace": w.namespace,
+                "condition": w.condition,
+                "mustExistFirst": w.must_exist_first,
+                "command": _command_json(w.command(s.timeout_s)),
+            }
+            for w in s.done_when
+        ],
+        "timeoutSeconds": s.timeout_s,
+        "retryOn": list(s.retry_on),
+        "watch": asdict(s.watch) if s.watch else None,
+        "diagnostics": [{"name": d.name, "command": _command_json(d.command)} for d in s.diagnostics],
+    }
+
+
+def kubectl(*args: str) -> Command:
+    return Command(("kubectl", *args))
+
+
+def helm(*args: str) -> Command:
+    return Command(("helm", *args))
+
+
+def endpoint(config: Config, d: DatabaseConfig) -> Endpoint:
+    return Endpoint(
+        database=d.key,
+        release=d.release,
+        namespace=config.namespace,
+        service=d.db.service(d.release),
+        port=d.db.port,
+        secret=d.db.secret(d.release),
+    )
+
+
+def build_plan(config: Config) -> Plan:
+    """Steps in a valid order (every step after the steps it needs)."""
+    kb_ns = config.kubeblocks_namespace
+    snap = config.snapshotter_version
+    raw = f"https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/{snap}"
+    steps: list[Step] = [
+        Step(
+            id="snapshot-crds",
+            title=f"Install VolumeSnapshot CRDs ({snap})",
+            kind=StepKind.SNAPSHOT_CRDS,
+            needs=(),
+            skip_when=(Probe(kubectl("get", "crd", *(f"{c}.snapshot.storage.k8s.io" for c in SNAPSHOT_CRDS))),),
+            commands=tuple(
+                kubectl(
+                    "apply",
+                    "--server-side",
+                    "--force-conflicts",
+                    "-f",
+                    f"{raw}/client/config/crd/snapshot.storage.k8s.io_{c}.yaml",
+                )
+                for c in SNAPSHOT_CRDS
+            ),
+            done_when=tuple(
+                Wait(f"crd/{c}.snapshot.storage.k8s.io", None, "condition=Established") for c in SNAPSHOT_CRDS
+            ),
+            timeout_s=120,
+            diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
+        ),
+        Step(
+            id="snapshot-controller",
+            title=f"Install the snapshot controller ({snap})",
+            kind=StepKind.SNAPSHOT_CONTROLLER,
+            needs=("snapshot-crds",),
+            skip_when=(
+                Probe(
+                    kubectl("get", "deploy", "-A", "-l", "app.kubernetes.io/name=snapshot-controller", "-o", "name"),
+                    expect_output=True,
+                ),
+            ),
+            commands=tuple(
+                kubectl("apply", "-f", f"{raw}/deploy/kubernetes/snapshot-controller/{m}.yaml")
+                for m in SNAPSHOT_CONTROLLER_MANIFESTS
+            ),
+            done_when=(Wait("deployment/snapshot-controller", "kube-system", "rollout"),),
+            timeout_s=config.timeouts.snapshot_controller,
+            diagnostics=(
+                Diagnostic("describe.txt", kubectl("-n", "kube-system", "describe", "deploy/snapshot-controller")),
+                Diagnostic(
+                    "logs.txt",
+                    kubectl(
+                        "-n", "kube-system", "logs", "deploy/snapshot-controller", "--all-containers", "--tail=500"
+                    ),
+                ),
+            ),
+        ),
+        Step(
+            id="kubeblocks-crds",
+            title=f"Install KubeBlocks CRDs (v{config.kubeblocks_version})",
+            kind=StepKind.KUBEBLOCKS_CRDS,
+            needs=(),
+            skip_when=(Probe(kubectl("get", "crd", *KUBEBLOCKS_CRDS)),),
+            commands=(
+                # Server-side: the 10 MB bundle overflows client-side apply's annotation; apply stays idempotent.
+                kubectl(
+                    "apply",
+                    "--server-side",
+                    "--force-conflicts",
+                    "-f",
+                    "https://github.com/apecloud/kubeblocks/releases/download/"
+                    f"v{config.kubeblocks_version}/kubeblocks_crds.yaml",
+                ),
+            ),
+            done_when=tuple(Wait(f"crd/{c}", None, "condition=Established") for c in KUBEBLOCKS_CRDS),
+            timeout_s=180,
+            diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
+        ),
+        Step(
+            id="kubeblocks",
+            title=f"Install KubeBlocks {config.kubeblocks_version}",
+            kind=StepKind.KUBEBLOCKS,
+            # The dataprotection controller crashes when the VolumeSnapshot CRDs are missing at start.
+            needs=("snapshot-crds", "kubeblocks-crds"),
+            skip_when=(Probe(kubectl("-n", kb_ns, "get", "deploy", "kubeblocks", "-o", "name"), expect_output=True),),
+            commands=(
+                helm(
+                    "upgrade",
+                    "--install",
+                    "kubeblocks",
+                    "kubeblocks",
+                    "--repo",
+                    config.helm_repo,
+                    "--version",
+                    config.kubeblocks_version,
+                    "-n",
+                    kb_ns,
+                    "--create-namespace",
+                    "--set",
+                    f"image.registry={config.registry}",
+                    "--set",
+                    f"dataProtection.image.registry={config.registry}",
+                    "--set",
+                    f"addonChartsImage.registry={config.registry}",
+                    "--set",
+                    f"registryConfig.defaultRegistry={config.registry}",
+                    "--set",
+                    "registryConfig.defaultNamespace=apecloud",
+                    # The pipeline installs the addons it needs at pinned versions itself.
+                    "--set",
+                    "autoInstalledAddons={}",
+                ),
+            ),
+            retry_on=(ALREADY_EXISTS,),
+            done_when=tuple(Wait(f"deployment/{d}", kb_ns, "rollout") for d in KUBEBLOCKS_DEPLOYMENTS),
+            timeout_s=config.timeouts.kubeblocks,
+            diagnostics=_kubeblocks_diagnostics(kb_ns),
+        ),
+    ]
+    for d in config.enabled:
+        steps.append(_addon_step(config, d))
+    for d in config.enabled:
+        steps.append(_cluster_step(config, d))
+    return Plan(
+        namespace=config.namespace,
+        profile=config.profile,
+        versions={
+            "kubeblocks": config.kubeblocks_version,
+            "snapshotter": config.snapshotter_version,
+            **{f"{d.key}Chart": d.chart_version for d in config.enabled},
+            **{d.key: d.version for d in config.enabled},
+            **{f"image.{k}": v for k, v in config.images.items()},
+        },
+        steps=tuple(steps),
+        endpoints=tuple(endpoint(config, d) for d in config.enabled),
+    )
+
+
+def _kubeblocks_diagnostics(kb_ns: str) -> tuple[Diagnostic, ...]:
+    return (
+        Diagnostic("kb-system-pods.txt", kubectl("-n", kb_ns, "get", "pods", "-o", "wide")),
+        Diagnostic("kb-system-events.txt", kubectl("-n", kb_ns, "get", "events", "--sort-by=.lastTimestamp")),
+        *(
+            Diagnostic(f"{d}.log", kubectl("-n", kb_ns, "logs", f"deploy/{d}", "--all-containers", "--tail=2000"))
+            for d in KUBEBLOCKS_DEPLOYMENTS
+        ),
+        Diagnostic("helm-releases.txt", helm("list", "-A")),
+        Diagnostic("nodes.txt", kubectl("describe", "nodes")),
+    )
+
+
+def _addon_step(config: Config, d: DatabaseConfig) -> Step:
+    kb_ns = config.kubeblocks_namespace
+    name = d.db.addon
+    return Step(
+        id=f"addon:{d.key}",
+        title=f"Install addon {name} {d.chart_version}",
+        kind=StepKind.ADDON,
+        database=d.key,
+        needs=("kubeblocks",),
+        skip_when=(
+            Probe(helm("status", d.db.addon_release, "-n", kb_ns, "-o", "json"), contains='"status":"deployed"'),
+        ),
+        commands=(
+            helm(
+                "upgrade",
+                "--install",
+                d.db.addon_release,
+                name,
+                "--repo",
+                config.helm_repo,
+                "--version",
+                d.chart_version,
+                "-n",
+                kb_ns,
+            ),
+        ),
+        # The KubeBlocks addon controller may be installing the same release at the same moment.
+        retry_on=(ALREADY_EXISTS,),
+        done_when=(
+            Wait(f"clusterdefinition.apps.kubeblocks.io/{name}", None, "jsonpath={.status.phase}=Available", True),
+            Wait(f"componentversion.apps.kubeblocks.io/{name}", None, "jsonpath={.status.phase}=Available", True),
+        ),
+        timeout_s=config.timeouts.addon,
+        diagnostics=(
+            Diagnostic("addon.txt", kubectl("get", "addons.extensions.kubeblocks.io", name, "-o", "yaml")),
+            Diagnostic("definitions.txt", kubectl("get", "clusterdefinition,componentdefinition,componentversion")),
+            Diagnostic("helm-status.txt", helm("status", d.db.addon_release, "-n", kb_ns)),
+            *_kubeblocks_diagnostics(kb_ns),
+        ),
+    )
+
+
+def _cluster_step(config: Config, d: DatabaseConfig) -> Step:
+    ns = config.namespace
+    kb_ns = config.kubeblocks_namespace
+    selector = f"app.kubernetes.io/instance={d.release}"
+    return Step(
+        id=f"cluster:{d.key}",
+        title=f"Deploy {d.db.title} ({d.release}) and wait until Running",
+        kind=StepKind.CLUSTER,
+        database=d.key,
+        needs=(f"addon:{d.key}",),
+        commands=(
+            Command(
+                (
+                    "helm",
+                    "upgrade",
+                    "--install",
+                    d.release,
+                    d.db.cluster_chart,
+                    "--repo",
+                    config.helm_repo,
+                    "--version",
+                    d.chart_version,
+                    "-n",
+                    ns,
+                    "--create-namespace",
+                    "-f",
+                    "-",
+                ),
+                stdin=d.values_yaml(),
+            ),
+        ),
+        retry_on=(ALREADY_EXISTS,),
+        done_when=(Wait(f"clusters.apps.kubeblocks.io/{d.release}", ns, "jsonpath={.status.phase}=Running", True),),
+        timeout_s=config.timeouts.cluster,
+        watch=Watch(cluster=d.release, namespace=ns, pod_selector=selector),
+        diagnostics=(
+            Diagnostic(
+                "cluster.yaml", kubectl("-n", ns, "get", "clusters.apps.kubeblocks.io", d.release, "-o", "yaml")
+            ),
+            Diagnostic("cluster-describe.txt", kubectl("-n", ns, "describe", "clusters.apps.kubeblocks.io", d.release)),
+            Diagnostic("components.txt", kubectl("-n", ns, "describe", "cmp", "-l", selector)),
+            Diagnostic("instancesets.txt", kubectl("-n", ns, "describe", "its", "-l", selector)),
+            Diagnostic("pods.txt", kubectl("-n", ns, "describe", "pods", "-l", selector)),
+            Diagnostic("pvcs.txt", kubectl("-n", ns, "get", "pvc", "-l", selector, "-o", "wide")),
+            Diagnostic(
+                "logs.txt", kubectl("-n", ns, "logs", "-l", selector, "--all-containers", "--prefix", "--tail=1000")
+            ),
+            Diagnostic(
+                "logs-previous.txt",
+                kubectl("-n", ns, "logs", "-l", selector, "--all-containers", "--prefix", "--previous", "--tail=1000"),
+            ),
+            Diagnostic("events.txt", kubectl("-n", ns, "get", "events", "--sort-by=.lastTimestamp")),
+            Diagnostic("kb-system-events.txt", kubectl("-n", kb_ns, "get", "events", "--sort-by=.lastTimestamp")),
+            Diagnostic(
+                "kubeblocks.log", kubectl("-n", kb_ns, "logs", "deploy/kubeblocks", "--all-containers", "--tail=2000")
+            ),
+            Diagnostic(
+                "kubeblocks-dataprotection.log",
+                kubectl("-n", kb_ns, "logs", "deploy/kubeblocks-dataprotection", "--all-containers", "--tail=2000"),
+            ),
+            Diagnostic("addon.txt", kubectl("get", "addons.extensions.kubeblocks.io", d.db.addon, "-o", "yaml")),
+            Diagnostic("helm-releases.txt", helm("list", "-A")),
+            Diagnostic("nodes.txt", kubectl("describe", "nodes")),
+            Diagnostic("storageclasses.txt", kubectl("get", "storageclass", "-o", "wide")),
+        ),
+    )

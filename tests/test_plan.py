@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dbstack.cli import main
+from dbstack.plan import StepKind, build_plan
+from dbstack.validate import validate
+
+
+def _plan(values_dir: Path, *overrides: str, profile: str | None = None):  # type: ignore[no-untyped-def]
+    return build_plan(validate(values_dir, profile, overrides).config)
+
+
+def test_every_step_comes_after_the_steps_it_needs(values_dir: Path) -> None:
+    plan = _plan(values_dir, "databases.neo4j.enabled=true", profile="ci")
+    seen: set[str] = set()
+    for step in plan.steps:
+        assert set(step.needs) <= seen, f"{step.id} runs before {set(step.needs) - seen}"
+        seen.add(step.id)
+
+
+def test_plan_orders_snapshot_support_then_kubeblocks_then_addons_then_clusters(values_dir: Path) -> None:
+    kinds = [s.kind for s in _plan(values_dir).steps]
+    assert kinds[:4] == [
+        StepKind.SNAPSHOT_CRDS,
+        StepKind.SNAPSHOT_CONTROLLER,
+        StepKind.KUBEBLOCKS_CRDS,
+        StepKind.KUBEBLOCKS,
+    ]
+    assert kinds[4:] == [StepKind.ADDON] * 4 + [StepKind.CLUSTER] * 4
+
+
+def test_plan_has_one_addon_and_one_cluster_per_enabled_database(values_dir: Path) -> None:
+    plan = _plan(values_dir, "databases.qdrant.enabled=false", "databases.neo4j.enabled=true")
+    ids = [s.id for s in plan.steps if s.database]
+    assert ids == [
+        "addon:postgresql",
+        "addon:redis",
+        "addon:elasticsearch",
+        "addon:neo4j",
+        "cluster:postgresql",
+        "cluster:redis",
+        "cluster:elasticsearch",
+        "cluster:neo4j",
+    ]
+
+
+def test_kubeblocks_uses_docker_io_and_switches_default_addons_off(values_dir: Path) -> None:
+    argv = _plan(values_dir).step("kubeblocks").commands[0].argv
+    assert "image.registry=docker.io" in argv
+    assert "registryConfig.defaultNamespace=apecloud" in argv
+    assert "autoInstalledAddons={}" in argv
+    assert argv[argv.index("--version") + 1] == "1.0.1"
+
+
+def test_endpoints_follow_kubeblocks_naming(values_dir: Path) -> None:
+    endpoints = {e.database: e for e in _plan(values_dir, "databases.neo4j.enabled=true").endpoints}
+    pg = endpoints["postgresql"]
+    assert (pg.service, pg.port, pg.secret) == (
+        "pg-cluster-postgresql-postgresql",
+        5432,
+        "pg-cluster-postgresql-account-postgres",
+    )
+    assert pg.host == "pg-cluster-postgresql-postgresql.default.svc.cluster.local"
+    assert (endpoints["redis"].service, endpoints["redis"].secret) == (
+        "redis-cluster-redis-redis",
+        "redis-cluster-redis-account-default",
+    )
+    assert (endpoints["qdrant"].service, endpoints["qdrant"].port, endpoints["qdrant"].secret) == (
+        "qdrant-cluster-qdrant-qdrant",
+        6333,
+        None,
+    )
+    assert endpoints["elasticsearch"].service == "es-cluster-mdit-http"
+    assert endpoints["neo4j"].service == "neo4j-cluster-neo4j"
+    assert endpoints["neo4j"].secret == "neo4j-cluster-neo4j-account-neo4j"
+
+
+def test_cluster_values_reach_helm_on_stdin_with_the_profile_applied(values_dir: Path) -> None:
+    step = _plan(values_dir, profile="ci").step("cluster:elasticsearch")
+    command = step.commands[0]
+    assert command.argv[-2:] == ("-f", "-")
+    assert command.stdin is not None
+    assert "enableKibana: false" in command.stdin
+    assert "mode: single-node" in command.stdin
+
+
+def test_plan_json_is_documented_shape(values_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["plan", "--json", "--values", str(values_dir)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schemaVersion"] == 1
+    assert [s["id"] for s in data["steps"]][:4] == [
+        "snapshot-crds",
+        "snapshot-controller",
+        "kubeblocks-crds",
+        "kubeblocks",
+    ]
+    cluster = next(s for s in data["steps"] if s["id"] == "cluster:postgresql")
+    assert cluster["doneWhen"][0]["condition"] == "jsonpath={.status.phase}=Running"
+    assert cluster["timeoutSeconds"] == 600
+    assert cluster["diagnostics"]
+    assert {e["database"] for e in data["endpoints"]} == {"postgresql", "redis", "qdrant", "elasticsearch"}
