@@ -127,14 +127,19 @@ class Step:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """How the application reaches a database: in-cluster Service, port and credential Secret."""
+    """A deployed database: how the application reaches it (Service, port, credential Secret) and what it is."""
 
     database: str
+    title: str
     release: str
     namespace: str
     service: str
     port: int
     secret: str | None
+    chart_version: str
+    version: str
+    mode: str | None
+    replicas: int
 
     @property
     def host(self) -> str:
@@ -210,11 +215,16 @@ def helm(*args: str) -> Command:
 def endpoint(config: Config, d: DatabaseConfig) -> Endpoint:
     return Endpoint(
         database=d.key,
+        title=d.db.title,
         release=d.release,
         namespace=config.namespace,
         service=d.db.service(d.release),
         port=d.db.port,
         secret=d.db.secret(d.release),
+        chart_version=d.chart_version,
+        version=d.version,
+        mode=d.mode,
+        replicas=d.replicas,
     )
 
 
