@@ -6,11 +6,18 @@ No field ever holds a secret value: Secrets are named, never read into Results.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, TypeVar, Union
 
 RESULTS_SCHEMA_VERSION = 1
+_T = TypeVar("_T")
+
+
+class ResultsFormatError(ValueError):
+    """A results.json that is not a dbstack RunResults of this schema version; the message names the field."""
 
 
 class Outcome(StrEnum):
@@ -100,6 +107,9 @@ class RunResults:
     databases: list[DatabaseResult] = field(default_factory=list)
     smoke_outcome: Outcome = Outcome.NOT_RUN
     smoke_cause: str | None = None
+    smoke_started_at: float | None = None
+    """Unix time the smoke suite started; with smoke_ended_at it puts the suite on the report's timeline."""
+    smoke_ended_at: float | None = None
     schema_version: int = RESULTS_SCHEMA_VERSION
 
     @property
@@ -119,18 +129,67 @@ class RunResults:
         return plain
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunResults:
+    def from_json(cls, data: Any) -> RunResults:
+        """The inverse of `to_json`; raises ResultsFormatError naming the first field that does not fit."""
+        if not isinstance(data, dict):
+            raise ResultsFormatError(f"expected a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
         if version != RESULTS_SCHEMA_VERSION:
-            raise ValueError(f"results schema_version {version!r} is not {RESULTS_SCHEMA_VERSION}")
-        steps = [StepResult(**{**s, "outcome": Outcome(s["outcome"])}) for s in data.get("steps", [])]
-        databases = []
-        for d in data.get("databases", []):
-            checks = [CheckResult(**{**c, "outcome": Outcome(c["outcome"])}) for c in d.get("checks", [])]
-            databases.append(DatabaseResult(**{**d, "outcome": Outcome(d["outcome"]), "checks": checks}))
-        fields = {k: v for k, v in data.items() if k not in ("steps", "databases", "passed")}
-        fields["smoke_outcome"] = Outcome(fields.get("smoke_outcome", "not_run"))
-        return cls(**fields, steps=steps, databases=databases)
+            raise ResultsFormatError(f"results schema_version {version!r} is not {RESULTS_SCHEMA_VERSION}")
+        return _build(cls, {k: v for k, v in data.items() if k != "passed"}, "results")
+
+
+def _build(cls: type[_T], data: Any, where: str) -> _T:
+    if not isinstance(data, dict):
+        raise ResultsFormatError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ResultsFormatError(f"{where}: unknown field {unknown[0]!r}")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name in data:
+            values[name] = _convert(data[name], hints[name], f"{where}.{name}")
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ResultsFormatError(f"{where}: missing field {name!r}")
+    return cls(**values)
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _convert(value, inner, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ResultsFormatError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(hint)
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ResultsFormatError(f"{where}: expected an object, got {type(value).__name__}")
+        key_type, value_type = typing.get_args(hint)
+        return {_convert(k, key_type, where): _convert(v, value_type, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            allowed = ", ".join(str(m.value) for m in hint)
+            raise ResultsFormatError(f"{where}: {value!r} is not one of {allowed}") from None
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _build(hint, value, where)
+    return _scalar(value, hint, where)
+
+
+def _scalar(value: Any, hint: Any, where: str) -> Any:
+    accepted: tuple[type, ...] = (int, float) if hint is float else (hint,)
+    if (isinstance(value, bool) and hint is not bool) or not isinstance(value, accepted):
+        raise ResultsFormatError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
+    return value
 
 
 def _plain(value: Any) -> Any:
