@@ -8,7 +8,7 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-from smokekit.gate import Gate
+from smokekit.gate import SETTINGS_KEY, Gate, settings_of
 from smokekit.settings import (
     DATABASES,
     ConfigError,
@@ -22,8 +22,6 @@ from smokekit.settings import (
     mask,
 )
 
-SETTINGS_KEY = pytest.StashKey[SmokeSettings]()
-
 
 def pytest_configure(config: pytest.Config) -> None:
     for key in DATABASES:
@@ -32,10 +30,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS_KEY] = load_settings(os.environ)
     except ConfigError as exc:
         raise pytest.UsageError(f"smoke suite environment: {exc}") from None
-
-
-def settings_of(config: pytest.Config) -> SmokeSettings:
-    return config.stash[SETTINGS_KEY]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -54,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{item.nodeid} must carry exactly one database marker, has {keys}")
 
 
-# --- secret scrubbing: the last line of defence behind Secret and scrubbed() ---------------------------------
+# --- secret scrubbing: the last line of defence behind Secret and scrubbed() ---
 
 
 def _scrub_report(report: pytest.CollectReport | pytest.TestReport, secret_values: list[str]) -> None:
@@ -91,7 +85,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     return report
 
 
-# --- configured / required / reachable -------------------------------------------------------------------
+# --- configured / required / reachable ---
 
 
 @pytest.fixture(scope="session")
@@ -114,13 +108,6 @@ def run_id() -> str:
     """Names every object this run creates (schema, key prefix, collection, index, label): reruns and
     parallel runs never meet."""
     return f"smoke_{secrets.token_hex(6)}"
-
-
-@pytest.fixture(autouse=True)
-def _record_database(request: pytest.FixtureRequest, record_property: Any) -> None:
-    for key in DATABASES:
-        if request.node.get_closest_marker(key):
-            record_property("database", key)
 
 
 @pytest.fixture(scope="session")

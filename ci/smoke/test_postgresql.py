@@ -1,4 +1,4 @@
-"""PostgreSQL as ApeRAG uses it: SQLAlchemy 2 over psycopg 3 (sync) and asyncpg (async), pgvector, native enums."""
+"""PostgreSQL as ApeRAG uses it: SQLAlchemy 2 over psycopg 3 and asyncpg, pgvector, native enums."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from smokekit.gate import Gate
 from smokekit.errors import scrubbed
+from smokekit.gate import Gate
 from smokekit.models import (
     Base,
     DocumentIndex,
@@ -57,14 +57,16 @@ def pg_schema(run_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def engine(pg_settings: PostgresSettings, pg_schema: str, gate: Gate, secret_values: list[str]) -> Iterator[Engine]:
+def engine(
+    pg_settings: PostgresSettings, pg_schema: str, gate: Gate, secret_values: list[str]
+) -> Iterator[Engine]:
     engine = create_engine(
         pg_url(pg_settings, "psycopg"),
         pool_pre_ping=True,
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT_S,
             "application_name": "dbstack-smoke",
-            # Unqualified names, enum types included, land in this run's schema; `vector` resolves from public.
+            # Unqualified names, enum types too, land in this run's schema; `vector` resolves from public.
             "options": f"-c search_path={pg_schema},public",
         },
     )
@@ -90,7 +92,9 @@ def engine(pg_settings: PostgresSettings, pg_schema: str, gate: Gate, secret_val
         engine.dispose()
 
 
-def test_sync_connection_runs_queries_as_configured_user(engine: Engine, pg_settings: PostgresSettings) -> None:
+def test_sync_connection_runs_queries_as_configured_user(
+    engine: Engine, pg_settings: PostgresSettings
+) -> None:
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version()")).scalar_one()
         user = conn.execute(text("SELECT current_user")).scalar_one()
@@ -129,6 +133,7 @@ async def test_async_connection_round_trips_a_vector(
             ).scalar_one()
     finally:
         await async_engine.dispose()
+    assert stored is not None
     assert [float(x) for x in stored] == [0.5, 0.25, 1.0]
 
 
@@ -136,13 +141,17 @@ def test_vector_extension_is_installed_and_computes_cosine_distance(engine: Engi
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EXTENSION_LOCK_KEY})
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-        version = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
+        version = conn.execute(
+            text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        ).scalar_one()
         distance = conn.execute(text("SELECT '[1,2,3]'::vector <=> '[2,4,6]'::vector")).scalar_one()
     assert version
     assert distance == pytest.approx(0.0, abs=1e-6)
 
 
-def test_orm_schema_has_native_enums_dimensionless_vectors_and_string_arrays(engine: Engine, pg_schema: str) -> None:
+def test_orm_schema_has_native_enums_dimensionless_vectors_and_string_arrays(
+    engine: Engine, pg_schema: str
+) -> None:
     with engine.connect() as conn:
         enum_labels = conn.execute(
             text(
@@ -154,18 +163,19 @@ def test_orm_schema_has_native_enums_dimensionless_vectors_and_string_arrays(eng
         ).all()
         column_types = conn.execute(
             text(
-                "SELECT c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-                "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "SELECT c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod) "
+                "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = :schema AND a.attname IN ('content_vector', 'chunk_ids', 'status') "
                 "AND a.attnum > 0"
             ),
             {"schema": pg_schema},
         ).all()
-    assert dict(enum_labels) == {
+    assert {name: labels for name, labels in enum_labels} == {
         "documentindextype": [t.value for t in DocumentIndexType],
         "documentindexstatus": [s.value for s in DocumentIndexStatus],
     }
-    assert dict(column_types) == {
+    assert {column: type_ for column, type_ in column_types} == {
         "document_index.status": "documentindexstatus",
         "lightrag_doc_chunks.content_vector": "vector",
         "lightrag_vdb_entity.content_vector": "vector",
@@ -222,12 +232,16 @@ def test_upsert_on_conflict_updates_chunk_and_entity(engine: Engine) -> None:
         conn.execute(chunk_upsert.values(content="second"))
         conn.execute(entity_upsert.values(chunk_ids=["chunk-1", "chunk-2"]))
     with engine.connect() as conn:
-        contents = conn.execute(
-            select(LightRAGDocChunks.content).where(LightRAGDocChunks.workspace == workspace)
-        ).scalars().all()
-        chunk_ids = conn.execute(
-            select(LightRAGVDBEntity.chunk_ids).where(LightRAGVDBEntity.workspace == workspace)
-        ).scalars().all()
+        contents = (
+            conn.execute(select(LightRAGDocChunks.content).where(LightRAGDocChunks.workspace == workspace))
+            .scalars()
+            .all()
+        )
+        chunk_ids = (
+            conn.execute(select(LightRAGVDBEntity.chunk_ids).where(LightRAGVDBEntity.workspace == workspace))
+            .scalars()
+            .all()
+        )
     assert contents == ["second"]
     assert chunk_ids == [["chunk-1", "chunk-2"]]
 
@@ -238,7 +252,10 @@ def test_cosine_nearest_neighbour_returns_the_closest_chunk(engine: Engine) -> N
     with engine.begin() as conn:
         conn.execute(
             insert(LightRAGDocChunks),
-            [{"id": name, "workspace": workspace, "content": name, "content_vector": v} for name, v in vectors.items()],
+            [
+                {"id": name, "workspace": workspace, "content": name, "content_vector": v}
+                for name, v in vectors.items()
+            ],
         )
     # Scaled to show the metric is cosine, not Euclidean: by length "east" would be nearer.
     query_vector = [0.5, 4.0, 0.2]
@@ -259,17 +276,25 @@ def test_cosine_nearest_neighbour_returns_the_closest_chunk(engine: Engine) -> N
 def test_graph_nodes_and_edges_reject_duplicate_keys_and_upsert(engine: Engine) -> None:
     workspace = new_id()
     with engine.begin() as conn:
-        conn.execute(insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice", entity_type="PERSON"))
         conn.execute(
-            insert(LightRAGGraphEdge).values(workspace=workspace, source_entity_id="Alice", target_entity_id="Bob")
+            insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice", entity_type="PERSON")
+        )
+        conn.execute(
+            insert(LightRAGGraphEdge).values(
+                workspace=workspace, source_entity_id="Alice", target_entity_id="Bob"
+            )
         )
     for duplicate in (
         insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice"),
-        insert(LightRAGGraphEdge).values(workspace=workspace, source_entity_id="Alice", target_entity_id="Bob"),
+        insert(LightRAGGraphEdge).values(
+            workspace=workspace, source_entity_id="Alice", target_entity_id="Bob"
+        ),
     ):
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(duplicate)
-    node_upsert = insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice", description="updated")
+    node_upsert = insert(LightRAGGraphNode).values(
+        workspace=workspace, entity_id="Alice", description="updated"
+    )
     with engine.begin() as conn:
         conn.execute(
             node_upsert.on_conflict_do_update(
@@ -309,7 +334,9 @@ def test_document_status_derives_from_stored_index_rows(
             for index_type, status in zip(DocumentIndexType, statuses, strict=False)
         )
     with Session(engine) as session:
-        stored = session.scalars(select(DocumentIndex.status).where(DocumentIndex.document_id == document_id)).all()
+        stored = session.scalars(
+            select(DocumentIndex.status).where(DocumentIndex.document_id == document_id)
+        ).all()
     assert sorted(stored) == sorted(statuses)
     assert derive_document_status(stored) is expected
 

@@ -58,7 +58,9 @@ def db1(managers: dict[int, RedisConnectionManager]) -> redis.Redis:
     return managers[MEMORY_DB].get_sync_client()
 
 
-def test_manager_shares_one_pooled_client_with_aperag_limits(managers: dict[int, RedisConnectionManager]) -> None:
+def test_manager_shares_one_pooled_client_with_aperag_limits(
+    managers: dict[int, RedisConnectionManager],
+) -> None:
     manager = managers[MEMORY_DB]
     client = manager.get_sync_client()
     assert manager.get_sync_client() is client

@@ -11,6 +11,13 @@ from .settings import PRIMARY_VARIABLE, SmokeSettings
 
 T = TypeVar("T")
 
+SETTINGS_KEY = pytest.StashKey[SmokeSettings]()
+
+
+def settings_of(config: pytest.Config) -> SmokeSettings:
+    """The settings conftest parsed once at configure time."""
+    return config.stash[SETTINGS_KEY]
+
 
 class Gate:
     """Decides whether a database's checks run, skip, or fail, from the environment contract."""

@@ -28,13 +28,13 @@ class Base(DeclarativeBase):
     pass
 
 
-class DocumentIndexType(str, enum.Enum):
+class DocumentIndexType(enum.StrEnum):
     VECTOR = "VECTOR"
     FULLTEXT = "FULLTEXT"
     GRAPH = "GRAPH"
 
 
-class DocumentIndexStatus(str, enum.Enum):
+class DocumentIndexStatus(enum.StrEnum):
     PENDING = "PENDING"
     CREATING = "CREATING"
     ACTIVE = "ACTIVE"
@@ -43,7 +43,7 @@ class DocumentIndexStatus(str, enum.Enum):
     FAILED = "FAILED"
 
 
-class DocumentStatus(str, enum.Enum):
+class DocumentStatus(enum.StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     COMPLETE = "COMPLETE"
@@ -137,7 +137,9 @@ class LightRAGVDBRelation(Base):
 
 class LightRAGGraphNode(Base):
     __tablename__ = "lightrag_graph_nodes"
-    __table_args__ = (UniqueConstraint("workspace", "entity_id", name="uq_lightrag_graph_nodes_workspace_entity"),)
+    __table_args__ = (
+        UniqueConstraint("workspace", "entity_id", name="uq_lightrag_graph_nodes_workspace_entity"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entity_id: Mapped[str] = mapped_column(String(256), nullable=False)

@@ -52,14 +52,14 @@ class RedisConnectionManager:
         if self._sync_client is None:
             with self._lock:
                 if self._sync_client is None:
-                    pool = redis.ConnectionPool(**self._pool_kwargs())  # type: ignore[arg-type]
+                    pool = redis.ConnectionPool(**self._pool_kwargs())
                     self._sync_client = redis.Redis(connection_pool=pool)
         return self._sync_client
 
     def get_async_client(self) -> aioredis.Redis:
         # The async pool binds to the event loop that first uses it, as in ApeRAG's manager.
         if self._async_client is None:
-            pool = aioredis.ConnectionPool(**self._pool_kwargs())  # type: ignore[arg-type]
+            pool = aioredis.ConnectionPool(**self._pool_kwargs())
             self._async_client = aioredis.Redis(connection_pool=pool)
         return self._async_client
 
