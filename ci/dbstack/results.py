@@ -118,7 +118,7 @@ class RunResults:
             return False
         if any(d.outcome is not Outcome.PASSED for d in self.databases):
             return False
-        if any(c.outcome in (Outcome.FAILED,) for d in self.databases for c in d.checks):
+        if any(not c.outcome.ok for d in self.databases for c in d.checks):
             return False
         return self.smoke_outcome in (Outcome.PASSED, Outcome.SKIPPED)
 
@@ -135,7 +135,7 @@ class RunResults:
             raise ResultsFormatError(f"expected a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
         if version != RESULTS_SCHEMA_VERSION:
-            raise ResultsFormatError(f"results schema_version {version!r} is not {RESULTS_SCHEMA_VERSION}")
+            raise ResultsFormatError(f"results schema_version {_short(version)} is not {RESULTS_SCHEMA_VERSION}")
         return _build(cls, {k: v for k, v in data.items() if k != "passed"}, "results")
 
 
@@ -146,7 +146,7 @@ def _build(cls: type[_T], data: Any, where: str) -> _T:
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ResultsFormatError(f"{where}: unknown field {unknown[0]!r}")
+        raise ResultsFormatError(f"{where}: unknown field {_short(unknown[0])}")
     values: dict[str, Any] = {}
     for name, f in known.items():
         if name in data:
@@ -179,7 +179,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             return hint(value)
         except ValueError:
             allowed = ", ".join(str(m.value) for m in hint)
-            raise ResultsFormatError(f"{where}: {value!r} is not one of {allowed}") from None
+            raise ResultsFormatError(f"{where}: {_short(value)} is not one of {allowed}") from None
     if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, value, where)
     return _scalar(value, hint, where)
@@ -190,6 +190,12 @@ def _scalar(value: Any, hint: Any, where: str) -> Any:
     if (isinstance(value, bool) and hint is not bool) or not isinstance(value, accepted):
         raise ResultsFormatError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
     return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for an error message: repr, one line, cut short (a results file may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,57 @@
+"""`dbstack report --results FILE --out DIR`: render a saved results.json again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dbstack.report.folder import copy_diagnostics, masked, write_reports
+from dbstack.report.verdict import headline
+from dbstack.results import ResultsFormatError, RunResults
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+class ResultsFileError(Exception):
+    """A results file that cannot be read back; the message is one line naming the file."""
+
+
+def load_results(path: Path) -> RunResults:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ResultsFileError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ResultsFileError(f"{path} is not UTF-8 text, so not a results.json") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(f"{path} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ResultsFileError(f"{path} is nested too deeply to be a results.json") from None
+    try:
+        return RunResults.from_json(data)
+    except ResultsFormatError as exc:
+        raise ResultsFileError(f"{path} is not a dbstack results file: {exc}") from None
+
+
+def cli_report(args: argparse.Namespace) -> int:
+    results_path: Path = args.results
+    out_dir: Path = args.out
+    try:
+        results = load_results(results_path)
+    except ResultsFileError as exc:
+        print(f"dbstack report: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        copy_diagnostics(results_path.parent, out_dir)
+        write_reports(results, out_dir)
+    except OSError as exc:
+        print(f"dbstack report: cannot write reports to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(headline(masked(results)))
+    print(f"Reports written to {out_dir}: junit.xml, summary.json, summary.md, results.json")
+    return EXIT_OK

@@ -1,0 +1,108 @@
+"""The numbers and the one-line verdict every report shares, derived from Results alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
+
+OUTCOME_WORDS: dict[Outcome, str] = {
+    Outcome.PASSED: "passed",
+    Outcome.FAILED: "failed",
+    Outcome.TIMED_OUT: "timed out",
+    Outcome.SKIPPED: "skipped",
+    Outcome.NOT_RUN: "not run",
+    Outcome.CANCELLED: "cancelled",
+}
+FAILED_OUTCOMES = (Outcome.FAILED, Outcome.TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class CheckCounts:
+    passed: int
+    failed: int
+    skipped: int
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped
+
+    @classmethod
+    def of(cls, databases: list[DatabaseResult]) -> CheckCounts:
+        counts = Counter(c.outcome for d in databases for c in d.checks)
+        failed = sum(n for outcome, n in counts.items() if not outcome.ok)
+        return cls(passed=counts[Outcome.PASSED], failed=failed, skipped=counts[Outcome.SKIPPED])
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def first_line(text: str | None) -> str:
+    """The most useful line of a cause: its first non-blank one."""
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def database_ready(database: DatabaseResult) -> bool:
+    return database.outcome is Outcome.PASSED
+
+
+def cancelled(results: RunResults) -> bool:
+    return any(s.outcome is Outcome.CANCELLED for s in results.steps) or results.smoke_outcome is Outcome.CANCELLED
+
+
+def failed_steps(results: RunResults) -> list[StepResult]:
+    """Steps that went wrong themselves (not those left unrun because another failed)."""
+    return [s for s in results.steps if s.outcome in FAILED_OUTCOMES]
+
+
+def verdict(results: RunResults) -> str:
+    """One line without the emoji: what passed, or what failed first and how much."""
+    checks = CheckCounts.of(results.databases)
+    if results.passed:
+        return _success_line(results, checks)
+    parts: list[str] = []
+    if cancelled(results):
+        parts.append("run cancelled")
+    parts += [f"{s.title} {OUTCOME_WORDS[s.outcome]}" for s in failed_steps(results) if s.database is None]
+    parts += _database_parts(results.databases)
+    if checks.failed:
+        owners = sorted({d.key for d in results.databases for c in d.checks if not c.outcome.ok})
+        parts.append(f"{checks.failed} of {plural(checks.total, 'check')} failed ({', '.join(owners)})")
+    elif results.smoke_outcome in FAILED_OUTCOMES:
+        cause = first_line(results.smoke_cause)
+        parts.append(f"smoke tests {OUTCOME_WORDS[results.smoke_outcome]}" + (f": {cause}" if cause else ""))
+    elif not parts and results.smoke_outcome is Outcome.NOT_RUN:
+        parts.append("smoke tests not run")
+    return "; ".join(parts) or "run did not pass"
+
+
+def _success_line(results: RunResults, checks: CheckCounts) -> str:
+    count = len(results.databases)
+    if count == 0:
+        done = sum(1 for s in results.steps if s.outcome.ok)
+        return f"no databases enabled, {done} of {plural(len(results.steps), 'step')} done"
+    ready = "1 database ready" if count == 1 else f"all {count} databases ready"
+    line = f"{ready}, {plural(checks.passed, 'check')} passed"
+    return line + (f", {checks.skipped} skipped" if checks.skipped else "")
+
+
+def _database_parts(databases: list[DatabaseResult]) -> list[str]:
+    total = len(databases)
+    broken = [d.key for d in databases if d.outcome in FAILED_OUTCOMES]
+    absent = [d.key for d in databases if not database_ready(d) and d.outcome not in FAILED_OUTCOMES]
+    parts = []
+    if broken:
+        parts.append(f"{len(broken)} of {plural(total, 'database')} failed ({', '.join(broken)})")
+    if absent:
+        parts.append(f"{len(absent)} of {plural(total, 'database')} not deployed ({', '.join(absent)})")
+    return parts
+
+
+def headline(results: RunResults) -> str:
+    mark = "✅" if results.passed else ("⏹️" if cancelled(results) else "❌")
+    return f"{mark} dbstack: {verdict(results)}"

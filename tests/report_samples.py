@@ -1,0 +1,217 @@
+"""Hand-built RunResults for the report tests: shaped like real runs, every value chosen here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+
+RUN_START = 1_790_000_000.0
+PENDING_CAUSE = "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu"
+ABNORMAL_CAUSE = "Cluster redis-cluster is Abnormal: redis-cluster-redis-0 CrashLoopBackOff"
+
+
+@dataclass(frozen=True)
+class Db:
+    key: str
+    title: str
+    release: str
+    service_suffix: str
+    port: int
+    secret: str | None
+    version: str
+    mode: str | None
+    replicas: int
+
+
+DATABASES = (
+    Db(
+        "postgresql", "PostgreSQL", "pg-cluster", "-postgresql-postgresql", 5432, "postgres", "16.4.0", "replication", 2
+    ),
+    Db("redis", "Redis", "redis-cluster", "-redis-redis", 6379, "default", "7.2.7", "standalone", 1),
+    Db("qdrant", "Qdrant", "qdrant-cluster", "-qdrant-qdrant", 6333, None, "1.10.0", None, 1),
+    Db("elasticsearch", "Elasticsearch", "es-cluster", "-mdit-http", 9200, "elastic", "8.8.2", "single-node", 1),
+)
+CHECK_NAMES = {
+    "postgresql": ("test_vector_extension_is_installed", "test_upsert_on_conflict_updates_chunk", "test_rollback"),
+    "redis": ("test_set_get_with_ttl_expires", "test_db0_and_db1_are_kept_apart"),
+    "qdrant": ("test_create_cosine_collection", "test_top1_search_returns_the_nearest_point"),
+    "elasticsearch": ("test_cluster_health_is_green_or_yellow", "test_ik_analysis_plugin_tokenizes_chinese"),
+}
+PLATFORM_STEPS = (
+    ("snapshot-crds", "Install VolumeSnapshot CRDs (v8.2.0)", "snapshot-crds"),
+    ("snapshot-controller", "Install the snapshot controller (v8.2.0)", "snapshot-controller"),
+    ("kubeblocks-crds", "Install KubeBlocks CRDs (v1.0.1)", "kubeblocks-crds"),
+    ("kubeblocks", "Install KubeBlocks 1.0.1", "kubeblocks"),
+)
+
+
+class Clock:
+    """Hands out consecutive step times, so every sample's timeline is monotone by construction."""
+
+    def __init__(self) -> None:
+        self.now = RUN_START
+
+    def span(self, seconds: float) -> tuple[float, float]:
+        start = self.now
+        self.now += seconds
+        return start, self.now
+
+
+def database_result(db: Db, outcome: Outcome, checks: list[CheckResult]) -> DatabaseResult:
+    ready_after = 95.5 if outcome is Outcome.PASSED else None
+    return DatabaseResult(
+        key=db.key,
+        title=db.title,
+        release=db.release,
+        namespace="default",
+        chart_version="1.0.1",
+        version=db.version,
+        mode=db.mode,
+        replicas=db.replicas,
+        service=f"{db.release}{db.service_suffix}",
+        port=db.port,
+        secret=f"{db.release}-{db.key}-account-{db.secret}" if db.secret else None,
+        outcome=outcome,
+        ready_after_s=ready_after,
+        checks=checks,
+    )
+
+
+def passing_checks(key: str) -> list[CheckResult]:
+    return [CheckResult(key, name, Outcome.PASSED, 0.25) for name in CHECK_NAMES[key]]
+
+
+def platform_steps(
+    clock: Clock, skipped: tuple[str, ...] = ("snapshot-crds", "snapshot-controller")
+) -> list[StepResult]:
+    steps = []
+    for step_id, title, kind in PLATFORM_STEPS:
+        outcome = Outcome.SKIPPED if step_id in skipped else Outcome.PASSED
+        start, end = clock.span(0.4 if outcome is Outcome.SKIPPED else 30.0)
+        steps.append(StepResult(step_id, title, kind, None, outcome, start, end, attempts=1))
+    return steps
+
+
+def database_steps(clock: Clock, db: Db, cluster: Outcome, cause: str | None = None) -> list[StepResult]:
+    addon_start, addon_end = clock.span(12.0)
+    cluster_start, cluster_end = clock.span(95.5 if cluster is Outcome.PASSED else 600.0)
+    diagnostics = [f"diagnostics/{db.key}/{name}" for name in ("pods.txt", "events.txt", "nodes.txt")]
+    return [
+        StepResult(
+            f"addon:{db.key}",
+            f"Install addon {db.key} 1.0.1",
+            "addon",
+            db.key,
+            Outcome.PASSED,
+            addon_start,
+            addon_end,
+            attempts=1,
+        ),
+        StepResult(
+            f"cluster:{db.key}",
+            f"Deploy {db.title} ({db.release}) and wait until Running",
+            "cluster",
+            db.key,
+            cluster,
+            cluster_start,
+            cluster_end,
+            cause=cause,
+            diagnostics=diagnostics if not cluster.ok else [],
+            attempts=1,
+        ),
+    ]
+
+
+def new_run(clock: Clock, steps: list[StepResult], databases: list[DatabaseResult]) -> RunResults:
+    return RunResults(
+        run_id="run-20260926-1",
+        started_at=RUN_START,
+        ended_at=None,
+        cluster_kind="k3s",
+        profile="ci",
+        namespace="default",
+        versions={"kubeblocks": "1.0.1", "snapshotter": "v8.2.0", **{d.key: d.version for d in DATABASES}},
+        steps=steps,
+        databases=databases,
+    )
+
+
+def with_smoke(results: RunResults, clock: Clock, outcome: Outcome, cause: str | None = None) -> RunResults:
+    results.smoke_started_at, results.smoke_ended_at = clock.span(20.0)
+    results.smoke_outcome = outcome
+    results.smoke_cause = cause
+    results.ended_at = clock.now
+    return results
+
+
+def successful_run() -> RunResults:
+    clock = Clock()
+    steps = platform_steps(clock)
+    for db in DATABASES:
+        steps += database_steps(clock, db, Outcome.PASSED)
+    databases = [database_result(db, Outcome.PASSED, passing_checks(db.key)) for db in DATABASES]
+    databases[2].checks.append(CheckResult("qdrant", "test_grpc_port", Outcome.SKIPPED, 0.0, "gRPC not exposed"))
+    return with_smoke(new_run(clock, steps, databases), clock, Outcome.PASSED)
+
+
+def failed_run() -> RunResults:
+    """PostgreSQL times out on a Pending pod (Insufficient cpu), Redis turns Abnormal, one Qdrant check fails."""
+    clock = Clock()
+    steps = platform_steps(clock)
+    outcomes = {
+        "postgresql": (Outcome.TIMED_OUT, f"{PENDING_CAUSE}\nwaited 600s for clusters.apps.kubeblocks.io/pg-cluster"),
+        "redis": (Outcome.FAILED, ABNORMAL_CAUSE),
+    }
+    databases = []
+    for db in DATABASES:
+        outcome, cause = outcomes.get(db.key, (Outcome.PASSED, None))
+        steps += database_steps(clock, db, outcome, cause)
+        checks = passing_checks(db.key) if outcome is Outcome.PASSED else []
+        databases.append(database_result(db, outcome, checks))
+    databases[2].checks[1] = CheckResult(
+        "qdrant", CHECK_NAMES["qdrant"][1], Outcome.FAILED, 1.5, "AssertionError: nearest point was 7, expected 3"
+    )
+    return with_smoke(new_run(clock, steps, databases), clock, Outcome.FAILED, "1 check failed")
+
+
+def cancelled_run() -> RunResults:
+    """Cancelled while KubeBlocks was installing: every later step and database not run."""
+    clock = Clock()
+    steps = platform_steps(clock)
+    steps[-1].outcome = Outcome.CANCELLED
+    steps[-1].cause = "cancelled by the user (SIGINT)"
+    for db in DATABASES:
+        for step in database_steps(clock, db, Outcome.NOT_RUN):
+            steps.append(
+                StepResult(
+                    step.id,
+                    step.title,
+                    step.kind,
+                    step.database,
+                    Outcome.NOT_RUN,
+                    cause="needs kubeblocks, which was cancelled",
+                )
+            )
+    databases = [database_result(db, Outcome.NOT_RUN, []) for db in DATABASES]
+    results = new_run(clock, steps, databases)
+    results.ended_at = clock.now
+    results.smoke_outcome = Outcome.NOT_RUN
+    return results
+
+
+def empty_run() -> RunResults:
+    """No database enabled: only the platform steps run."""
+    clock = Clock()
+    results = new_run(clock, platform_steps(clock, skipped=()), [])
+    results.ended_at = clock.now
+    results.smoke_outcome = Outcome.SKIPPED
+    return results
+
+
+ALL_SAMPLES = {
+    "success": successful_run,
+    "failure": failed_run,
+    "cancelled": cancelled_run,
+    "no-databases": empty_run,
+}
