@@ -55,7 +55,13 @@ SETTINGS_RULES: dict[str, Rule] = {
 }
 CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 SNAPSHOTTER_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
-PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+_IMAGE_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_IMAGE_PART}(?:/{_IMAGE_PART})*"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?P<digest>@sha256:[0-9a-f]{64})?$"
+)
+DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+"""A string quantity the charts can paste before their unit (`{{ .Values.memory }}Gi`)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class Layers:
             if found:
                 return found
             parts.pop()
-        return Source(self.files[-1] if self.files else Path("-"), 1)
+        return Source(self.files[0] if self.files else Path("-"), 1)
 
     def problem(self, key: str, message: str, allowed: str | None = None) -> Problem:
         where = self.source(key)
@@ -226,10 +232,20 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
         raise InvalidInput([Problem(values_dir, 1, "-", "values directory does not exist")])
     profile_dir: Path | None = None
     if profile:
+        known = profile_names(values_dir)
         profile_dir = values_dir / PROFILES_DIR / profile
-        if not profile_dir.is_dir():
-            known = ", ".join(profile_names(values_dir)) or "none defined"
-            raise InvalidInput([Problem(profile_dir, 1, "profile", f"no profile named {profile!r}", known)])
+        # Only a folder directly under profiles/: `--profile .` or `../x` must not quietly layer something else.
+        if profile not in known:
+            raise InvalidInput(
+                [
+                    Problem(
+                        profile_dir, 1, "profile", f"no profile named {profile!r}", ", ".join(known) or "none defined"
+                    )
+                ]
+            )
+    problems.extend(unknown_files(values_dir))
+    if profile_dir is not None:
+        problems.extend(unknown_files(profile_dir))
 
     settings = Layers()
     _layer(settings, values_dir / SETTINGS_FILE, profile_dir, problems, required=True)
@@ -298,6 +314,21 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
         files=tuple(settings.files) + tuple(f for d in databases for f in d.values_files),
         settings_sources=dict(settings.sources),
     )
+
+
+VALUES_SUFFIXES = (".yaml", ".yml")
+
+
+def unknown_files(folder: Path) -> list[Problem]:
+    """YAML files the loader would never read (a misspelt database, `.yml`): silently ignored otherwise."""
+    expected = [SETTINGS_FILE, *(f"{key}.yaml" for key in DATABASES)]
+    problems = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in VALUES_SUFFIXES and path.name not in expected:
+            close = difflib.get_close_matches(path.name, expected, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(Problem(path, 1, "-", f"unknown values file, never read{hint}", ", ".join(expected)))
+    return problems
 
 
 def _layer(layers: Layers, base: Path, profile_dir: Path | None, problems: list[Problem], *, required: bool) -> None:
@@ -407,12 +438,8 @@ def _as_number(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
+    if isinstance(value, str) and DECIMAL.match(value):
+        return float(value)
     return None
 
 
@@ -471,8 +498,9 @@ def _check_settings(settings: Layers, problems: list[Problem]) -> None:
     if not s["kubeblocks"]["helmRepo"].startswith(("https://", "http://", "oci://")):
         problems.append(settings.problem("kubeblocks.helmRepo", "must be a URL", "https://..., oci://..."))
     for name, image in s["images"].items():
-        pinned = ":" in image.rsplit("/", 1)[-1] or "@sha256:" in image
-        if not PINNED_IMAGE.match(image) or not pinned or image.endswith(":latest"):
+        match = IMAGE_REFERENCE.match(image)
+        pinned = match is not None and (match["digest"] or (match["tag"] and match["tag"] != "latest"))
+        if not pinned:
             problems.append(
                 settings.problem(
                     f"images.{name}", f"{image!r} is not a pinned image", "name:tag (not latest) or @sha256"
@@ -498,8 +526,10 @@ def _check_releases(settings: Layers, problems: list[Problem]) -> None:
 
 def _check_chart_values(db: Database, layers: Layers, problems: list[Problem]) -> None:
     v = layers.data
+    requests = v.get("requests")
     for resource in ("cpu", "memory"):
-        request = _as_number((v.get("requests") or {}).get(resource))
+        # A `requests` of the wrong type is already reported by the rules.
+        request = _as_number(requests.get(resource)) if isinstance(requests, dict) else None
         limit = _as_number(v.get(resource, db.chart_defaults.get(resource)))
         if request is not None and limit is not None and request > limit:
             problems.append(
@@ -511,5 +541,5 @@ def _check_chart_values(db: Database, layers: Layers, problems: list[Problem]) -
             )
     mode = v.get("mode", db.chart_defaults.get("mode"))
     replicas = v.get("replicas", db.chart_defaults.get("replicas"))
-    if db.single_mode and mode == db.single_mode and isinstance(replicas, int) and replicas != 1:
+    if db.single_mode and mode == db.single_mode and type(replicas) is int and replicas != 1:
         problems.append(layers.problem("replicas", f"{mode} mode runs exactly one replica, got {replicas}", "1"))

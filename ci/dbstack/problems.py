@@ -16,7 +16,9 @@ class Problem:
 
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}: {self.key}: {self.message}"
-        return f"{text} (allowed: {self.allowed})" if self.allowed else text
+        text = f"{text} (allowed: {self.allowed})" if self.allowed else text
+        # One problem, one line: a key or value read from YAML may hold line breaks.
+        return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class InvalidInput(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,11 @@ from typing import Any
 import yaml
 
 from dbstack.problems import Problem
+
+# libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one; both give marks.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_NULL_TAG = "tag:yaml.org,2002:null"
 
 
 @dataclass
@@ -45,24 +51,54 @@ def load_yaml(path: Path, problems: list[Problem]) -> YamlDocument | None:
             Problem(path, line, "-", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
         )
         return None
+    root = _single_root(path, text, problems)
+    if root is None:
+        return None
+    doc = YamlDocument(path=path, data=None)
+    doc.data = _Builder(doc, problems).build(root, "", ())
+    return doc
+
+
+def _single_root(path: Path, text: str, problems: list[Problem]) -> yaml.MappingNode | None:
+    """The file's one document as a mapping node, or None after reporting why not."""
     try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        documents = list(yaml.compose_all(text, Loader=_LOADER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        line = mark.line + 1 if mark else 1
-        problems.append(Problem(path, line, "-", f"invalid YAML at {where}: {exc.problem or exc}"))
+        what = _one_line(exc.problem or exc.context or "unreadable")
+        if mark is None:
+            problems.append(Problem(path, 1, "-", f"invalid YAML: {what}"))
+        else:
+            problems.append(
+                Problem(
+                    path, mark.line + 1, "-", f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {what}"
+                )
+            )
+        return None
+    except yaml.reader.ReaderError as exc:
+        line, column = _line_and_column(text, exc.position)
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        problems.append(
+            Problem(
+                path, line, "-", f"invalid YAML at line {line}, column {column}: character U+{char:04X} is not allowed"
+            )
+        )
         return None
     except yaml.YAMLError as exc:
-        problems.append(Problem(path, 1, "-", f"invalid YAML: {exc}"))
+        problems.append(Problem(path, 1, "-", f"invalid YAML: {_one_line(str(exc))}"))
         return None
-    documents = [d for d in documents if d is not None]
+    documents = [d for d in documents if d.tag != _NULL_TAG]
     if not documents:
         problems.append(Problem(path, 1, "-", "file is empty (expected a mapping of keys to values)"))
         return None
     if len(documents) > 1:
         problems.append(
-            Problem(path, documents[1].start_mark.line + 1, "-", "more than one YAML document (use one mapping)")
+            Problem(
+                path,
+                documents[1].start_mark.line + 1,
+                "-",
+                "more than one YAML document (Helm reads only the first; use one mapping)",
+            )
         )
         return None
     root = documents[0]
@@ -71,12 +107,16 @@ def load_yaml(path: Path, problems: list[Problem]) -> YamlDocument | None:
             Problem(path, root.start_mark.line + 1, "-", f"top level is a {_kind(root)}, expected a mapping")
         )
         return None
-    doc = YamlDocument(path=path, data=None)
-    doc.data = _build(root, "", doc, problems)
-    return doc
+    return root
 
 
-_SCALARS = yaml.constructor.SafeConstructor()
+def _line_and_column(text: str, position: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, position) + 1
+    return text.count("\n", 0, position) + 1, position - line_start + 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _kind(node: yaml.Node) -> str:
@@ -87,26 +127,91 @@ def _kind(node: yaml.Node) -> str:
     return "scalar"
 
 
-def _build(node: yaml.Node, prefix: str, doc: YamlDocument, problems: list[Problem]) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
+class _Builder:
+    """Turns a node tree into plain data, recording key lines and reporting what Helm would silently accept."""
+
+    def __init__(self, doc: YamlDocument, problems: list[Problem]) -> None:
+        self.doc = doc
+        self.problems = problems
+        # A fresh constructor per file: SafeConstructor caches every node it has built.
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def report(self, node: yaml.Node, key: str, message: str) -> None:
+        self.problems.append(Problem(self.doc.path, node.start_mark.line + 1, key or "-", message))
+
+    def build(self, node: yaml.Node, prefix: str, active: tuple[int, ...]) -> Any:
+        if id(node) in active:
+            self.report(node, prefix, "alias refers to itself (recursive YAML anchor)")
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, prefix, (*active, id(node)))
+        if isinstance(node, yaml.SequenceNode):
+            inner = (*active, id(node))
+            return [self.build(item, f"{prefix}[{i}]", inner) for i, item in enumerate(node.value)]
+        return self._scalar(node, prefix)
+
+    def _scalar(self, node: yaml.Node, prefix: str) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            self.report(node, prefix, _one_line(exc.problem or str(exc)))
+        except (ValueError, TypeError, OverflowError) as exc:
+            self.report(node, prefix, f"cannot read {_one_line(str(node.value))!r} as {node.tag}: {exc}")
+        return node.value
+
+    def _key(self, node: yaml.Node, prefix: str) -> str | None:
+        if not isinstance(node, yaml.ScalarNode):
+            self.report(node, prefix, f"a key must be a plain value, not a {_kind(node)}")
+            return None
+        return str(self._scalar(node, prefix))
+
+    def _mapping(self, node: yaml.MappingNode, prefix: str, active: tuple[int, ...]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
-            key = str(_SCALARS.construct_object(key_node, deep=True))
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(self._merge_pairs(value_node, prefix, active))
+                continue
+            key = self._key(key_node, prefix)
+            if key is None:
+                continue
             path = f"{prefix}.{key}" if prefix else key
             line = key_node.start_mark.line + 1
             if key in result:
-                problems.append(
+                self.problems.append(
                     Problem(
-                        doc.path,
+                        self.doc.path,
                         line,
                         path,
-                        f"duplicate key (first set on line {doc.lines[path]}; YAML keeps only the last)",
+                        f"duplicate key (first set on line {self.doc.lines[path]}; YAML keeps only the last)",
                     )
                 )
             else:
-                doc.lines[path] = line
-            result[key] = _build(value_node, path, doc, problems)
+                self.doc.lines[path] = line
+            result[key] = self.build(value_node, path, active)
+        # `<<: *anchor` supplies defaults: keys written here win, then earlier merge sources over later ones.
+        for key_node, value_node in merged:
+            key = self._key(key_node, prefix)
+            if key is None or key in result:
+                continue
+            path = f"{prefix}.{key}" if prefix else key
+            self.doc.lines[path] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, path, active)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, f"{prefix}[{i}]", doc, problems) for i, item in enumerate(node.value)]
-    return _SCALARS.construct_object(node, deep=True)
+
+    def _merge_pairs(
+        self, node: yaml.Node, prefix: str, active: tuple[int, ...]
+    ) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                self.report(source, prefix, f"'<<' merges a mapping or a list of mappings, not a {_kind(source)}")
+                continue
+            if id(source) in active:
+                self.report(source, prefix, "alias refers to itself (recursive YAML anchor)")
+                continue
+            own = [(k, v) for k, v in source.value if k.tag != _MERGE_TAG]
+            nested = [v for k, v in source.value if k.tag == _MERGE_TAG]
+            yield from own
+            for value in nested:
+                yield from self._merge_pairs(value, prefix, (*active, id(source)))
