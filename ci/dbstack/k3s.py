@@ -1,0 +1,146 @@
+"""k3s inside a Dagger service: the scripts, flags and readiness checks, as data the Dagger layer wires together.
+
+Kept free of the engine client so the choices (and their reasons) are testable and readable in one place.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from dbstack.plan import Command, kubectl
+from dbstack.results import Outcome, StepResult
+
+API_PORT = 6443
+API_ALIAS = "kubernetes"
+"""The name the toolbox reaches the API server by; k3s puts `kubernetes` in its serving certificate."""
+KUBECONFIG_DIR = "/etc/rancher/k3s"
+STATE_DIR = "/var/lib/rancher"
+IMAGE_STORE = "/var/lib/rancher/k3s/agent/containerd"
+ENTRYPOINT_PATH = "/usr/local/bin/dbstack-k3s-entrypoint"
+
+ENTRYPOINT_SCRIPT = f"""#!/bin/sh
+# k3s leaves the root cgroup only when it runs as PID 1; under Dagger's init it is not, and on cgroup v2 a root
+# cgroup that still holds processes cannot hand controllers to the pods' cgroups. Move everything into a child
+# group and enable every controller for the subtree.
+set -eu
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  mkdir -p /sys/fs/cgroup/dbstack-init
+  while read -r pid; do
+    echo "$pid" > /sys/fs/cgroup/dbstack-init/cgroup.procs 2>/dev/null || true
+  done < /sys/fs/cgroup/cgroup.procs
+  for controller in $(cat /sys/fs/cgroup/cgroup.controllers); do
+    echo "+$controller" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+  done
+fi
+# A fresh cluster every run, but keep containerd's image store (the cache volume under {STATE_DIR}) so a warm
+# run does not pull the database images again.
+if [ -d {STATE_DIR}/k3s ]; then
+  for entry in {STATE_DIR}/k3s/* {STATE_DIR}/k3s/agent/*; do
+    case "$entry" in
+      {STATE_DIR}/k3s/agent|{IMAGE_STORE}) ;;
+      *) rm -rf "$entry" ;;
+    esac
+  done
+fi
+# The API server binds to this container's address, which Dagger assigns at start.
+address=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')
+[ -n "$address" ] || address=$(hostname -i 2>/dev/null | cut -d' ' -f1)
+exec "$@" --bind-address="${{address:-0.0.0.0}}"
+"""
+
+
+def kubeconfig_name(run_id: str) -> str:
+    """Unique per run: two runs never read each other's kubeconfig from the shared cache volume, and the
+    service's arguments differ so Dagger never hands one run another run's cluster."""
+    return f"k3s-{run_id}.yaml"
+
+
+def server_args(run_id: str) -> list[str]:
+    return [
+        "k3s",
+        "server",
+        "--disable=traefik",
+        "--disable=metrics-server",
+        "--egress-selector-mode=disabled",
+        f"--tls-san={API_ALIAS}",
+        f"--write-kubeconfig={KUBECONFIG_DIR}/{kubeconfig_name(run_id)}",
+        "--write-kubeconfig-mode=0644",
+    ]
+
+
+def read_kubeconfig_script(run_id: str, out_path: str, wait_s: int) -> str:
+    """Wait for k3s to write its kubeconfig, then copy it pointing at the service alias instead of its own IP."""
+    source = shlex.quote(f"{KUBECONFIG_DIR}/{kubeconfig_name(run_id)}")
+    out = shlex.quote(out_path)
+    return (
+        f"i=0; until [ -s {source} ]; do i=$((i+1)); "
+        f'if [ "$i" -gt {wait_s} ]; then echo "k3s wrote no kubeconfig within {wait_s}s" >&2; exit 1; fi; '
+        "sleep 1; done; "
+        f"sed -E 's#server: https://[^[:space:]]+#server: https://{API_ALIAS}:{API_PORT}#' {source} > {out}"
+    )
+
+
+@dataclass(frozen=True)
+class ReadyCheck:
+    title: str
+    command: Command
+    timeout_s: int
+
+
+def _until(probe: str) -> Command:
+    return Command(("sh", "-c", f"until {probe}; do sleep 2; done"))
+
+
+def ready_checks(timeout_s: int) -> tuple[ReadyCheck, ...]:
+    """What must hold before the plan starts: the port opens before the API answers, and pods need DNS."""
+    return (
+        ReadyCheck("Wait for the k3s API server", _until("kubectl get --raw=/readyz >/dev/null"), timeout_s),
+        ReadyCheck("Wait for the k3s node to register", _until("kubectl get nodes -o name | grep -q ."), timeout_s),
+        ReadyCheck(
+            "Wait for the k3s node to be Ready",
+            kubectl("wait", "node", "--all", "--for=condition=Ready", f"--timeout={timeout_s}s"),
+            timeout_s,
+        ),
+        ReadyCheck(
+            "Wait for CoreDNS to be created",
+            kubectl("-n", "kube-system", "wait", "deployment/coredns", "--for=create", f"--timeout={timeout_s}s"),
+            timeout_s,
+        ),
+        ReadyCheck(
+            "Wait for CoreDNS to roll out",
+            kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", f"--timeout={timeout_s}s"),
+            timeout_s,
+        ),
+    )
+
+
+def reach_checks(timeout_s: int) -> tuple[ReadyCheck, ...]:
+    """An existing cluster is assumed healthy; it only has to answer with the given kubeconfig."""
+    return (ReadyCheck("Reach the cluster", kubectl("version", f"--request-timeout={timeout_s}s"), timeout_s),)
+
+
+CLUSTER_STEP_ID = "cluster"
+
+
+def cluster_step(kind: str, started_at: float, ended_at: float, cause: str | None) -> StepResult:
+    """The cluster's start and readiness as the run's first step, so reports show its time and any failure."""
+    title = "Start k3s and wait for its API, node and CoreDNS" if kind == "k3s" else "Reach the existing cluster"
+    return StepResult(
+        id=CLUSTER_STEP_ID,
+        title=title,
+        kind=CLUSTER_STEP_ID,
+        database=None,
+        outcome=Outcome.PASSED if cause is None else Outcome.FAILED,
+        started_at=started_at,
+        ended_at=ended_at,
+        cause=cause,
+        attempts=1,
+    )
+
+
+CLUSTER_DIAGNOSTICS: tuple[tuple[str, Command], ...] = (
+    ("nodes.txt", kubectl("describe", "nodes")),
+    ("pods.txt", kubectl("get", "pods", "-A", "-o", "wide")),
+    ("events.txt", kubectl("get", "events", "-A", "--sort-by=.lastTimestamp")),
+)
