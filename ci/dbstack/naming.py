@@ -44,15 +44,17 @@ def slug(text: str, max_length: int, *, must_start_with_letter: bool) -> str:
     """A name made from any text (a branch, say) that satisfies the rules above, stable for the same text.
 
     Lowercases, turns every run of other characters into '-', and when it must shorten or had to change the text
-    beyond case, appends a short hash of the original so two branches never map to the same name.
+    beyond case, appends a short hash of the original so two branches never map to the same name. Never empty.
     """
+    if max_length < 1:
+        raise ValueError(f"max_length must be positive, got {max_length}")
     cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     if must_start_with_letter:
         cleaned = re.sub(r"^[^a-z]+", "", cleaned)
-    if cleaned == text and len(cleaned) <= max_length:
+    if cleaned and cleaned == text and len(cleaned) <= max_length:
         return cleaned
-    digest = hashlib.sha256(text.encode()).hexdigest()[:6]
-    head = cleaned[: max(0, max_length - len(digest) - 1)].rstrip("-")
-    if not head:
-        return ("x" if must_start_with_letter else "") + digest[: max_length - 1]
-    return f"{head}-{digest}"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    head = cleaned[: max(0, max_length - 7)].rstrip("-")
+    if head:
+        return f"{head}-{digest[:6]}"
+    return (("x" if must_start_with_letter else "") + digest)[:max_length]
