@@ -33,6 +33,12 @@ class StepKind(StrEnum):
     KUBEBLOCKS = "kubeblocks"
     ADDON = "addon"
     CLUSTER = "cluster"
+    UNINSTALL_CLUSTER = "uninstall-cluster"
+    UNINSTALL_ADDON = "uninstall-addon"
+    UNINSTALL_KUBEBLOCKS = "uninstall-kubeblocks"
+    DELETE_SNAPSHOT_CONTROLLER = "delete-snapshot-controller"
+    DELETE_CRDS = "delete-crds"
+    DELETE_NAMESPACE = "delete-namespace"
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class Wait:
     """kind/name, e.g. crd/clusters.apps.kubeblocks.io or deployment/kubeblocks."""
     namespace: str | None
     condition: str
-    """The --for value (condition=Established, jsonpath={.status.phase}=Running), or "rollout"."""
+    """The --for value (condition=Established, jsonpath={.status.phase}=Running, delete), or "rollout"."""
     must_exist_first: bool = False
     """The object is created by a controller later, so wait for it to exist before waiting on it."""
 
@@ -92,12 +98,15 @@ class Watch:
     pod_selector: str
     fail_phases: tuple[str, ...] = ("Failed", "Abnormal")
     stuck_reasons: tuple[str, ...] = (
-        "Unschedulable",
         "ImagePullBackOff",
-        "ErrImagePull",
         "CrashLoopBackOff",
         "CreateContainerConfigError",
+        "InvalidImageName",
     )
+    """Container waiting reasons that only end by a change to the deployment. ErrImagePull is left out: the
+    kubelet retries once and reports ImagePullBackOff when the pull keeps failing."""
+    unschedulable_messages: tuple[str, ...] = ("Insufficient cpu", "Insufficient memory")
+    """An Unschedulable pod is stuck only for these; "unbound PersistentVolumeClaims" resolves by itself."""
 
 
 @dataclass(frozen=True)
@@ -485,3 +494,121 @@ def _cluster_step(config: Config, d: DatabaseConfig) -> Step:
             Diagnostic("storageclasses.txt", kubectl("get", "storageclass", "-o", "wide")),
         ),
     )
+
+
+TEARDOWN_TIMEOUT_S = 300
+
+
+def build_teardown_plan(config: Config, remove_kubeblocks: bool) -> Plan:
+    """The reverse of `build_plan`: clusters first (their definitions cannot go while they exist), then, with
+    `remove_kubeblocks`, the addons, KubeBlocks, snapshot support, the CRDs and the KubeBlocks namespace.
+    Every command tolerates what is already gone, so a teardown can be re-run after a partial one."""
+    ns = config.namespace
+    steps: list[Step] = [
+        Step(
+            id=f"uninstall-cluster:{d.key}",
+            title=f"Uninstall {d.db.title} ({d.release})",
+            kind=StepKind.UNINSTALL_CLUSTER,
+            database=d.key,
+            needs=(),
+            commands=(helm("uninstall", d.release, "-n", ns, "--ignore-not-found", "--wait"),),
+            done_when=(Wait(f"clusters.apps.kubeblocks.io/{d.release}", ns, "delete"),),
+            timeout_s=TEARDOWN_TIMEOUT_S,
+            diagnostics=(
+                Diagnostic(
+                    "cluster-describe.txt", kubectl("-n", ns, "describe", "clusters.apps.kubeblocks.io", d.release)
+                ),
+                Diagnostic("events.txt", kubectl("-n", ns, "get", "events", "--sort-by=.lastTimestamp")),
+            ),
+        )
+        for d in config.enabled
+    ]
+    if remove_kubeblocks:
+        steps.extend(_kubeblocks_teardown_steps(config, tuple(s.id for s in steps)))
+    return Plan(
+        namespace=ns,
+        profile=config.profile,
+        versions={"kubeblocks": config.kubeblocks_version, "snapshotter": config.snapshotter_version},
+        steps=tuple(steps),
+    )
+
+
+def _kubeblocks_teardown_steps(config: Config, cluster_steps: tuple[str, ...]) -> list[Step]:
+    kb_ns = config.kubeblocks_namespace
+    raw = f"https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/{config.snapshotter_version}"
+    addons = [
+        Step(
+            id=f"uninstall-addon:{d.key}",
+            title=f"Uninstall addon {d.db.addon}",
+            kind=StepKind.UNINSTALL_ADDON,
+            database=d.key,
+            needs=cluster_steps,
+            commands=(helm("uninstall", d.db.addon_release, "-n", kb_ns, "--ignore-not-found", "--wait"),),
+            done_when=(),
+            timeout_s=TEARDOWN_TIMEOUT_S,
+        )
+        for d in config.enabled
+    ]
+    addon_ids = tuple(s.id for s in addons)
+    kb_diagnostics = _kubeblocks_diagnostics(kb_ns)
+    return [
+        *addons,
+        Step(
+            id="uninstall-kubeblocks",
+            title="Uninstall KubeBlocks",
+            kind=StepKind.UNINSTALL_KUBEBLOCKS,
+            needs=addon_ids,
+            commands=(helm("uninstall", "kubeblocks", "-n", kb_ns, "--ignore-not-found", "--wait"),),
+            done_when=tuple(Wait(f"deployment/{d}", kb_ns, "delete") for d in KUBEBLOCKS_DEPLOYMENTS),
+            timeout_s=TEARDOWN_TIMEOUT_S,
+            diagnostics=kb_diagnostics,
+        ),
+        Step(
+            id="delete-snapshot-controller",
+            title="Delete the snapshot controller",
+            kind=StepKind.DELETE_SNAPSHOT_CONTROLLER,
+            needs=("uninstall-kubeblocks",),
+            commands=tuple(
+                kubectl("delete", "--ignore-not-found", "-f", f"{raw}/deploy/kubernetes/snapshot-controller/{m}.yaml")
+                for m in reversed(SNAPSHOT_CONTROLLER_MANIFESTS)
+            ),
+            done_when=(Wait("deployment/snapshot-controller", "kube-system", "delete"),),
+            timeout_s=TEARDOWN_TIMEOUT_S,
+        ),
+        Step(
+            id="delete-crds",
+            title="Delete the KubeBlocks and VolumeSnapshot CRDs",
+            kind=StepKind.DELETE_CRDS,
+            needs=("uninstall-kubeblocks", "delete-snapshot-controller"),
+            commands=(
+                kubectl(
+                    "delete",
+                    "--ignore-not-found",
+                    "-f",
+                    "https://github.com/apecloud/kubeblocks/releases/download/"
+                    f"v{config.kubeblocks_version}/kubeblocks_crds.yaml",
+                ),
+                *(
+                    kubectl(
+                        "delete",
+                        "--ignore-not-found",
+                        "-f",
+                        f"{raw}/client/config/crd/snapshot.storage.k8s.io_{c}.yaml",
+                    )
+                    for c in SNAPSHOT_CRDS
+                ),
+            ),
+            done_when=(),
+            timeout_s=TEARDOWN_TIMEOUT_S,
+            diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
+        ),
+        Step(
+            id="delete-namespace",
+            title=f"Delete namespace {kb_ns}",
+            kind=StepKind.DELETE_NAMESPACE,
+            needs=("delete-crds",),
+            commands=(kubectl("delete", "namespace", kb_ns, "--ignore-not-found"),),
+            done_when=(Wait(f"namespace/{kb_ns}", None, "delete"),),
+            timeout_s=TEARDOWN_TIMEOUT_S,
+        ),
+    ]

@@ -1,0 +1,192 @@
+"""Reading what kubectl and helm say: a Cluster's and its pods' state in plain words, and which errors are
+transient (the API server briefly unreachable) rather than an answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dbstack.plan import Watch
+
+TRANSIENT_ERRORS = (
+    "the server is currently unable to handle the request",
+    "connection refused",
+    "the connection to the server",
+    "connection reset by peer",
+    "i/o timeout",
+    "tls handshake timeout",
+    "etcdserver: request timed out",
+    "etcdserver: leader changed",
+    "http2: client connection lost",
+    "the object has been modified",
+    "kubernetes cluster unreachable",
+    "unexpected eof",
+    "too many requests",
+)
+"""stderr fragments (lower case) of errors that say nothing about the request itself: the same idempotent
+command is worth repeating after a pause."""
+
+TIMED_OUT = "timed out waiting for the condition"
+
+
+def is_transient(stderr: str) -> bool:
+    text = stderr.lower()
+    return any(fragment in text for fragment in TRANSIENT_ERRORS)
+
+
+def first_line(text: str) -> str:
+    """The most useful line of a tool's error output: the first non-empty one."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What one look at a Cluster and its pods showed."""
+
+    summary: str
+    """What the wait is on, e.g. "Cluster Creating; pods 1/2 ready"."""
+    fatal: str | None = None
+    """Why waiting longer is pointless, most useful line first; None while the cluster may still come up."""
+    stuck: tuple[str, ...] = ()
+    """Pods that are not (yet) fine, one line each, for a timeout's cause."""
+
+
+def parse_json(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        return None
+
+
+def cluster_state(watch: Watch, cluster_json: str, pods_json: str) -> ClusterState:
+    """Judge a Cluster (`kubectl get clusters.apps.kubeblocks.io <c> -o json --ignore-not-found`) and its pods
+    (`kubectl get pods -l <selector> -o json`)."""
+    cluster = parse_json(cluster_json)
+    pods = _items(parse_json(pods_json))
+    phase = _get(cluster, "status", "phase") if cluster else None
+    lines = [line for pod in pods if (line := _pod_problem(pod, watch))]
+    fatal_lines = [line for pod in pods if (line := _pod_fatal(pod, watch))]
+    ready = sum(1 for pod in pods if _pod_ready(pod))
+    if cluster is None:
+        summary = f"Cluster {watch.cluster} not created yet"
+    else:
+        summary = f"Cluster {phase or 'without a phase yet'}; pods {ready}/{len(pods)} ready"
+    if isinstance(phase, str) and phase in watch.fail_phases:
+        detail = _cluster_detail(cluster)
+        head = f"Cluster {watch.cluster} is {phase}" + (f": {detail}" if detail else "")
+        return ClusterState(summary, "\n".join([head, *lines]), tuple(lines))
+    if fatal_lines:
+        others = [line for line in lines if line not in fatal_lines]
+        return ClusterState(summary, "\n".join([*fatal_lines, *others]), tuple(lines))
+    return ClusterState(summary, None, tuple(lines))
+
+
+def _items(data: Any) -> list[Mapping[str, Any]]:
+    if isinstance(data, Mapping) and isinstance(data.get("items"), list):
+        return [item for item in data["items"] if isinstance(item, Mapping)]
+    return []
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _list(data: Any) -> list[Mapping[str, Any]]:
+    return [x for x in data if isinstance(x, Mapping)] if isinstance(data, list) else []
+
+
+def _name(pod: Mapping[str, Any]) -> str:
+    return str(_get(pod, "metadata", "name") or "pod")
+
+
+def _containers(pod: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    status = pod.get("status")
+    yield from _list(_get(status, "initContainerStatuses"))
+    yield from _list(_get(status, "containerStatuses"))
+
+
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in _list(_get(pod, "status", "conditions")))
+
+
+def _unschedulable(pod: Mapping[str, Any]) -> str | None:
+    for condition in _list(_get(pod, "status", "conditions")):
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return str(condition.get("message") or "Unschedulable").strip()
+    return None
+
+
+def _waiting(container: Mapping[str, Any]) -> tuple[str, str] | None:
+    waiting = _get(container, "state", "waiting")
+    if not isinstance(waiting, Mapping) or not waiting.get("reason"):
+        return None
+    return str(waiting["reason"]), str(waiting.get("message") or "").strip()
+
+
+def _container_line(pod: Mapping[str, Any], container: Mapping[str, Any], reason: str, message: str) -> str:
+    line = f"{_name(pod)} container {container.get('name', '?')} {reason}"
+    restarts = container.get("restartCount")
+    if reason == "CrashLoopBackOff":
+        exit_code = _get(container, "lastState", "terminated", "exitCode")
+        line += f" (restarted {restarts} times, last exit code {exit_code})"
+    return f"{line}: {message}" if message else line
+
+
+def _pod_fatal(pod: Mapping[str, Any], watch: Watch) -> str | None:
+    message = _unschedulable(pod)
+    if message and any(fragment in message for fragment in watch.unschedulable_messages):
+        return f"{_name(pod)} Pending: {_first_sentence(message)}"
+    for container in _containers(pod):
+        waiting = _waiting(container)
+        if waiting and waiting[0] in watch.stuck_reasons:
+            return _container_line(pod, container, *waiting)
+    return None
+
+
+def _pod_problem(pod: Mapping[str, Any], watch: Watch) -> str | None:
+    fatal = _pod_fatal(pod, watch)
+    if fatal:
+        return fatal
+    message = _unschedulable(pod)
+    if message:
+        return f"{_name(pod)} Pending: {_first_sentence(message)}"
+    for container in _containers(pod):
+        waiting = _waiting(container)
+        if waiting and waiting[0] not in ("PodInitializing", "ContainerCreating"):
+            return _container_line(pod, container, *waiting)
+    if not _pod_ready(pod):
+        return f"{_name(pod)} {_get(pod, 'status', 'phase') or 'Pending'}, not ready"
+    return None
+
+
+def _first_sentence(message: str) -> str:
+    """The scheduler appends a preemption note after the reason: keep the reason."""
+    return message.split(" preemption:")[0].rstrip(". ")
+
+
+def _cluster_detail(cluster: Any) -> str:
+    """The first message a Cluster's status gives: a component's, else a False condition's."""
+    components = _get(cluster, "status", "components")
+    if isinstance(components, Mapping):
+        for name, component in components.items():
+            message = _get(component, "message")
+            phase = _get(component, "phase")
+            if isinstance(message, Mapping) and message:
+                return f"component {name} {phase}: " + "; ".join(f"{k}: {v}" for k, v in message.items())
+            if message:
+                return f"component {name} {phase}: {message}"
+            if phase and phase != "Running":
+                return f"component {name} {phase}"
+    for condition in _list(_get(cluster, "status", "conditions")):
+        if condition.get("status") == "False" and condition.get("message"):
+            return f"{condition.get('type')}: {condition['message']}"
+    return ""

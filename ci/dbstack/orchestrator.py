@@ -1,0 +1,439 @@
+"""Executes a Plan against one cluster through a Runner and returns Results, whatever happens.
+
+Every step starts the moment the steps it needs have succeeded (the plan is a DAG), so addons install in
+parallel and each cluster installs as soon as its own addon is Available. Readiness is event-driven: a blocking
+`kubectl wait` / `kubectl rollout status` whose return is the notice. Beside each cluster's wait runs a watch
+that looks at the Cluster and its pods every `WATCH_INTERVAL_S` seconds and ends the wait at once with the cause
+when the Cluster turns Failed/Abnormal or a pod is stuck (Insufficient cpu, ImagePullBackOff, CrashLoopBackOff):
+polling only for the failure path, at a modest interval. On failure, timeout or cancellation the step's
+diagnostics are collected into files (secret values masked) and results.json is still written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import anyio
+
+from dbstack.kube import TIMED_OUT, ClusterState, cluster_state, first_line, is_transient
+from dbstack.masking import mask
+from dbstack.plan import Command, Plan, Step, Wait, kubectl
+from dbstack.progress import Progress
+from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.runner import CommandResult, Runner
+
+WATCH_INTERVAL_S = 5.0
+"""How often a cluster's failure watch looks at the Cluster and its pods (readiness itself is not polled)."""
+RACE_RETRY_PAUSE_S = 5.0
+"""Pause before the single retry after an `retry_on` error (Helm's "already exists" race)."""
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+TRANSIENT_RETRIES = 6
+"""Retries after transient API errors (1, 2, 4, 8, 16, 30 s apart): every command in a plan is idempotent."""
+COMMAND_GRACE_S = 15.0
+"""How long past its own --timeout a command may run before the runner kills it."""
+WATCH_COMMAND_TIMEOUT_S = 30.0
+DIAGNOSTIC_TIMEOUT_S = 60.0
+DIAGNOSTICS_PARALLEL = 4
+CANCELLED_DIAGNOSTICS_BUDGET_S = 120.0
+"""After a cancellation, diagnostics are collected (shielded) for at most this long."""
+RESULTS_FILE = "results.json"
+
+
+class StepError(Exception):
+    """Ends a step with `outcome` (failed or timed_out) and a cause in plain words."""
+
+    def __init__(self, outcome: Outcome, cause: str) -> None:
+        super().__init__(cause)
+        self.outcome = outcome
+        self.cause = cause
+
+
+@dataclass
+class _Run:
+    plan: Plan
+    runner: Runner
+    out_dir: Path
+    progress: Progress
+    clock: Callable[[], float]
+    results: RunResults
+    steps: dict[str, StepResult]
+    finished: dict[str, anyio.Event] = field(default_factory=dict)
+    doing: dict[str, str] = field(default_factory=dict)
+    """What each running step is doing now, for a timeout's or cancellation's cause."""
+    last_state: dict[str, ClusterState] = field(default_factory=dict)
+
+    # --- scheduling ------------------------------------------------------------------------------------------
+
+    async def run_all(self) -> None:
+        self.finished = {step.id: anyio.Event() for step in self.plan.steps}
+        async with anyio.create_task_group() as outer:
+            if self.progress.ticks:
+                outer.start_soon(self._tick)
+            async with anyio.create_task_group() as steps:
+                for step in self.plan.steps:
+                    steps.start_soon(self._step_task, step)
+            outer.cancel_scope.cancel()
+
+    async def _tick(self) -> None:
+        while True:
+            await anyio.sleep(1)
+            self.progress.tick(self.clock())
+
+    async def _step_task(self, step: Step) -> None:
+        result = self.steps[step.id]
+        try:
+            for need in step.needs:
+                await self.finished[need].wait()
+            unmet = [need for need in step.needs if not self.steps[need].outcome.ok]
+            if unmet:
+                result.cause = f"not run: {', '.join(unmet)} did not succeed"
+                self.progress.step_finished(step, result, self.clock())
+                return
+            await self._execute(step, result)
+        finally:
+            self.finished[step.id].set()
+
+    async def _execute(self, step: Step, result: StepResult) -> None:
+        result.started_at = self.clock()
+        self.progress.step_started(step, result.started_at)
+        deadline = anyio.current_time() + step.timeout_s
+        try:
+            with anyio.move_on_after(step.timeout_s + COMMAND_GRACE_S) as safety_net:
+                try:
+                    result.outcome = await self._attempt(step, result, deadline)
+                    if result.outcome is Outcome.SKIPPED:
+                        result.cause = "already present; verified healthy"
+                except StepError as error:
+                    result.outcome, result.cause = error.outcome, mask(error.cause)
+            if safety_net.cancelled_caught:
+                result.outcome = Outcome.TIMED_OUT
+                result.cause = f"timed out after {step.timeout_s} s {self.doing.get(step.id, '')}".rstrip()
+        except anyio.get_cancelled_exc_class():
+            result.outcome = Outcome.CANCELLED
+            result.cause = f"run cancelled while {self.doing.get(step.id, 'starting')}"
+            result.ended_at = self.clock()
+            self.progress.step_finished(step, result, result.ended_at)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CANCELLED_DIAGNOSTICS_BUDGET_S):
+                await self._collect_diagnostics(step, result)
+            raise
+        result.ended_at = self.clock()
+        self.progress.step_finished(step, result, result.ended_at)
+        if not result.outcome.ok:
+            await self._collect_diagnostics(step, result)
+
+    async def _attempt(self, step: Step, result: StepResult, deadline: float) -> Outcome:
+        outcome = Outcome.PASSED
+        if step.skip_when and await self._probes_pass(step, deadline):
+            outcome = Outcome.SKIPPED
+        else:
+            for command in step.commands:
+                result.attempts += 1
+                done = await self._call(step, command, deadline, f"running {command.argv[0]}", step.retry_on, result)
+                if not done.ok:
+                    raise StepError(Outcome.FAILED, _command_failure(command, done))
+        if step.watch is not None:
+            await self._wait_for_cluster(step, deadline)
+        else:
+            await _first_error([partial(self._wait, step, w, deadline) for w in step.done_when])
+        return outcome
+
+    # --- commands with retries -------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        step: Step,
+        command: Command | Callable[[int], Command],
+        deadline: float,
+        doing: str,
+        retry_on: tuple[str, ...] = (),
+        result: StepResult | None = None,
+    ) -> CommandResult:
+        """Run a command, repeating it after transient API errors (with backoff) and once after a `retry_on`
+        error. A callable command is rebuilt for each try with the seconds left (for kubectl's --timeout)."""
+        self.doing[step.id] = doing
+        backoff = BACKOFF_FIRST_S
+        transient_retries = 0
+        race_retried = False
+        while True:
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s {doing}")
+            built = command(max(1, math.floor(left))) if callable(command) else command
+            done = await self.runner.run(built, timeout_s=left + COMMAND_GRACE_S)
+            if done.ok or done.timed_out:
+                return done
+            if is_transient(done.stderr) and transient_retries < TRANSIENT_RETRIES:
+                if anyio.current_time() + backoff >= deadline:
+                    return done
+                self.progress.waiting(
+                    step, f"API error, retrying in {backoff:g} s: {first_line(done.stderr)}", self.clock()
+                )
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                transient_retries += 1
+                continue
+            if not race_retried and any(fragment in done.stderr for fragment in retry_on):
+                race_retried = True
+                if result is not None:
+                    result.attempts += 1
+                self.progress.waiting(step, f"retrying once after: {first_line(done.stderr)}", self.clock())
+                await anyio.sleep(RACE_RETRY_PAUSE_S)
+                continue
+            return done
+
+    async def _probes_pass(self, step: Step, deadline: float) -> bool:
+        for probe in step.skip_when:
+            done = await self._call(step, probe.command, deadline, "checking whether it is already present")
+            if not probe.passed(done.exit_code, done.stdout):
+                return False
+        return True
+
+    async def _wait(self, step: Step, wait: Wait, deadline: float) -> None:
+        if wait.must_exist_first:
+            what = f"waiting for {wait.resource} to exist"
+            self.progress.waiting(step, what, self.clock())
+            done = await self._call(step, wait.exists_command, deadline, what)
+            self._check_wait(step, done, what)
+        what = f"waiting for {_describe(wait)}"
+        self.progress.waiting(step, what, self.clock())
+        done = await self._call(step, wait.command, deadline, what)
+        self._check_wait(step, done, what)
+
+    def _check_wait(self, step: Step, done: CommandResult, what: str) -> None:
+        if done.ok:
+            return
+        if done.timed_out or TIMED_OUT in done.stderr:
+            raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s {what}")
+        raise StepError(Outcome.FAILED, f"{first_line(done.stderr) or f'exit code {done.exit_code}'} ({what})")
+
+    # --- clusters: event-driven readiness raced against a failure watch --------------------------------------
+
+    async def _wait_for_cluster(self, step: Step, deadline: float) -> None:
+        ended: list[StepError | None] = []
+        async with anyio.create_task_group() as race:
+
+            async def ready() -> None:
+                try:
+                    await _first_error([partial(self._wait, step, w, deadline) for w in step.done_when])
+                    ended.append(None)
+                except StepError as error:
+                    ended.append(error)
+                race.cancel_scope.cancel()
+
+            async def watch() -> None:
+                ended.append(StepError(Outcome.FAILED, await self._watch(step)))
+                race.cancel_scope.cancel()
+
+            race.start_soon(ready)
+            race.start_soon(watch)
+        error = ended[0] if ended else None
+        if error is None:
+            return
+        state = self.last_state.get(step.id)
+        if error.outcome is Outcome.TIMED_OUT and state is not None:
+            raise StepError(error.outcome, "\n".join([f"{error.cause}; last seen: {state.summary}", *state.stuck]))
+        raise error
+
+    async def _watch(self, step: Step) -> str:
+        """Look at the Cluster and its pods until something makes waiting pointless; return why."""
+        watch = step.watch
+        assert watch is not None
+        ns = ("-n", watch.namespace)
+        get_cluster = kubectl(
+            *ns, "get", "clusters.apps.kubeblocks.io", watch.cluster, "-o", "json", "--ignore-not-found"
+        )
+        get_pods = kubectl(*ns, "get", "pods", "-l", watch.pod_selector, "-o", "json")
+        while True:
+            await anyio.sleep(WATCH_INTERVAL_S)
+            cluster = await self.runner.run(get_cluster, timeout_s=WATCH_COMMAND_TIMEOUT_S)
+            pods = await self.runner.run(get_pods, timeout_s=WATCH_COMMAND_TIMEOUT_S)
+            if not (cluster.ok and pods.ok):
+                continue  # The wait beside this watch decides on API errors.
+            state = cluster_state(watch, cluster.stdout, pods.stdout)
+            self.last_state[step.id] = state
+            self.progress.waiting(step, state.summary, self.clock())
+            if state.fatal:
+                return state.fatal
+
+    # --- diagnostics -----------------------------------------------------------------------------------------
+
+    async def _collect_diagnostics(self, step: Step, result: StepResult) -> None:
+        if not step.diagnostics:
+            return
+        folder = Path("diagnostics") / _folder_name(step)
+        (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
+        limiter = anyio.CapacityLimiter(DIAGNOSTICS_PARALLEL)
+        written: dict[str, str] = {}
+
+        async def collect(name: str, command: Command) -> None:
+            async with limiter:
+                done = await self.runner.run(command, timeout_s=DIAGNOSTIC_TIMEOUT_S)
+            text = f"$ {command}\n{done.stdout}"
+            if not done.ok:
+                text += f"\n[exit code {done.exit_code}{', timed out' if done.timed_out else ''}]\n{done.stderr}"
+            (self.out_dir / folder / name).write_text(mask(text), encoding="utf-8")
+            written[name] = (folder / name).as_posix()
+
+        state = self.last_state.get(step.id)
+        if state is not None:
+            (self.out_dir / folder / "watch.txt").write_text(
+                mask("\n".join([state.summary, *state.stuck]) + "\n"), encoding="utf-8"
+            )
+            result.diagnostics.append((folder / "watch.txt").as_posix())
+        async with anyio.create_task_group() as group:
+            for diagnostic in step.diagnostics:
+                group.start_soon(collect, diagnostic.name, diagnostic.command)
+        result.diagnostics.extend(written[d.name] for d in step.diagnostics if d.name in written)
+
+    # --- results ---------------------------------------------------------------------------------------------
+
+    def finish(self, cancelled: bool) -> RunResults:
+        for step in self.plan.steps:
+            result = self.steps[step.id]
+            if result.outcome is Outcome.NOT_RUN and result.cause is None:
+                result.cause = "not run: the run was cancelled first" if cancelled else "not run"
+        self.results.databases = [self._database(d.key) for d in self.results.databases]
+        self.results.ended_at = self.clock()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / RESULTS_FILE).write_text(json.dumps(self.results.to_json(), indent=2), encoding="utf-8")
+        return self.results
+
+    def _database(self, key: str) -> DatabaseResult:
+        database = next(d for d in self.results.databases if d.key == key)
+        own = [self.steps[s.id] for s in self.plan.steps if s.database == key]
+        failed = next((s for s in own if not s.outcome.ok), None)
+        database.outcome = failed.outcome if failed else Outcome.PASSED
+        cluster = next((s for s in own if s.kind == "cluster"), None)
+        if database.outcome is Outcome.PASSED and cluster is not None:
+            database.ready_after_s = cluster.duration_s
+        return database
+
+
+async def _first_error(waits: list[Callable[[], Awaitable[None]]]) -> None:
+    """Run `waits` concurrently; the first StepError cancels the rest and is raised."""
+    errors: list[StepError] = []
+    async with anyio.create_task_group() as group:
+
+        async def one(wait: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await wait()
+            except StepError as error:
+                errors.append(error)
+                group.cancel_scope.cancel()
+
+        for wait in waits:
+            group.start_soon(one, wait)
+    if errors:
+        raise errors[0]
+
+
+def _describe(wait: Wait) -> str:
+    if wait.condition == "rollout":
+        return f"{wait.resource} to roll out"
+    if wait.condition == "delete":
+        return f"{wait.resource} to be deleted"
+    if wait.condition.startswith("condition="):
+        return f"{wait.resource} to be {wait.condition.removeprefix('condition=')}"
+    if wait.condition.startswith("jsonpath=") and "=" in wait.condition.removeprefix("jsonpath="):
+        path, value = wait.condition.removeprefix("jsonpath=").rsplit("=", 1)
+        return f"{wait.resource} {path.strip('{}.').replace('status.', '')} {value}"
+    return f"{wait.resource} {wait.condition}"
+
+
+def _command_failure(command: Command, done: CommandResult) -> str:
+    reason = first_line(done.stderr) or first_line(done.stdout) or f"exit code {done.exit_code}"
+    return f"{reason}\ncommand: {command}"
+
+
+def _folder_name(step: Step) -> str:
+    return step.database or step.id.replace(":", "-")
+
+
+def new_results(plan: Plan, cluster_kind: str, started_at: float) -> RunResults:
+    """Results with every step not run yet and every database from the plan's endpoints."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_at))
+    return RunResults(
+        run_id=f"{stamp}-{uuid.uuid4().hex[:6]}",
+        started_at=started_at,
+        ended_at=None,
+        cluster_kind=cluster_kind,
+        profile=plan.profile,
+        namespace=plan.namespace,
+        versions=dict(plan.versions),
+        steps=[
+            StepResult(id=s.id, title=s.title, kind=s.kind.value, database=s.database, outcome=Outcome.NOT_RUN)
+            for s in plan.steps
+        ],
+        databases=[
+            DatabaseResult(
+                key=e.database,
+                title=e.title,
+                release=e.release,
+                namespace=e.namespace,
+                chart_version=e.chart_version,
+                version=e.version,
+                mode=e.mode,
+                replicas=e.replicas,
+                service=e.service,
+                port=e.port,
+                secret=e.secret,
+            )
+            for e in plan.endpoints
+        ],
+    )
+
+
+async def run_plan(
+    plan: Plan,
+    runner: Runner,
+    out_dir: Path,
+    *,
+    cluster_kind: str,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.time,
+) -> RunResults:
+    """Execute `plan` and return one StepResult per step and one DatabaseResult per endpoint.
+
+    Diagnostics of every failed, timed-out or cancelled step go to `out_dir/diagnostics/<database or step>/`;
+    `out_dir/results.json` is written on every exit. On cancellation (including KeyboardInterrupt) the results
+    are written with cancelled / not-run steps and the cancellation propagates: read them back from results.json.
+    """
+    results = new_results(plan, cluster_kind, clock())
+    run = _Run(
+        plan=plan,
+        runner=runner,
+        out_dir=out_dir,
+        progress=progress or Progress(),
+        clock=clock,
+        results=results,
+        steps={s.id: s for s in results.steps},
+    )
+    cancelled = True
+    try:
+        await run.run_all()
+        cancelled = False
+    finally:
+        run.finish(cancelled)
+        run.progress.close()
+    return results
+
+
+async def run_teardown(
+    plan: Plan,
+    runner: Runner,
+    out_dir: Path,
+    *,
+    cluster_kind: str,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.time,
+) -> RunResults:
+    """Execute a plan from `build_teardown_plan`: the same engine (order, timeouts, retries, diagnostics)."""
+    return await run_plan(plan, runner, out_dir, cluster_kind=cluster_kind, progress=progress, clock=clock)

@@ -1,0 +1,148 @@
+"""Live progress of a run: a redrawn table per database on a terminal, plain timestamped lines in CI."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+from dbstack.plan import Step
+from dbstack.results import StepResult
+
+
+class Progress:
+    """What the orchestrator reports as it goes. `at` is the run's clock (unix seconds). Does nothing by itself."""
+
+    ticks = False
+    """True when the display wants `tick` about once a second (to advance elapsed times)."""
+
+    def step_started(self, step: Step, at: float) -> None:
+        """A step began (its needs are met)."""
+
+    def waiting(self, step: Step, what: str, at: float) -> None:
+        """The step now waits on `what`, e.g. "Cluster Creating; pods 1/2 ready"."""
+
+    def step_finished(self, step: Step, result: StepResult, at: float) -> None:
+        """The step ended with `result.outcome`."""
+
+    def tick(self, at: float) -> None:
+        """Time passed."""
+
+    def close(self) -> None:
+        """The run is over."""
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0]
+
+
+class PlainProgress(Progress):
+    """One timestamped line per event, for logs (CI): `2026-01-01T00:00:00Z cluster:redis waiting: ...`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._last_wait: dict[str, str] = {}
+
+    def _line(self, at: float, step: Step, text: str) -> None:
+        self.stream.write(f"{_stamp(at)} {step.id} {text}\n")
+        self.stream.flush()
+
+    def step_started(self, step: Step, at: float) -> None:
+        self._line(at, step, f"started: {step.title}")
+
+    def waiting(self, step: Step, what: str, at: float) -> None:
+        if self._last_wait.get(step.id) != what:
+            self._last_wait[step.id] = what
+            self._line(at, step, f"waiting: {what}")
+
+    def step_finished(self, step: Step, result: StepResult, at: float) -> None:
+        took = f" after {_seconds(result.duration_s)}" if result.duration_s is not None else ""
+        cause = _first_line(result.cause)
+        self._line(at, step, f"{result.outcome.value}{took}" + (f": {cause}" if cause else ""))
+
+
+@dataclass
+class _Lane:
+    """One row of the terminal table: a database (its addon and cluster steps) or an infrastructure step."""
+
+    name: str
+    started_at: float
+    phase: str = "starting"
+    what: str = ""
+    ended_at: float | None = None
+
+
+class TtyProgress(Progress):
+    """A table redrawn in place: one row per database or infrastructure step with phase, elapsed, waiting on."""
+
+    ticks = True
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._lanes: dict[str, _Lane] = {}
+        self._drawn = 0
+        self._now = 0.0
+
+    def _lane(self, step: Step, at: float) -> _Lane:
+        name = step.database or step.id
+        if name not in self._lanes:
+            self._lanes[name] = _Lane(name, at)
+        return self._lanes[name]
+
+    def step_started(self, step: Step, at: float) -> None:
+        lane = self._lane(step, at)
+        lane.phase, lane.what, lane.ended_at = step.kind.value, step.title, None
+        self.tick(at)
+
+    def waiting(self, step: Step, what: str, at: float) -> None:
+        self._lane(step, at).what = what
+        self.tick(at)
+
+    def step_finished(self, step: Step, result: StepResult, at: float) -> None:
+        lane = self._lane(step, at)
+        lane.phase = f"{step.kind.value} {result.outcome.value}"
+        lane.what = _first_line(result.cause)
+        if not result.outcome.ok or step.kind.value in ("cluster", "uninstall-cluster") or not step.database:
+            lane.ended_at = at
+        self.tick(at)
+
+    def tick(self, at: float) -> None:
+        self._now = max(self._now, at)
+        rows = [self._row(lane) for lane in self._lanes.values()]
+        width = _terminal_width()
+        out = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
+        out += "".join(row[:width] + "\n" for row in rows)
+        self.stream.write(out)
+        self.stream.flush()
+        self._drawn = len(rows)
+
+    def _row(self, lane: _Lane) -> str:
+        elapsed = (lane.ended_at or self._now) - lane.started_at
+        return f"{lane.name:<22} {lane.phase:<24} {_seconds(max(elapsed, 0.0)):>7}  {lane.what}"
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 160
+
+
+def make_progress(mode: str, stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> Progress:
+    """`tty`, `plain`, or `auto`: the table when `stream` is a terminal outside CI, else plain lines."""
+    stream = stream or sys.stdout
+    env = os.environ if env is None else env
+    if mode == "tty" or (mode == "auto" and stream.isatty() and not env.get("CI")):
+        return TtyProgress(stream)
+    return PlainProgress(stream)
