@@ -1,0 +1,180 @@
+"""Our encoded chart rules against the charts' own files (apecloud/kubeblocks-addons 1.0, kept in ../shared/upstream).
+
+Three checks: the values we hand Helm (defaults and the `ci` profile, merged over the chart's defaults as Helm
+merges them) satisfy each chart's `values.schema.json`; every schema property has a rule with the same type, enum
+and bounds, apart from the deliberate differences listed below; and every key of the chart's default values.yaml
+is known to our rules and passes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dbstack.catalog import DATABASES, Database
+from dbstack.chartrules import Rule
+from dbstack.config import Layers, check_rules, load_config
+from dbstack.problems import Problem
+from dbstack.yamlfile import load_yaml
+
+jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra: pip install -e 'ci[dev]'")
+
+REPO = Path(__file__).resolve().parents[1]
+VALUES = REPO / "values"
+UPSTREAM = REPO.parent / "shared" / "upstream"
+
+if not UPSTREAM.is_dir():
+    pytest.skip(
+        f"the upstream chart files are not beside this clone ({UPSTREAM} is absent); CI copies shared/ there",
+        allow_module_level=True,
+    )
+
+# Where our rules are stricter than the schema on purpose, and why.
+DELIBERATE: dict[tuple[str, str], str] = {
+    ("postgresql", "replicas.minimum"): "the 1.0 chart renders at least 2 replicas whatever the schema allows",
+}
+# JSON Schema type (as a sorted tuple) -> the rule kinds that mean the same. `quantity` narrows ["number", "string"]
+# to numbers and decimal strings, because the charts paste the value before a unit (`{{ .Values.cpu }}`).
+KINDS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("string",): ("string",),
+    ("integer",): ("integer",),
+    ("number",): ("number",),
+    ("number", "string"): ("quantity",),
+    ("boolean",): ("boolean",),
+    ("object",): ("mapping",),
+}
+PROFILES = [None, "ci"]
+
+
+def schema_of(db: Database) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((UPSTREAM / f"{db.cluster_chart}.values.schema.json").read_text())
+    return data
+
+
+def chart_defaults(db: Database) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((UPSTREAM / f"{db.cluster_chart}.values.yaml").read_text())
+    return data
+
+
+def helm_merge(defaults: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """What Helm validates: user values over the chart's defaults, maps merged, a user null removing the key."""
+    merged = dict(defaults)
+    for key, value in user.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = helm_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def schema_properties(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for key, prop in schema.get("properties", {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        yield path, prop
+        yield from schema_properties(prop, path)
+
+
+def rule_at(rules: Mapping[str, Rule], path: str) -> Rule | None:
+    rule: Rule | None = None
+    children = rules
+    for part in path.split("."):
+        rule = children.get(part)
+        if rule is None:
+            return None
+        children = rule.children
+    return rule
+
+
+def leaf_paths(data: Mapping[str, Any], rules: Mapping[str, Rule], prefix: str = "") -> Iterator[str]:
+    """Every key path of `data`, not descending into mappings our rules keep opaque (no children listed)."""
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        yield path
+        rule = rules.get(key)
+        if isinstance(value, Mapping) and rule is not None and rule.children:
+            yield from leaf_paths(value, rule.children, path)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("key", list(DATABASES))
+def test_our_values_merged_over_the_chart_defaults_satisfy_the_chart_schema(key: str, profile: str | None) -> None:
+    db = DATABASES[key]
+    config = load_config(VALUES, profile)
+    values = helm_merge(chart_defaults(db), config.database(key).values)
+    validator = jsonschema.Draft7Validator(schema_of(db))
+    errors = [f"{'.'.join(map(str, e.absolute_path)) or '-'}: {e.message}" for e in validator.iter_errors(values)]
+    assert errors == []
+
+
+def test_the_schema_check_would_catch_a_value_the_chart_rejects() -> None:
+    db = DATABASES["neo4j"]
+    values = helm_merge(chart_defaults(db), {"mode": "standalone", "cpu": 1})
+    messages = sorted(e.message for e in jsonschema.Draft7Validator(schema_of(db)).iter_errors(values))
+    assert messages == ["'standalone' is not one of ['singlealone']", "1 is less than the minimum of 2"]
+
+
+@pytest.mark.parametrize("key", list(DATABASES))
+def test_every_schema_property_has_a_rule_with_the_same_limits(key: str) -> None:
+    db = DATABASES[key]
+    differences = []
+    for path, prop in schema_properties(schema_of(db)):
+        rule = rule_at(db.values_rules, path)
+        if rule is None:
+            differences.append(f"{path}: no rule")
+            continue
+        schema_type = prop.get("type")
+        types = [schema_type] if isinstance(schema_type, str) else list(schema_type or [])
+        wanted_kinds = KINDS.get(tuple(sorted(types)))
+        if rule.kinds != wanted_kinds:
+            differences.append(f"{path}.type: schema {schema_type}, rule {rule.kinds}")
+        ours = {
+            "enum": tuple(rule.enum) or None,
+            "minimum": rule.minimum,
+            "maximum": rule.maximum,
+            "multipleOf": rule.multiple_of,
+        }
+        for facet, value in ours.items():
+            theirs = prop.get(facet)
+            theirs = tuple(theirs) if isinstance(theirs, list) else theirs
+            if value != theirs and (key, f"{path}.{facet}") not in DELIBERATE:
+                differences.append(f"{path}.{facet}: schema {theirs}, rule {value}")
+    assert differences == []
+
+
+def test_deliberate_differences_are_still_differences() -> None:
+    """An entry in DELIBERATE that matches upstream again is stale: drop it, or the exception hides a real change."""
+    for (key, where), why in DELIBERATE.items():
+        path, facet = where.rsplit(".", 1)
+        prop = dict(schema_properties(schema_of(DATABASES[key])))[path]
+        rule = rule_at(DATABASES[key].values_rules, path)
+        assert rule is not None
+        ours = {"minimum": rule.minimum, "maximum": rule.maximum, "multipleOf": rule.multiple_of}[facet]
+        assert prop.get(facet) != ours, f"{key} {where} ({why}) now matches upstream"
+
+
+@pytest.mark.parametrize("key", list(DATABASES))
+def test_every_key_of_the_chart_defaults_is_known_to_our_rules(key: str) -> None:
+    db = DATABASES[key]
+    unknown = [
+        path for path in leaf_paths(chart_defaults(db), db.values_rules) if rule_at(db.values_rules, path) is None
+    ]
+    assert unknown == []
+
+
+@pytest.mark.parametrize("key", list(DATABASES))
+def test_the_chart_defaults_pass_our_rules(key: str) -> None:
+    db = DATABASES[key]
+    problems: list[Problem] = []
+    doc = load_yaml(UPSTREAM / f"{db.cluster_chart}.values.yaml", problems)
+    assert doc is not None
+    layers = Layers()
+    layers.add(doc)
+    check_rules(layers, db.values_rules, problems, require_all=False)
+    # PostgreSQL's deliberate minimum is met by its defaults (2 replicas), so no exception is needed here.
+    assert [str(p) for p in problems] == []
