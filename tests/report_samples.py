@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 
@@ -215,3 +216,10 @@ ALL_SAMPLES = {
     "cancelled": cancelled_run,
     "no-databases": empty_run,
 }
+
+
+def written_files(out_dir: Path) -> dict[str, bytes]:
+    """Every file under out_dir by relative path, for comparing folders and scanning them whole."""
+    return {
+        path.relative_to(out_dir).as_posix(): path.read_bytes() for path in sorted(out_dir.rglob("*")) if path.is_file()
+    }

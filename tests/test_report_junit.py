@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from report_samples import ALL_SAMPLES, PENDING_CAUSE, cancelled_run, empty_run, failed_run, successful_run
+
+from dbstack.report import write_reports
+from dbstack.report.junit import PIPELINE_SUITE, render_junit
+from dbstack.results import Outcome, RunResults
+
+
+def _parse(results: RunResults) -> ET.Element:
+    return ET.fromstring(render_junit(results).encode())
+
+
+def _cases(root: ET.Element, suite: str) -> dict[str, ET.Element]:
+    found = root.find(f"testsuite[@name='{suite}']")
+    assert found is not None, f"no testsuite {suite!r}"
+    return {case.get("name", ""): case for case in found.iter("testcase")}
+
+
+@pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
+def test_junit_has_the_shape_github_reporters_read(sample: Callable[[], RunResults]) -> None:
+    root = _parse(sample())
+    assert root.tag == "testsuites"
+    for suite in root.iter("testsuite"):
+        cases = list(suite.iter("testcase"))
+        assert suite.get("name")
+        assert int(suite.get("tests", "-1")) == len(cases)
+        assert int(suite.get("failures", "-1")) == sum(1 for c in cases if c.find("failure") is not None)
+        assert int(suite.get("errors", "-1")) == sum(1 for c in cases if c.find("error") is not None)
+        assert int(suite.get("skipped", "-1")) == sum(1 for c in cases if c.find("skipped") is not None)
+        assert float(suite.get("time", "-1")) >= 0
+        for case in cases:
+            assert case.get("name") and case.get("classname")
+            assert float(case.get("time", "-1")) >= 0
+            for child in case:
+                assert child.tag in ("failure", "error", "skipped")
+                assert child.get("message"), f"{case.get('name')}: <{child.tag}> without a message"
+    total = sum(int(s.get("tests", "0")) for s in root.iter("testsuite"))
+    assert int(root.get("tests", "-1")) == total
+
+
+@pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
+def test_every_step_and_every_check_is_a_test_case(sample: Callable[[], RunResults]) -> None:
+    results = sample()
+    root = _parse(results)
+    steps = _cases(root, PIPELINE_SUITE)
+    assert {s.title for s in results.steps} <= set(steps)
+    for database in results.databases:
+        if database.checks:
+            assert set(_cases(root, f"smoke {database.key}")) == {c.name for c in database.checks}
+
+
+def test_failed_step_carries_the_first_line_of_its_cause_and_the_whole_cause() -> None:
+    results = failed_run()
+    step = next(s for s in results.steps if s.outcome is Outcome.TIMED_OUT)
+    failure = _cases(_parse(results), PIPELINE_SUITE)[step.title].find("failure")
+    assert failure is not None
+    assert failure.get("message") == PENDING_CAUSE
+    assert failure.get("type") == "timed_out"
+    assert step.cause is not None and step.cause in (failure.text or "")
+    for path in step.diagnostics:
+        assert path in (failure.text or "")
+
+
+def test_failed_smoke_check_is_a_failure_with_its_message() -> None:
+    results = failed_run()
+    failed = next(c for d in results.databases for c in d.checks if c.outcome is Outcome.FAILED)
+    failure = _cases(_parse(results), f"smoke {failed.database}")[failed.name].find("failure")
+    assert failure is not None and failure.get("message") == failed.message
+
+
+def test_skipped_step_says_already_installed() -> None:
+    results = successful_run()
+    skipped = [s for s in results.steps if s.outcome is Outcome.SKIPPED]
+    assert skipped
+    cases = _cases(_parse(results), PIPELINE_SUITE)
+    for step in skipped:
+        element = cases[step.title].find("skipped")
+        assert element is not None and element.get("message") == "already installed"
+
+
+def test_steps_not_run_are_skipped_with_the_reason_and_cancelled_is_an_error() -> None:
+    results = cancelled_run()
+    cases = _cases(_parse(results), PIPELINE_SUITE)
+    for step in results.steps:
+        case = cases[step.title]
+        if step.outcome is Outcome.NOT_RUN:
+            element = case.find("skipped")
+            assert element is not None and element.get("message") == step.cause
+        if step.outcome is Outcome.CANCELLED:
+            error = case.find("error")
+            assert error is not None and error.get("message") == step.cause
+
+
+def test_zero_databases_gives_only_the_pipeline_suite() -> None:
+    root = _parse(empty_run())
+    assert [s.get("name") for s in root.iter("testsuite")] == [PIPELINE_SUITE]
+
+
+def test_control_characters_in_a_cause_still_give_well_formed_xml(tmp_path: Path) -> None:
+    results = failed_run()
+    next(s for s in results.steps if s.outcome is Outcome.TIMED_OUT).cause = "\x1b[31mred\x1b[0m and a bell \x07 and a NUL \x00 end"
+    write_reports(results, tmp_path)
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    messages = [f.get("message", "") for f in root.iter("failure")]
+    assert "red and a bell  and a NUL  end" in messages
