@@ -96,9 +96,7 @@ def test_ik_analysis_plugin_tokenizes_chinese(
     es: Elasticsearch, ik_installed: bool, smoke_settings: SmokeSettings
 ) -> None:
     if not ik_installed:
-        message = (
-            f"the {IK_PLUGIN} plugin is not installed; ApeRAG's index mapping needs ik_max_word/ik_smart"
-        )
+        message = f"the {IK_PLUGIN} plugin is not installed; ApeRAG's index mapping needs ik_max_word/ik_smart"
         if smoke_settings.require_ik:
             pytest.fail(f"{message} (SMOKE_REQUIRE_IK=1)", pytrace=False)
         pytest.skip(f"{message}; set SMOKE_REQUIRE_IK=1 to fail instead")
@@ -107,12 +105,8 @@ def test_ik_analysis_plugin_tokenizes_chinese(
     assert {"中华人民共和国", "国歌"} <= {token["token"] for token in tokens}
 
 
-def test_aperag_like_index_is_created_with_its_mapping(
-    es: Elasticsearch, ik_installed: bool, index: str
-) -> None:
-    es.indices.create(
-        index=index, mappings=aperag_like_mapping(ik_installed), settings={"number_of_replicas": 0}
-    )
+def test_aperag_like_index_is_created_with_its_mapping(es: Elasticsearch, ik_installed: bool, index: str) -> None:
+    es.indices.create(index=index, mappings=aperag_like_mapping(ik_installed), settings={"number_of_replicas": 0})
     mapping = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
     assert mapping["document_id"] == {"type": "keyword"}
     assert mapping["content"]["type"] == "text"
@@ -120,14 +114,10 @@ def test_aperag_like_index_is_created_with_its_mapping(
         assert mapping["content"]["analyzer"] == "ik_max_word"
 
 
-def test_bulk_indexed_chunks_are_found_by_match_query(
-    es: Elasticsearch, ik_installed: bool, index: str
-) -> None:
+def test_bulk_indexed_chunks_are_found_by_match_query(es: Elasticsearch, ik_installed: bool, index: str) -> None:
     from elasticsearch import helpers
 
-    es.indices.create(
-        index=index, mappings=aperag_like_mapping(ik_installed), settings={"number_of_replicas": 0}
-    )
+    es.indices.create(index=index, mappings=aperag_like_mapping(ik_installed), settings={"number_of_replicas": 0})
     indexed, errors = helpers.bulk(
         es,
         ({"_index": index, "_id": chunk["chunk_id"], "_source": chunk} for chunk in CHUNKS),

@@ -71,9 +71,7 @@ def test_entity_id_index_comes_online(driver: Driver, label: str) -> None:
     index_name = f"{label.lower()}_entity_id"
     driver.execute_query(f"CREATE INDEX `{index_name}` IF NOT EXISTS FOR (n:`{label}`) ON (n.entity_id)")
     try:
-        driver.execute_query(
-            "CALL db.awaitIndex($name, $timeout)", name=index_name, timeout=INDEX_ONLINE_TIMEOUT_S
-        )
+        driver.execute_query("CALL db.awaitIndex($name, $timeout)", name=index_name, timeout=INDEX_ONLINE_TIMEOUT_S)
         records, _, _ = driver.execute_query(
             "SHOW INDEXES YIELD name, state, labelsOrTypes, properties WHERE name = $name "
             "RETURN state, labelsOrTypes, properties",
@@ -81,9 +79,7 @@ def test_entity_id_index_comes_online(driver: Driver, label: str) -> None:
         )
     finally:
         driver.execute_query(f"DROP INDEX `{index_name}` IF EXISTS")
-    assert [(r["state"], r["labelsOrTypes"], r["properties"]) for r in records] == [
-        ("ONLINE", [label], ["entity_id"])
-    ]
+    assert [(r["state"], r["labelsOrTypes"], r["properties"]) for r in records] == [("ONLINE", [label], ["entity_id"])]
 
 
 def test_entities_are_created_matched_and_detach_deleted(driver: Driver, label: str) -> None:

@@ -57,9 +57,7 @@ def pg_schema(run_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def engine(
-    pg_settings: PostgresSettings, pg_schema: str, gate: Gate, secret_values: list[str]
-) -> Iterator[Engine]:
+def engine(pg_settings: PostgresSettings, pg_schema: str, gate: Gate, secret_values: list[str]) -> Iterator[Engine]:
     engine = create_engine(
         pg_url(pg_settings, "psycopg"),
         pool_pre_ping=True,
@@ -92,9 +90,7 @@ def engine(
         engine.dispose()
 
 
-def test_sync_connection_runs_queries_as_configured_user(
-    engine: Engine, pg_settings: PostgresSettings
-) -> None:
+def test_sync_connection_runs_queries_as_configured_user(engine: Engine, pg_settings: PostgresSettings) -> None:
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version()")).scalar_one()
         user = conn.execute(text("SELECT current_user")).scalar_one()
@@ -141,17 +137,13 @@ def test_vector_extension_is_installed_and_computes_cosine_distance(engine: Engi
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EXTENSION_LOCK_KEY})
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-        version = conn.execute(
-            text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        ).scalar_one()
+        version = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
         distance = conn.execute(text("SELECT '[1,2,3]'::vector <=> '[2,4,6]'::vector")).scalar_one()
     assert version
     assert distance == pytest.approx(0.0, abs=1e-6)
 
 
-def test_orm_schema_has_native_enums_dimensionless_vectors_and_string_arrays(
-    engine: Engine, pg_schema: str
-) -> None:
+def test_orm_schema_has_native_enums_dimensionless_vectors_and_string_arrays(engine: Engine, pg_schema: str) -> None:
     with engine.connect() as conn:
         enum_labels = conn.execute(
             text(
@@ -252,10 +244,7 @@ def test_cosine_nearest_neighbour_returns_the_closest_chunk(engine: Engine) -> N
     with engine.begin() as conn:
         conn.execute(
             insert(LightRAGDocChunks),
-            [
-                {"id": name, "workspace": workspace, "content": name, "content_vector": v}
-                for name, v in vectors.items()
-            ],
+            [{"id": name, "workspace": workspace, "content": name, "content_vector": v} for name, v in vectors.items()],
         )
     # Scaled to show the metric is cosine, not Euclidean: by length "east" would be nearer.
     query_vector = [0.5, 4.0, 0.2]
@@ -276,25 +265,17 @@ def test_cosine_nearest_neighbour_returns_the_closest_chunk(engine: Engine) -> N
 def test_graph_nodes_and_edges_reject_duplicate_keys_and_upsert(engine: Engine) -> None:
     workspace = new_id()
     with engine.begin() as conn:
+        conn.execute(insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice", entity_type="PERSON"))
         conn.execute(
-            insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice", entity_type="PERSON")
-        )
-        conn.execute(
-            insert(LightRAGGraphEdge).values(
-                workspace=workspace, source_entity_id="Alice", target_entity_id="Bob"
-            )
+            insert(LightRAGGraphEdge).values(workspace=workspace, source_entity_id="Alice", target_entity_id="Bob")
         )
     for duplicate in (
         insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice"),
-        insert(LightRAGGraphEdge).values(
-            workspace=workspace, source_entity_id="Alice", target_entity_id="Bob"
-        ),
+        insert(LightRAGGraphEdge).values(workspace=workspace, source_entity_id="Alice", target_entity_id="Bob"),
     ):
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(duplicate)
-    node_upsert = insert(LightRAGGraphNode).values(
-        workspace=workspace, entity_id="Alice", description="updated"
-    )
+    node_upsert = insert(LightRAGGraphNode).values(workspace=workspace, entity_id="Alice", description="updated")
     with engine.begin() as conn:
         conn.execute(
             node_upsert.on_conflict_do_update(
@@ -334,9 +315,7 @@ def test_document_status_derives_from_stored_index_rows(
             for index_type, status in zip(DocumentIndexType, statuses, strict=False)
         )
     with Session(engine) as session:
-        stored = session.scalars(
-            select(DocumentIndex.status).where(DocumentIndex.document_id == document_id)
-        ).all()
+        stored = session.scalars(select(DocumentIndex.status).where(DocumentIndex.document_id == document_id)).all()
     assert sorted(stored) == sorted(statuses)
     assert derive_document_status(stored) is expected
 

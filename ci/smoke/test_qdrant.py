@@ -74,9 +74,7 @@ def collection(client: QdrantClient, run_id: str) -> Iterator[str]:
     from qdrant_client import models
 
     name = f"{run_id}_{next(_collection_numbers)}"
-    client.create_collection(
-        name, vectors_config=models.VectorParams(size=DIMENSION, distance=models.Distance.COSINE)
-    )
+    client.create_collection(name, vectors_config=models.VectorParams(size=DIMENSION, distance=models.Distance.COSINE))
     try:
         yield name
     finally:
@@ -89,8 +87,7 @@ def _upsert_points(client: QdrantClient, collection: str) -> None:
     client.upsert(
         collection,
         points=[
-            models.PointStruct(id=pid, vector=vector, payload=payload)
-            for pid, (vector, payload) in POINTS.items()
+            models.PointStruct(id=pid, vector=vector, payload=payload) for pid, (vector, payload) in POINTS.items()
         ],
         wait=True,
     )
@@ -124,9 +121,7 @@ def test_payload_filter_restricts_search(client: QdrantClient, collection: str) 
     from qdrant_client import models
 
     _upsert_points(client, collection)
-    only_beta = models.Filter(
-        must=[models.FieldCondition(key="workspace", match=models.MatchValue(value="beta"))]
-    )
+    only_beta = models.Filter(must=[models.FieldCondition(key="workspace", match=models.MatchValue(value="beta"))])
     hits = client.query_points(collection, query=[0.0, 1.0, 0.0, 0.0], query_filter=only_beta, limit=3).points
     assert [hit.id for hit in hits] == [3]
 
@@ -144,9 +139,7 @@ def test_deleted_collection_is_gone(client: QdrantClient, run_id: str) -> None:
     from qdrant_client import models
 
     name = f"{run_id}_deleted"
-    client.create_collection(
-        name, vectors_config=models.VectorParams(size=DIMENSION, distance=models.Distance.COSINE)
-    )
+    client.create_collection(name, vectors_config=models.VectorParams(size=DIMENSION, distance=models.Distance.COSINE))
     try:
         assert client.collection_exists(name)
     finally:

@@ -73,7 +73,10 @@ def test_manager_shares_one_pooled_client_with_aperag_limits(
     assert pool.connection_kwargs["db"] == MEMORY_DB
 
 
-def test_manager_creates_no_connection_before_first_use(redis_settings: RedisSettings) -> None:
+def test_manager_creates_no_connection_before_first_use(
+    redis_settings: RedisSettings, managers: dict[int, RedisConnectionManager]
+) -> None:
+    # `managers` is requested only so this check skips or fails with the others when Redis is unreachable.
     manager = RedisConnectionManager(redis_settings, db=MEMORY_DB)
     try:
         client = manager.get_sync_client()

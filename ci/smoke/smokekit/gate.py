@@ -36,7 +36,7 @@ class Gate:
         return value
 
     def unreachable(self, key: str, action: str, exc: BaseException) -> NoReturn:
-        message = f"{key} unreachable ({action}): {scrub_exception(exc, self.settings.secrets())}"
+        message = f"cannot use {key} ({action}): {scrub_exception(exc, self.settings.secrets())}"
         if key in self.settings.required:
             pytest.fail(message, pytrace=False)
         pytest.skip(f"{message}; not in SMOKE_REQUIRE")

@@ -137,9 +137,7 @@ class LightRAGVDBRelation(Base):
 
 class LightRAGGraphNode(Base):
     __tablename__ = "lightrag_graph_nodes"
-    __table_args__ = (
-        UniqueConstraint("workspace", "entity_id", name="uq_lightrag_graph_nodes_workspace_entity"),
-    )
+    __table_args__ = (UniqueConstraint("workspace", "entity_id", name="uq_lightrag_graph_nodes_workspace_entity"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entity_id: Mapped[str] = mapped_column(String(256), nullable=False)
