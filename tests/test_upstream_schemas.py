@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from dbstack.catalog import DATABASES, Database
@@ -20,8 +21,6 @@ from dbstack.chartrules import Rule
 from dbstack.config import Layers, check_rules, load_config
 from dbstack.problems import Problem
 from dbstack.yamlfile import load_yaml
-
-jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra: pip install -e 'ci[dev]'")
 
 REPO = Path(__file__).resolve().parents[1]
 VALUES = REPO / "values"
