@@ -71,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, required=True, help="results.json written by a run")
     p.add_argument("--out", type=Path, required=True, help="folder to write junit.xml, summary.* into")
     p.set_defaults(handler=_lazy("dbstack.report", "cli_report"))
+
+    p = sub.add_parser("preview-comment", help="render a pull request's preview comment from a saved results.json")
+    p.add_argument("--results", type=Path, required=True, help="results.json written by the preview run")
+    p.add_argument("--pr", type=int, required=True, help="pull request number")
+    p.add_argument("--head-sha", default=None, help="the commit the preview was built from")
+    p.add_argument("--run-url", default=None, help="link to the workflow run (https://...)")
+    p.add_argument("--ttl-hours", type=float, default=72.0, help="hours until the sweep may remove the preview")
+    p.add_argument("--allow-missing", action="store_true", help="comment 'no results' when the file is absent")
+    p.add_argument("--out", type=Path, default=None, help="write the comment here (default: stdout)")
+    p.set_defaults(handler=_lazy("dbstack.preview", "cli_preview_comment"))
     return parser
 
 
