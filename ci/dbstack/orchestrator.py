@@ -166,7 +166,7 @@ class _Run:
             left = deadline - anyio.current_time()
             if left <= 0:
                 raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s {doing}")
-            built = command(max(1, math.floor(left))) if callable(command) else command
+            built = command(max(1, math.ceil(left))) if callable(command) else command
             done = await self.runner.run(built, timeout_s=left + COMMAND_GRACE_S)
             if done.ok or done.timed_out:
                 return done

@@ -1,0 +1,333 @@
+"""Scenario tests: the orchestrator running plans on the simulated cluster in virtual time (trio's MockClock)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+import trio.testing
+from dbstack.orchestrator import (
+    BACKOFF_FIRST_S,
+    WATCH_INTERVAL_S,
+    run_plan,
+    run_teardown,
+)
+from dbstack.plan import Plan, build_plan, build_teardown_plan
+from dbstack.results import Outcome, RunResults, StepResult
+from dbstack.simcluster import SIM_CREDENTIAL, Call, Failure, Latencies, Scenario, SimCluster
+from dbstack.validate import validate
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def plan_for(values_dir: Path, *overrides: str) -> Plan:
+    return build_plan(validate(values_dir, None, overrides).config)
+
+
+def in_virtual_time(main: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
+
+
+@dataclass
+class SimRun:
+    results: RunResults
+    sim: SimCluster
+    out: Path
+
+    def step(self, step_id: str) -> StepResult:
+        return next(s for s in self.results.steps if s.id == step_id)
+
+    def outcome(self, database: str) -> Outcome:
+        return next(d.outcome for d in self.results.databases if d.key == database)
+
+    def calls(self, *prefix: str) -> list[Call]:
+        return [c for c in self.sim.calls if c.argv[: len(prefix)] == prefix]
+
+    def helm_installs(self, release: str) -> list[Call]:
+        return self.calls("helm", "upgrade", "--install", release)
+
+
+def simulate(plan: Plan, scenario: Scenario, out: Path, sim: SimCluster | None = None) -> SimRun:
+    sim = sim or SimCluster(scenario)
+    found: list[RunResults] = []
+
+    async def main() -> None:
+        found.append(await run_plan(plan, sim, out, cluster_kind="simulated", clock=anyio.current_time))
+
+    in_virtual_time(main)
+    return SimRun(found[0], sim, out)
+
+
+def fast(**addon_s: float) -> Latencies:
+    """Latencies with per-addon overrides (the rest as in the default scenario)."""
+    defaults = Latencies()
+    return Latencies(addon_s={**defaults.addon_s, **addon_s})
+
+
+# --- a healthy run ---------------------------------------------------------------------------------------------
+
+
+def test_healthy_run_passes_every_step_and_reports_endpoints(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(), tmp_path)
+    assert [s.outcome for s in run.results.steps] == [Outcome.PASSED] * len(run.results.steps)
+    pg = next(d for d in run.results.databases if d.key == "postgresql")
+    assert (pg.outcome, pg.service, pg.port, pg.secret) == (
+        Outcome.PASSED,
+        "pg-cluster-postgresql-postgresql",
+        5432,
+        "pg-cluster-postgresql-account-postgres",
+    )
+    assert pg.ready_after_s == run.step("cluster:postgresql").duration_s
+    saved = RunResults.from_json(json.loads((tmp_path / "results.json").read_text()))
+    assert [s.outcome for s in saved.steps] == [s.outcome for s in run.results.steps]
+    assert not (tmp_path / "diagnostics").exists()
+
+
+def test_addons_install_in_parallel_once_kubeblocks_is_up(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(), tmp_path)
+    kubeblocks_up = run.step("kubeblocks").ended_at
+    assert kubeblocks_up is not None
+    starts = [
+        run.helm_installs(f"kb-addon-{db}")[0].started for db in ("postgresql", "redis", "qdrant", "elasticsearch")
+    ]
+    assert all(kubeblocks_up <= start for start in starts)
+    first_addon_ready = min(run.step(f"addon:{db}").ended_at or 0 for db in ("postgresql", "redis"))
+    assert max(starts) < first_addon_ready
+
+
+def test_each_cluster_installs_right_after_its_own_addon(values_dir: Path, tmp_path: Path) -> None:
+    scenario = Scenario(latencies=fast(redis=10.0, elasticsearch=120.0))
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
+    redis_install = run.helm_installs("redis-cluster")[0].started
+    assert redis_install == run.step("addon:redis").ended_at
+    assert redis_install < (run.step("addon:elasticsearch").ended_at or 0)
+
+
+def test_kubeblocks_starts_only_after_snapshot_and_kubeblocks_crds_are_established(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(), tmp_path)
+    install = run.helm_installs("kubeblocks")[0].started
+    assert install >= (run.step("snapshot-crds").ended_at or 0)
+    assert install >= (run.step("kubeblocks-crds").ended_at or 0)
+    # Nothing needs the snapshot controller, so KubeBlocks does not wait for it.
+    assert install < (run.step("snapshot-controller").ended_at or 0)
+
+
+def test_readiness_is_noticed_when_the_cluster_turns_running(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(), tmp_path)
+    ready = run.sim.ready_times()
+    assert run.step("cluster:elasticsearch").ended_at == ready["cluster/es-cluster"]
+    assert run.step("addon:redis").ended_at == ready["clusterdefinition/redis"]
+
+
+# --- failing fast ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failure", "cause_start"),
+    [
+        (Failure.PENDING_CPU, "redis-cluster-redis-0 Pending: 0/1 nodes are available: 1 Insufficient cpu"),
+        (Failure.IMAGE_PULL, "redis-cluster-redis-0 container redis ImagePullBackOff: Back-off pulling image"),
+        (Failure.CRASHLOOP, "redis-cluster-redis-0 container redis CrashLoopBackOff (restarted 3 times"),
+        (Failure.ABNORMAL, "Cluster redis-cluster is Abnormal: component redis Failed"),
+    ],
+)
+def test_a_failing_cluster_ends_its_wait_at_once_with_the_cause_and_the_others_still_pass(
+    values_dir: Path, tmp_path: Path, failure: Failure, cause_start: str
+) -> None:
+    scenario = Scenario(failures={"redis": failure})
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
+    step = run.step("cluster:redis")
+    assert step.outcome is Outcome.FAILED
+    assert (step.cause or "").startswith(cause_start)
+    latest_notice = (
+        scenario.latencies.helm_s
+        + scenario.latencies.pods_after_s
+        + scenario.latencies.failure_after_s
+        + 2 * WATCH_INTERVAL_S
+    )
+    assert (step.duration_s or 0) <= latest_notice
+    assert run.outcome("redis") is Outcome.FAILED
+    assert {run.outcome(db) for db in ("postgresql", "qdrant", "elasticsearch")} == {Outcome.PASSED}
+    for name in ("pods.txt", "events.txt", "logs.txt", "logs-previous.txt", "nodes.txt", "kubeblocks.log"):
+        assert f"diagnostics/redis/{name}" in step.diagnostics
+        assert (tmp_path / "diagnostics" / "redis" / name).is_file()
+
+
+def test_diagnostics_never_hold_the_credentials_pods_print(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": Failure.CRASHLOOP}), tmp_path)
+    files = [p for p in (tmp_path / "diagnostics").rglob("*") if p.is_file()]
+    pods = (tmp_path / "diagnostics" / "postgresql" / "pods.txt").read_text()
+    assert "POSTGRES_PASSWORD:  ***" in pods
+    assert files
+    assert all(SIM_CREDENTIAL not in p.read_text() for p in [*files, tmp_path / "results.json"])
+    assert run.step("cluster:postgresql").outcome is Outcome.FAILED
+
+
+def test_a_stalled_cluster_times_out_after_the_configured_timeout_with_what_it_last_saw(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    plan = plan_for(values_dir, "timeouts.cluster=120")
+    run = simulate(plan, Scenario(failures={"qdrant": Failure.STALLED}), tmp_path)
+    step = run.step("cluster:qdrant")
+    assert step.outcome is Outcome.TIMED_OUT
+    cause = step.cause or ""
+    assert cause.startswith(
+        "timed out after 120 s waiting for clusters.apps.kubeblocks.io/qdrant-cluster phase Running"
+    )
+    assert "last seen: Cluster Creating; pods 0/1 ready" in cause
+    assert "qdrant-cluster-qdrant-0 Running, not ready" in cause
+    assert 120 <= (step.duration_s or 0) < 120 + WATCH_INTERVAL_S
+    assert run.outcome("redis") is Outcome.PASSED  # ready in 60 s, well within the 120 s
+
+
+def test_a_failed_step_leaves_the_steps_that_need_it_not_run_with_the_reason(values_dir: Path, tmp_path: Path) -> None:
+    plan = plan_for(values_dir, "timeouts.kubeblocks=60")
+    run = simulate(plan, Scenario(preinstalled=True, kubeblocks_unhealthy=True), tmp_path)
+    assert run.step("kubeblocks").outcome is Outcome.TIMED_OUT
+    assert (run.step("kubeblocks").cause or "").startswith("timed out after 60 s waiting for deployment/kubeblocks")
+    assert run.step("addon:redis").outcome is Outcome.NOT_RUN
+    assert run.step("addon:redis").cause == "not run: kubeblocks did not succeed"
+    assert run.step("cluster:redis").cause == "not run: addon:redis did not succeed"
+    assert {d.outcome for d in run.results.databases} == {Outcome.NOT_RUN}
+    assert (tmp_path / "diagnostics" / "kubeblocks" / "kubeblocks.log").is_file()
+    assert not run.results.passed
+
+
+# --- already there, races, transient errors --------------------------------------------------------------------
+
+
+def test_installed_kubeblocks_is_skipped_but_still_verified(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(preinstalled=True), tmp_path)
+    for step_id in ("snapshot-crds", "snapshot-controller", "kubeblocks-crds", "kubeblocks"):
+        assert run.step(step_id).outcome is Outcome.SKIPPED
+    assert run.helm_installs("kubeblocks") == []
+    assert run.calls("kubectl", "apply") == []
+    assert len(run.calls("kubectl", "rollout", "status", "deployment/kubeblocks")) == 1
+    assert {d.outcome for d in run.results.databases} == {Outcome.PASSED}
+    assert run.results.passed is False  # the smoke suite has not run yet; the caller records it
+
+
+def test_installed_addon_is_skipped_but_its_definitions_are_still_awaited(values_dir: Path, tmp_path: Path) -> None:
+    scenario = Scenario(preinstalled=True, preinstalled_addons=frozenset({"redis"}))
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
+    assert run.step("addon:redis").outcome is Outcome.SKIPPED
+    assert run.helm_installs("kb-addon-redis") == []
+    assert run.calls("kubectl", "wait", "componentversion.apps.kubeblocks.io/redis")
+    assert run.step("addon:qdrant").outcome is Outcome.PASSED
+
+
+def test_helm_already_exists_race_is_retried_once(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(already_exists=frozenset({"kb-addon-redis"})), tmp_path)
+    installs = run.helm_installs("kb-addon-redis")
+    assert [c.exit_code for c in installs] == [1, 0]
+    assert run.step("addon:redis").outcome is Outcome.PASSED
+    assert run.step("addon:redis").attempts == 2
+
+
+def test_transient_api_errors_are_retried_with_growing_pauses(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(api_outage=(0.0, 6.0)), tmp_path)
+    assert {s.outcome for s in run.results.steps} == {Outcome.PASSED}
+    probe = run.calls("kubectl", "get", "crd")
+    tries = [c for c in probe if c.argv == probe[0].argv]
+    assert [c.exit_code for c in tries][:3] == [1, 1, 1]
+    pauses = [later.started - earlier.ended for earlier, later in itertools.pairwise(tries)]
+    assert pauses[0] == pytest.approx(BACKOFF_FIRST_S)
+    assert pauses[1] == pytest.approx(2 * BACKOFF_FIRST_S)
+
+
+def test_an_api_that_stays_down_fails_with_its_error_instead_of_hanging(values_dir: Path, tmp_path: Path) -> None:
+    scenario = Scenario(api_outage=(0.0, 1e9), outage_message="The connection to the server 10.0.0.1:6443 was refused")
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
+    step = run.step("snapshot-crds")
+    assert step.outcome is Outcome.FAILED
+    assert (step.cause or "").startswith("The connection to the server 10.0.0.1:6443 was refused")
+    assert (step.duration_s or 0) < 120
+    assert run.step("kubeblocks").outcome is Outcome.NOT_RUN
+
+
+# --- cancellation ------------------------------------------------------------------------------------------
+
+
+def test_cancellation_still_writes_results_with_cancelled_and_not_run_steps(values_dir: Path, tmp_path: Path) -> None:
+    sim = SimCluster(Scenario())
+    plan = plan_for(values_dir)
+
+    async def main() -> None:
+        with anyio.move_on_after(100):
+            await run_plan(plan, sim, tmp_path, cluster_kind="simulated", clock=anyio.current_time)
+
+    in_virtual_time(main)
+    saved = RunResults.from_json(json.loads((tmp_path / "results.json").read_text()))
+    steps = {s.id: s for s in saved.steps}
+    assert steps["snapshot-crds"].outcome is Outcome.PASSED
+    assert steps["kubeblocks"].outcome is Outcome.CANCELLED
+    assert steps["kubeblocks"].cause == "run cancelled while waiting for deployment/kubeblocks to roll out"
+    assert "diagnostics/kubeblocks/kubeblocks.log" in steps["kubeblocks"].diagnostics
+    assert steps["addon:redis"].outcome is Outcome.NOT_RUN
+    assert steps["addon:redis"].cause == "not run: the run was cancelled first"
+    assert saved.ended_at is not None
+
+
+# --- teardown ----------------------------------------------------------------------------------------------
+
+
+def test_teardown_removes_clusters_before_addons_and_kubeblocks(values_dir: Path, tmp_path: Path) -> None:
+    config = validate(values_dir).config
+    sim = SimCluster(Scenario())
+    simulate(build_plan(config), Scenario(), tmp_path / "deploy", sim)
+    found: list[RunResults] = []
+
+    async def main() -> None:
+        plan = build_teardown_plan(config, remove_kubeblocks=True)
+        found.append(await run_teardown(plan, sim, tmp_path / "teardown", cluster_kind="simulated"))
+
+    in_virtual_time(main)
+    steps = {s.id: s for s in found[0].steps}
+    assert {s.outcome for s in steps.values()} == {Outcome.PASSED}
+    last_cluster_gone = max(s.ended_at or 0 for s in steps.values() if s.kind == "uninstall-cluster")
+    first_addon = min(s.started_at or 0 for s in steps.values() if s.kind == "uninstall-addon")
+    assert last_cluster_gone <= first_addon
+    assert (steps["uninstall-kubeblocks"].started_at or 0) >= max(
+        s.ended_at or 0 for s in steps.values() if s.kind == "uninstall-addon"
+    )
+
+
+def test_teardown_without_all_only_removes_clusters_and_tolerates_missing_ones(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    plan = build_teardown_plan(validate(values_dir).config, remove_kubeblocks=False)
+    assert {s.kind.value for s in plan.steps} == {"uninstall-cluster"}
+    run = simulate(plan, Scenario(), tmp_path)
+    assert {s.outcome for s in run.results.steps} == {Outcome.PASSED}
+
+
+# --- any anyio backend -------------------------------------------------------------------------------------
+
+
+def test_the_same_run_works_under_asyncio_in_real_time(values_dir: Path, tmp_path: Path) -> None:
+    tiny = 0.001
+    latencies = Latencies(
+        api_s=tiny,
+        helm_s=tiny,
+        snapshot_crds_s=tiny,
+        snapshot_controller_s=tiny,
+        kubeblocks_crds_s=tiny,
+        kubeblocks_s=tiny,
+        addon_s={key: tiny for key in Latencies().addon_s},
+        cluster_s={key: tiny for key in Latencies().cluster_s},
+    )
+    sim = SimCluster(Scenario(latencies=latencies))
+    found: list[RunResults] = []
+
+    async def main() -> None:
+        found.append(await run_plan(plan_for(values_dir), sim, tmp_path, cluster_kind="simulated"))
+
+    anyio.run(main, backend="asyncio")
+    assert {s.outcome for s in found[0].steps} == {Outcome.PASSED}
