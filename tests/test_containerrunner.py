@@ -1,0 +1,242 @@
+"""The Dagger container runner, over a fake container that records each exec and answers from the simulated
+cluster: the real orchestrator must send exactly the plan's commands, in the plan's order, each uncached."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Self, TypeVar
+
+import dagger
+import pytest
+import trio
+import trio.testing
+from dagger import ReturnType
+from dagger._exceptions import QueryErrorValue
+from dbstack.config import load_config
+from dbstack.containerrunner import ENGINE_FAILURE_EXIT, NONCE_VARIABLE, ContainerRunner, timed_argv
+from dbstack.orchestrator import run_plan
+from dbstack.plan import Command, Plan, build_plan, helm, kubectl
+from dbstack.results import Outcome, RunResults
+from dbstack.runner import CommandResult
+from dbstack.simcluster import SimCluster
+
+Answer = Callable[[Command, float], Awaitable[CommandResult]]
+
+
+@dataclass
+class Exec:
+    argv: list[str]
+    stdin: str | None
+    expect: ReturnType | None
+    env: dict[str, str]
+
+
+@dataclass
+class FakeToolbox:
+    """Stands in for dagger.Container: `with_*` return new values, `sync` runs the recorded exec."""
+
+    answer: Answer
+    log: list[Exec] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    pending: Exec | None = None
+    result: CommandResult | None = None
+
+    def with_env_variable(self, name: str, value: str) -> Self:
+        return replace(self, env={**self.env, name: value})
+
+    def with_exec(self, args: list[str], *, stdin: str | None = "", expect: ReturnType | None = None) -> Self:
+        return replace(self, pending=Exec(list(args), stdin, expect, dict(self.env)))
+
+    async def sync(self) -> Self:
+        assert self.pending is not None, "sync before any exec"
+        self.log.append(self.pending)
+        argv = self.pending.argv
+        assert argv[0] == "timeout", argv
+        command = Command(tuple(argv[2:]), self.pending.stdin or None)
+        return replace(self, result=await self.answer(command, float(argv[1])))
+
+    def _done(self) -> CommandResult:
+        assert self.result is not None, "output read before sync"
+        return self.result
+
+    async def exit_code(self) -> int:
+        return self._done().exit_code
+
+    async def stdout(self) -> str:
+        return self._done().stdout
+
+    async def stderr(self) -> str:
+        return self._done().stderr
+
+
+def simulated(sim: SimCluster) -> Answer:
+    async def answer(command: Command, timeout_s: float) -> CommandResult:
+        return await sim.run(command, timeout_s=timeout_s)
+
+    return answer
+
+
+def scripted(result: CommandResult, delay_s: float = 0.0) -> Answer:
+    async def answer(command: Command, timeout_s: float) -> CommandResult:
+        await trio.sleep(delay_s)
+        return result
+
+    return answer
+
+
+T = TypeVar("T")
+
+
+def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def deploy_over_fake(plan: Plan, out_dir: Path) -> tuple[FakeToolbox, SimCluster, RunResults]:
+    sim = SimCluster()
+    toolbox = FakeToolbox(simulated(sim))
+    runner = ContainerRunner(toolbox, clock=trio.current_time)
+
+    async def main() -> RunResults:
+        return await run_plan(plan, runner, out_dir, cluster_kind="k3s", clock=trio.current_time)
+
+    return toolbox, sim, run_virtual(main)
+
+
+VALUES = Path(__file__).resolve().parents[1] / "values"
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    return build_plan(load_config(VALUES))
+
+
+@pytest.fixture(scope="module")
+def deployed(plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> tuple[FakeToolbox, SimCluster, RunResults]:
+    """One simulated deploy through the container runner, shared by the tests that read what it sent."""
+    return deploy_over_fake(plan, tmp_path_factory.mktemp("reports"))
+
+
+def test_the_orchestrator_over_the_container_runner_deploys_the_simulated_cluster(
+    plan: Plan, deployed: tuple[FakeToolbox, SimCluster, RunResults]
+) -> None:
+    _, _, results = deployed
+    assert [(s.id, s.outcome) for s in results.steps] == [(s.id, Outcome.PASSED) for s in plan.steps]
+    assert {d.key: d.outcome for d in results.databases} == {e.database: Outcome.PASSED for e in plan.endpoints}
+
+
+def test_every_command_reaches_the_container_unchanged_under_a_timeout(
+    deployed: tuple[FakeToolbox, SimCluster, RunResults],
+) -> None:
+    toolbox, sim, _ = deployed
+    # The simulator records a command when it ends, the container when it starts: compare as collections.
+    assert sorted(tuple(e.argv[2:]) for e in toolbox.log) == sorted(call.argv for call in sim.calls)
+    assert all(e.argv[0] == "timeout" and int(e.argv[1]) >= 1 for e in toolbox.log)
+
+
+def without_timeout(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """A wait's --timeout is what remains of the step's budget, so it differs from the plan's full budget."""
+    return tuple(a for a in argv if not a.startswith("--timeout="))
+
+
+def test_each_step_runs_its_commands_in_plan_order_after_the_steps_it_needs(
+    plan: Plan, deployed: tuple[FakeToolbox, SimCluster, RunResults]
+) -> None:
+    toolbox, _, _ = deployed
+    sent = [without_timeout(tuple(e.argv[2:])) for e in toolbox.log]
+    first_sent: dict[str, int] = {}
+    last_done: dict[str, int] = {}
+    for step in plan.steps:
+        positions = [sent.index(c.argv) for c in step.commands]
+        assert positions == sorted(positions), f"{step.id} sent its commands out of order"
+        waits = [without_timeout(w.command(step.timeout_s).argv) for w in step.done_when]
+        first_sent[step.id] = min(positions)
+        last_done[step.id] = max(len(sent) - 1 - sent[::-1].index(w) for w in waits)
+    for step in plan.steps:
+        for need in step.needs:
+            assert first_sent[step.id] > last_done[need], f"{step.id} started before {need} was done"
+
+
+def test_every_exec_has_its_own_nonce_and_returns_failures_instead_of_raising(
+    plan: Plan, deployed: tuple[FakeToolbox, SimCluster, RunResults]
+) -> None:
+    toolbox, _, _ = deployed
+    nonces = [e.env[NONCE_VARIABLE] for e in toolbox.log]
+    assert len(set(nonces)) == len(nonces)
+    assert {e.expect for e in toolbox.log} == {ReturnType.ANY}
+
+
+def test_cluster_values_travel_as_stdin_to_helm(
+    plan: Plan, deployed: tuple[FakeToolbox, SimCluster, RunResults]
+) -> None:
+    toolbox, _, _ = deployed
+    with_values = {tuple(e.argv[2:]): e.stdin for e in toolbox.log if e.stdin}
+    expected = {c.argv: c.stdin for s in plan.steps for c in s.commands if c.stdin is not None}
+    assert with_values == expected
+    assert expected, "the plan has cluster values to send"
+
+
+@pytest.mark.parametrize(("timeout_s", "seconds"), [(600, "600"), (0.2, "1"), (10.5, "11")])
+def test_the_timeout_is_whole_seconds_rounded_up(timeout_s: float, seconds: str) -> None:
+    assert timed_argv(kubectl("get", "nodes"), timeout_s) == ["timeout", seconds, "kubectl", "get", "nodes"]
+
+
+def run_once(answer: Answer, timeout_s: float = 30.0) -> CommandResult:
+    runner = ContainerRunner(FakeToolbox(answer), clock=trio.current_time)
+
+    async def main() -> CommandResult:
+        return await runner.run(helm("list", "-A"), timeout_s=timeout_s)
+
+    return run_virtual(main)
+
+
+def test_exit_124_from_timeout_is_a_timeout() -> None:
+    done = run_once(scripted(CommandResult(124, "", "")))
+    assert done.timed_out and not done.ok
+
+
+def test_a_signal_exit_is_a_timeout_only_once_the_limit_has_passed() -> None:
+    late = run_once(scripted(CommandResult(143, "", ""), delay_s=30.0))
+    early = run_once(scripted(CommandResult(143, "", "Terminated"), delay_s=1.0))
+    assert late.timed_out
+    assert not early.timed_out and early.exit_code == 143
+
+
+def test_a_non_zero_exit_keeps_its_code_and_output() -> None:
+    done = run_once(scripted(CommandResult(1, "partial", "Error from server (NotFound)")))
+    assert done == CommandResult(1, "partial", "Error from server (NotFound)")
+
+
+def test_an_engine_call_that_never_answers_ends_as_a_timeout() -> None:
+    done = run_once(scripted(CommandResult(0, "", ""), delay_s=math.inf), timeout_s=5.0)
+    assert done.timed_out and done.exit_code == ENGINE_FAILURE_EXIT
+
+
+def query_error(message: str, extensions: dict[str, object]) -> dagger.QueryError:
+    value = QueryErrorValue(message=message, extensions=extensions)
+    return dagger.QueryError([value], SimpleNamespace(document=None))  # type: ignore[arg-type]
+
+
+def raising(error: Exception) -> Answer:
+    async def answer(command: Command, timeout_s: float) -> CommandResult:
+        raise error
+
+    return answer
+
+
+def test_an_exec_error_becomes_a_result_with_its_exit_code_and_output() -> None:
+    error = query_error(
+        "process did not complete successfully",
+        {"_type": "EXEC_ERROR", "cmd": ["helm"], "exitCode": 2, "stdout": "out", "stderr": "bad chart"},
+    )
+    assert isinstance(error, dagger.ExecError)
+    assert run_once(raising(error)) == CommandResult(2, "out", "bad chart")
+
+
+def test_any_other_engine_error_becomes_a_failed_result_with_its_first_line() -> None:
+    done = run_once(raising(query_error("service kubernetes failed to start\ndetails", {})))
+    assert done.exit_code == ENGINE_FAILURE_EXIT
+    assert done.stderr == "dagger engine error: service kubernetes failed to start"
