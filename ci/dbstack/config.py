@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -325,8 +324,7 @@ def unknown_files(folder: Path) -> list[Problem]:
     problems = []
     for path in sorted(folder.iterdir()):
         if path.suffix in VALUES_SUFFIXES and path.name not in expected:
-            close = difflib.get_close_matches(path.name, expected, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(path.name, expected)
             problems.append(Problem(path, 1, "-", f"unknown values file, never read{hint}", ", ".join(expected)))
     return problems
 
@@ -372,8 +370,7 @@ def _check_mapping(
         path = f"{prefix}.{key}" if prefix else key
         rule = rules.get(key)
         if rule is None:
-            close = difflib.get_close_matches(key, list(rules), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, list(rules))
             problems.append(
                 layers.problem(path, f"unknown key{hint} (Helm would silently ignore it)", ", ".join(sorted(rules)))
             )
@@ -384,6 +381,14 @@ def _check_mapping(
             if key not in data:
                 where = prefix or "-"
                 problems.append(layers.problem(where, f"missing required key {key!r}"))
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """`; did you mean 'x'?` for the closest choice, or "" when none is close."""
+    import difflib  # only on the error path: valid input never pays for it
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _check_value(layers: Layers, value: Any, rule: Rule, path: str, problems: list[Problem], require_all: bool) -> None:

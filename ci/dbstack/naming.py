@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 RELEASE_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -53,6 +52,8 @@ def slug(text: str, max_length: int, *, must_start_with_letter: bool) -> str:
         cleaned = re.sub(r"^[^a-z]+", "", cleaned)
     if cleaned and cleaned == text and len(cleaned) <= max_length:
         return cleaned
+    import hashlib  # here, not at the top: `dbstack validate` imports this module and never needs it
+
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     head = cleaned[: max(0, max_length - 7)].rstrip("-")
     if head:
