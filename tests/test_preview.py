@@ -459,7 +459,7 @@ def test_comment_never_repeats_a_credential_that_leaked_into_a_cause() -> None:
     text = render_comment(_results(passed=False, cause=cause), pr=42)
     assert "hunter2secret" not in text
     assert "abc123tok" not in text
-    assert "postgresql://***@pg:5432/db" in text
+    assert "pg:5432/db failed" in text
 
 
 @given(st.text(max_size=400))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbstack.masking import mask
 from dbstack.naming import preview_namespace
 from dbstack.plan import Command, helm, kubectl
 from dbstack.results import DatabaseResult, Outcome, RunResults
@@ -59,11 +60,6 @@ COMMENT_MAX = 60_000
 CAUSE_MAX = 300
 QUERY_TIMEOUT_S = 60
 DEFAULT_TIMEOUT_S = 600
-
-_CREDENTIAL_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s:@]*:[^/\s@]*@")
-_CREDENTIAL_ASSIGNMENT = re.compile(
-    r"(?i)(?P<key>\b[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*\b[\"']?\s*[:=]\s*)[\"']?[^\s\"',;]+"
-)
 
 
 class PreviewError(Exception):
@@ -333,14 +329,8 @@ async def sweep(runner: Runner, now: float, *, timeout_s: int = DEFAULT_TIMEOUT_
 def first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
-            return redact(line.strip())[:CAUSE_MAX]
+            return mask(line.strip())[:CAUSE_MAX]
     return "no output"
-
-
-def redact(text: str) -> str:
-    """Mask credentials that tools sometimes echo (URLs with user:password@, password=... pairs)."""
-    text = _CREDENTIAL_IN_URL.sub(r"\g<scheme>***@", text)
-    return _CREDENTIAL_ASSIGNMENT.sub(r"\g<key>***", text)
 
 
 _STATUS = {
@@ -355,7 +345,7 @@ _STATUS = {
 
 def _text(value: str, limit: int = CAUSE_MAX) -> str:
     """Untrusted text made safe for one Markdown table cell or list item: one line, no HTML, no pipes."""
-    one_line = " ".join(redact(value).split())
+    one_line = " ".join(mask(value).split())
     if len(one_line) > limit:
         one_line = one_line[: limit - 1] + "…"
     return html.escape(one_line, quote=False).replace("|", "\\|").replace("`", "'")
