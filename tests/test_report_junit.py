@@ -5,15 +5,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from report_samples import ALL_SAMPLES, PENDING_CAUSE, cancelled_run, empty_run, failed_run, successful_run
-
 from dbstack.report import write_reports
 from dbstack.report.junit import PIPELINE_SUITE, render_junit
 from dbstack.results import Outcome, RunResults
+from report_samples import ALL_SAMPLES, PENDING_CAUSE, cancelled_run, empty_run, failed_run, successful_run
 
 
 def _parse(results: RunResults) -> ET.Element:
-    return ET.fromstring(render_junit(results).encode())
+    return ET.fromstring(render_junit(results).encode())  # noqa: S314 (our own output)
 
 
 def _cases(root: ET.Element, suite: str) -> dict[str, ET.Element]:
@@ -104,8 +103,9 @@ def test_zero_databases_gives_only_the_pipeline_suite() -> None:
 
 def test_control_characters_in_a_cause_still_give_well_formed_xml(tmp_path: Path) -> None:
     results = failed_run()
-    next(s for s in results.steps if s.outcome is Outcome.TIMED_OUT).cause = "\x1b[31mred\x1b[0m and a bell \x07 and a NUL \x00 end"
+    step = next(s for s in results.steps if s.outcome is Outcome.TIMED_OUT)
+    step.cause = "\x1b[31mred\x1b[0m and a bell \x07 and a NUL \x00 end"
     write_reports(results, tmp_path)
-    root = ET.parse(tmp_path / "junit.xml").getroot()
+    root = ET.parse(tmp_path / "junit.xml").getroot()  # noqa: S314 (our own output)
     messages = [f.get("message", "") for f in root.iter("failure")]
     assert "red and a bell  and a NUL  end" in messages

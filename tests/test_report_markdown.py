@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dbstack.report import write_reports
+from dbstack.report.markdown import render_markdown
+from dbstack.results import Outcome, RunResults
 from report_samples import (
     ABNORMAL_CAUSE,
     ALL_SAMPLES,
@@ -15,10 +18,6 @@ from report_samples import (
     failed_run,
     successful_run,
 )
-
-from dbstack.report import write_reports
-from dbstack.report.markdown import render_markdown
-from dbstack.results import Outcome, RunResults
 
 TASK_LINE = re.compile(r"^    (?P<name>[^:;#\n]+?) :(?P<status>done|crit), (?P<id>t\d+), (?P<start>\d+), (?P<end>\d+)$")
 DIRECTIVE = re.compile(r"^    (title [^:;#]+|dateFormat X|axisFormat [%HMS:]+|todayMarker off)$")
@@ -65,7 +64,8 @@ def test_first_line_says_all_databases_ready_with_the_number_of_checks() -> None
     passed = sum(1 for d in results.databases for c in d.checks if c.outcome is Outcome.PASSED)
     skipped = sum(1 for d in results.databases for c in d.checks if c.outcome is Outcome.SKIPPED)
     first = render_markdown(results).splitlines()[0]
-    assert first == f"## ✅ dbstack: all {len(results.databases)} databases ready, {passed} checks passed, {skipped} skipped"
+    ready = f"all {len(results.databases)} databases ready"
+    assert first == f"## ✅ dbstack: {ready}, {passed} checks passed, {skipped} skipped"
 
 
 def test_first_line_names_the_failed_databases_and_failed_checks() -> None:

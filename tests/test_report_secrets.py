@@ -6,11 +6,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from report_samples import failed_run, written_files
-
 from dbstack.report import masked, write_reports
 from dbstack.report.masking import MASK, Masker, mask_patterns
 from dbstack.results import CheckResult, Outcome, RunResults
+from report_samples import failed_run, written_files
 
 PASSWORD = "Tr0ub4dor&3-horse"
 """Known to the caller (read from the database's Secret for the smoke tests)."""
@@ -78,7 +77,10 @@ def test_masking_keeps_the_rest_of_the_report_useful(tmp_path: Path) -> None:
         ("POSTGRES_PASSWORD: hunter2x", f"POSTGRES_PASSWORD: {MASK}"),
         ('{"password": "two words"}', f'{{"password": "{MASK}"}}'),
         ("redis://default:hunter2x@redis:6379/0", f"redis://default:{MASK}@redis:6379/0"),
-        ("postgresql+asyncpg://postgres:p%40ss@pg:5432/postgres", f"postgresql+asyncpg://postgres:{MASK}@pg:5432/postgres"),
+        (
+            "postgresql+asyncpg://postgres:p%40ss@pg:5432/postgres",
+            f"postgresql+asyncpg://postgres:{MASK}@pg:5432/postgres",
+        ),
         ("Authorization: Bearer abc.def.ghi", f"Authorization: Bearer {MASK}"),
         ("api_key='k-123'", f"api_key='{MASK}'"),
     ],

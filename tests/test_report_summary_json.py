@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_samples import ALL_SAMPLES, PENDING_CAUSE, failed_run, successful_run
-
 from dbstack.report import write_reports
 from dbstack.report.summary_json import SUMMARY_SCHEMA_VERSION, render_summary
 from dbstack.results import Outcome, RunResults
+from report_samples import ALL_SAMPLES, PENDING_CAUSE, failed_run, successful_run
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "reports.md"
 
