@@ -688,6 +688,11 @@ def test_set_can_enable_a_database(values_dir: Path) -> None:
     assert validate(values_dir, overrides=["databases.neo4j.enabled=true"]).config.database("neo4j").enabled
 
 
+def test_summary_counts_files_read_and_overrides_apart(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
+    run = run_validate(capsys, values_dir, "--profile", "ci", "--set", "node.cpu=6", "--set", "namespace=ci")
+    assert run.out.startswith("values OK: 12 files + 2 --set, profile ci, namespace ci\n")
+
+
 # --- all at once --------------------------------------------------------------------------------------------------
 
 

@@ -202,7 +202,9 @@ class Config:
     timeouts: Timeouts
     databases: tuple[DatabaseConfig, ...]
     files: tuple[Path, ...] = field(default=())
+    """The YAML files read, in layering order (command-line overrides are in `overrides`)."""
     settings_sources: Mapping[str, Source] = field(default_factory=dict)
+    overrides: tuple[str, ...] = field(default=())
 
     def where(self, key: str) -> Source:
         """The file and line that set a pipeline setting (after profiles and overrides)."""
@@ -248,6 +250,7 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
 
     settings = Layers()
     _layer(settings, values_dir / SETTINGS_FILE, profile_dir, problems, required=True)
+    settings_files = tuple(settings.files)
     for text in overrides:
         try:
             settings.add(parse_override(text))
@@ -310,8 +313,9 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
             smoke=s["timeouts"]["smoke"],
         ),
         databases=tuple(databases),
-        files=tuple(settings.files) + tuple(f for d in databases for f in d.values_files),
+        files=settings_files + tuple(f for d in databases for f in d.values_files),
         settings_sources=dict(settings.sources),
+        overrides=tuple(overrides),
     )
 
 

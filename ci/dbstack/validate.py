@@ -20,8 +20,10 @@ class Validated:
         c = self.capacity
         enabled = ", ".join(f"{d.key} ({d.release})" for d in self.config.enabled) or "none"
         profile = self.config.profile or "none"
+        overrides = len(self.config.overrides)
+        read = f"{len(self.config.files)} files" + (f" + {overrides} --set" if overrides else "")
         return (
-            f"values OK: {len(self.config.files)} files, profile {profile}, namespace {self.config.namespace}\n"
+            f"values OK: {read}, profile {profile}, namespace {self.config.namespace}\n"
             f"enabled: {enabled}\n"
             f"requests: {c.cpu:.2f} of {c.node_cpu:g} cpu, {c.memory_gi:.2f} of {c.node_memory_gi:g} Gi memory"
         )
