@@ -1,0 +1,129 @@
+"""`dbstack deploy` and `dbstack teardown`: the pipeline on an existing cluster, with kubectl and helm from PATH."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import anyio
+
+from dbstack.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
+from dbstack.hostrunner import HostRunner, ToolMissing
+from dbstack.kube import first_line, parse_json
+from dbstack.orchestrator import RESULTS_FILE, run_plan, run_teardown
+from dbstack.plan import Command, build_plan, build_teardown_plan
+from dbstack.progress import make_progress
+from dbstack.results import Outcome, RunResults
+from dbstack.validate import validate
+
+CLUSTER_KIND = "existing"
+MIN_KUBECTL_MINOR = 31
+"""`kubectl wait --for=create` (waiting for an object a controller creates later) arrived in kubectl 1.31."""
+SMOKE_NOT_RUN = (
+    "dbstack deploy does not run the smoke suite (it needs the database clients and in-cluster DNS); "
+    "run it with `dagger call deploy-and-test`"
+)
+EXIT_INTERRUPTED = 130
+
+
+class PreflightFailed(Exception):
+    """The host cannot run the pipeline: a tool is missing or too old, or the cluster does not answer."""
+
+
+async def preflight(runner: HostRunner) -> None:
+    """What ApeRAG's scripts check first (kubectl, helm, the cluster answering), plus kubectl's version."""
+    try:
+        runner.require()
+    except ToolMissing as exc:
+        raise PreflightFailed(str(exc)) from None
+    version = await runner.run(Command(("kubectl", "version", "-o", "json")), timeout_s=30)
+    data = parse_json(version.stdout) or {}
+    minor = str(data.get("clientVersion", {}).get("minor", "0")).rstrip("+")
+    if minor.isdigit() and int(minor) < MIN_KUBECTL_MINOR:
+        raise PreflightFailed(
+            f"kubectl 1.{minor} is too old: 1.{MIN_KUBECTL_MINOR}+ is needed (kubectl wait --for=create)"
+        )
+    if not version.ok or "serverVersion" not in data:
+        reason = first_line(version.stderr) or "no answer"
+        raise PreflightFailed(f"the cluster does not answer: {reason} (check --kubeconfig and the current context)")
+
+
+def deploy(args: argparse.Namespace) -> int:
+    plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
+    out: Path = args.out
+    runner = HostRunner(args.kubeconfig)
+    progress = make_progress(args.progress)
+
+    async def main() -> RunResults:
+        await preflight(runner)
+        return await run_plan(plan, runner, out, cluster_kind=CLUSTER_KIND, progress=progress)
+
+    try:
+        results = anyio.run(main)
+    except PreflightFailed as exc:
+        print(f"dbstack deploy: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        saved = _saved(out)
+        if saved is not None:
+            _finish(saved, out)
+        print(f"interrupted; results so far are in {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _finish(results, out)
+    return EXIT_OK if results.passed else EXIT_FAILED
+
+
+def teardown(args: argparse.Namespace) -> int:
+    config = validate(values_dir(args), args.profile, args.overrides).config
+    plan = build_teardown_plan(config, remove_kubeblocks=args.all)
+    out: Path = getattr(args, "out", None) or Path("reports") / "teardown"
+    runner = HostRunner(args.kubeconfig)
+    progress = make_progress(getattr(args, "progress", "auto"))
+
+    async def main() -> RunResults:
+        await preflight(runner)
+        return await run_teardown(plan, runner, out, cluster_kind=CLUSTER_KIND, progress=progress)
+
+    try:
+        results = anyio.run(main)
+    except PreflightFailed as exc:
+        print(f"dbstack teardown: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print(f"interrupted; results so far are in {out / RESULTS_FILE}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    failed = [s for s in results.steps if not s.outcome.ok]
+    for step in failed:
+        print(f"{step.id}: {step.outcome.value}: {first_line(step.cause or '')}", file=sys.stderr)
+    print(f"teardown {'failed' if failed else 'done'}; details in {out / RESULTS_FILE}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _saved(out: Path) -> RunResults | None:
+    path = out / RESULTS_FILE
+    if not path.is_file():
+        return None
+    return RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _finish(results: RunResults, out: Path) -> None:
+    """Record that the smoke suite was not run, write the reports, and say where they are."""
+    if results.smoke_outcome is Outcome.NOT_RUN and all(d.outcome is Outcome.PASSED for d in results.databases):
+        results.smoke_outcome, results.smoke_cause = Outcome.SKIPPED, SMOKE_NOT_RUN
+    if importlib.util.find_spec("dbstack.report") is not None:
+        from dbstack.report import write_reports
+
+        write_reports(results, out)
+    else:
+        (out / RESULTS_FILE).write_text(json.dumps(results.to_json(), indent=2), encoding="utf-8")
+    for step in results.steps:
+        if not step.outcome.ok and step.outcome is not Outcome.NOT_RUN:
+            print(f"{step.id}: {step.outcome.value}: {first_line(step.cause or '')}", file=sys.stderr)
+    for database in results.databases:
+        if database.outcome is Outcome.PASSED:
+            print(f"{database.key:14} ready: {database.host}:{database.port} (Secret {database.secret or 'none'})")
+    verdict = "passed" if results.passed else "failed"
+    print(f"deploy {verdict}; reports in {out}")

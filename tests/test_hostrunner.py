@@ -1,0 +1,83 @@
+"""The host runner with small real commands: exit codes, output, stdin, KUBECONFIG, timeouts, missing tools."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+from dbstack.hostcli import PreflightFailed, preflight
+from dbstack.hostrunner import MISSING_TOOL_EXIT, HostRunner, ToolMissing
+from dbstack.plan import Command
+from dbstack.runner import CommandResult
+
+
+def run(runner: HostRunner, *argv: str, stdin: str | None = None, timeout_s: float = 30) -> CommandResult:
+    async def main() -> CommandResult:
+        return await runner.run(Command(argv, stdin), timeout_s=timeout_s)
+
+    return anyio.run(main)
+
+
+def fake_tool(folder: Path, name: str, script: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def test_non_zero_exit_is_returned_with_both_streams() -> None:
+    result = run(HostRunner(), "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (result.exit_code, result.stdout, result.stderr, result.timed_out) == (3, "out\n", "err\n", False)
+    assert not result.ok
+
+
+def test_stdin_reaches_the_command() -> None:
+    result = run(HostRunner(), "cat", stdin="replicas: 1\n")
+    assert result.ok
+    assert result.stdout == "replicas: 1\n"
+
+
+def test_kubeconfig_is_passed_as_the_environment_variable(tmp_path: Path) -> None:
+    result = run(HostRunner(tmp_path / "kubeconfig"), "sh", "-c", 'printf %s "$KUBECONFIG"')
+    assert result.stdout == str(tmp_path / "kubeconfig")
+
+
+def test_a_command_past_its_timeout_is_killed_with_its_children() -> None:
+    result = run(HostRunner(), "sh", "-c", "sleep 60 & wait; echo finished", timeout_s=0.5)
+    assert result.timed_out
+    assert not result.ok
+    assert "finished" not in result.stdout
+
+
+def test_a_missing_tool_is_an_exit_code_not_an_exception() -> None:
+    result = run(HostRunner(), "no-such-tool-dbstack", "get", "pods")
+    assert result.exit_code == MISSING_TOOL_EXIT
+    assert "no-such-tool-dbstack" in result.stderr
+
+
+def test_require_names_every_missing_tool(tmp_path: Path) -> None:
+    with pytest.raises(ToolMissing, match="kubectl and helm not found on PATH"):
+        HostRunner(env={"PATH": str(tmp_path)}).require()
+
+
+def test_preflight_refuses_a_kubectl_without_wait_for_create(tmp_path: Path) -> None:
+    fake_tool(tmp_path, "kubectl", """echo '{"clientVersion": {"major": "1", "minor": "29"}}'""")
+    fake_tool(tmp_path, "helm", "exit 0")
+    runner = HostRunner(env={"PATH": f"{tmp_path}{os.pathsep}/usr/bin:/bin"})
+    with pytest.raises(PreflightFailed, match=r"kubectl 1\.29 is too old"):
+        anyio.run(preflight, runner)
+
+
+def test_preflight_says_when_the_cluster_does_not_answer(tmp_path: Path) -> None:
+    fake_tool(
+        tmp_path,
+        "kubectl",
+        """echo '{"clientVersion": {"major": "1", "minor": "31"}}'
+echo 'The connection to the server 127.0.0.1:6443 was refused' >&2; exit 1""",
+    )
+    fake_tool(tmp_path, "helm", "exit 0")
+    runner = HostRunner(env={"PATH": f"{tmp_path}{os.pathsep}/usr/bin:/bin"})
+    with pytest.raises(PreflightFailed, match="the cluster does not answer: The connection to the server"):
+        anyio.run(preflight, runner)

@@ -1,0 +1,76 @@
+"""Judging a Cluster and its pods from `kubectl get -o json`: what ends a wait early and what does not."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dbstack.kube import cluster_state, is_transient
+from dbstack.plan import Watch
+
+WATCH = Watch(cluster="pg-cluster", namespace="default", pod_selector="app.kubernetes.io/instance=pg-cluster")
+
+
+def cluster(phase: str, **status: Any) -> str:
+    return json.dumps({"metadata": {"name": "pg-cluster"}, "status": {"phase": phase, **status}})
+
+
+def pods(*items: dict[str, Any]) -> str:
+    return json.dumps({"kind": "List", "items": list(items)})
+
+
+def pod(name: str, *, ready: bool = False, scheduled: str | None = None, waiting: str | None = None) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if scheduled:
+        conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": scheduled})
+    containers = []
+    if waiting:
+        containers.append({"name": "postgresql", "state": {"waiting": {"reason": waiting, "message": "m"}}})
+    return {
+        "metadata": {"name": name},
+        "status": {"phase": "Pending", "conditions": conditions, "containerStatuses": containers},
+    }
+
+
+def test_insufficient_cpu_is_fatal_and_the_preemption_note_is_dropped() -> None:
+    message = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No victims."
+    state = cluster_state(WATCH, cluster("Creating"), pods(pod("pg-cluster-postgresql-1", scheduled=message)))
+    assert state.fatal == "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu"
+
+
+def test_an_unbound_volume_claim_is_not_fatal_it_resolves_by_itself() -> None:
+    message = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+    state = cluster_state(WATCH, cluster("Creating"), pods(pod("pg-cluster-postgresql-0", scheduled=message)))
+    assert state.fatal is None
+    assert state.stuck == (
+        "pg-cluster-postgresql-0 Pending: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims",
+    )
+
+
+def test_a_first_failed_pull_is_not_fatal_but_the_backoff_is() -> None:
+    first = cluster_state(WATCH, cluster("Creating"), pods(pod("p-0", waiting="ErrImagePull")))
+    backoff = cluster_state(WATCH, cluster("Creating"), pods(pod("p-0", waiting="ImagePullBackOff")))
+    assert first.fatal is None
+    assert backoff.fatal == "p-0 container postgresql ImagePullBackOff: m"
+
+
+def test_an_abnormal_cluster_is_fatal_with_the_component_message_first() -> None:
+    status = {"components": {"postgresql": {"phase": "Failed", "message": {"InstanceSet/x": "pod x-1 not ready"}}}}
+    state = cluster_state(WATCH, cluster("Abnormal", **status), pods(pod("x-0", ready=True), pod("x-1")))
+    assert (state.fatal or "").split("\n") == [
+        "Cluster pg-cluster is Abnormal: component postgresql Failed: InstanceSet/x: pod x-1 not ready",
+        "x-1 Pending, not ready",
+    ]
+    assert state.summary == "Cluster Abnormal; pods 1/2 ready"
+
+
+def test_a_cluster_not_created_yet_is_only_waited_on() -> None:
+    state = cluster_state(WATCH, "", pods())
+    assert (state.summary, state.fatal) == ("Cluster pg-cluster not created yet", None)
+
+
+def test_transient_api_errors_are_recognised_and_answers_are_not() -> None:
+    assert is_transient("Error from server (ServiceUnavailable): the server is currently unable to handle the request")
+    assert is_transient("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host?")
+    assert not is_transient('Error from server (NotFound): deployments.apps "kubeblocks" not found')
+    assert not is_transient("Error: INSTALLATION FAILED: rendered manifests contain a resource that already exists")

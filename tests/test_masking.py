@@ -1,0 +1,45 @@
+"""Secret values never leave the cluster in diagnostics: what `mask` hides and what it keeps."""
+
+from __future__ import annotations
+
+import pytest
+from dbstack.masking import mask
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("POSTGRES_PASSWORD=hunter2", "POSTGRES_PASSWORD=***"),
+        ("      REDIS_PASSWORD:  hunter2", "      REDIS_PASSWORD:  ***"),
+        ('{"password": "hunter2", "user": "x"}', '{"password": "***", "user": "x"}'),
+        ("dsn postgresql://postgres:hunter2@pg:5432/postgres", "dsn postgresql://postgres:***@pg:5432/postgres"),
+        ("redis://default:hunter2@redis:6379/0", "redis://default:***@redis:6379/0"),
+        ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ***"),
+        ("helm install --password hunter2 x", "helm install --password *** x"),
+        ("api_key=abc123&x=1", "api_key=***&x=1"),
+    ],
+)
+def test_mask_hides_credential_values(text: str, expected: str) -> None:
+    assert mask(text) == expected
+
+
+def test_mask_hides_every_value_under_a_secret_data_block() -> None:
+    text = "kind: Secret\ndata:\n  username: cG9zdGdyZXM=\n  anything: aHVudGVyMg==\nmetadata:\n  name: pg\n"
+    assert mask(text) == "kind: Secret\ndata:\n  username: ***\n  anything: ***\nmetadata:\n  name: pg\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'FATAL:  password authentication failed for user "postgres"',
+        "      POSTGRES_PASSWORD:  <set to the key 'password' in secret 'pg-cluster-postgresql-account-postgres'>",
+        "    SecretName:  pg-cluster-postgresql-account-postgres",
+        "0/1 nodes are available: 1 Insufficient cpu",
+    ],
+)
+def test_mask_keeps_text_that_names_but_does_not_hold_a_secret(text: str) -> None:
+    assert mask(text) == text
+
+
+def test_mask_hides_known_values_anywhere() -> None:
+    assert mask("login ok for s3cr3t-value today", known=["s3cr3t-value", ""]) == "login ok for *** today"

@@ -1,0 +1,65 @@
+"""Progress displays: plain timestamped lines for CI, a redrawn table per database on a terminal."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from dbstack.plan import Plan, build_plan
+from dbstack.progress import PlainProgress, TtyProgress, make_progress
+from dbstack.results import Outcome, StepResult
+from dbstack.validate import validate
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def _plan(values_dir: Path) -> Plan:
+    return build_plan(validate(values_dir).config)
+
+
+def _result(step_id: str, outcome: Outcome, started: float, ended: float, cause: str | None = None) -> StepResult:
+    return StepResult(step_id, "t", "cluster", "redis", outcome, started, ended, cause)
+
+
+def test_plain_progress_prints_one_timestamped_line_per_event(values_dir: Path) -> None:
+    step = _plan(values_dir).step("cluster:redis")
+    out = io.StringIO()
+    progress = PlainProgress(out)
+    progress.step_started(step, T0)
+    progress.waiting(step, "Cluster Creating; pods 0/1 ready", T0 + 5)
+    progress.waiting(step, "Cluster Creating; pods 0/1 ready", T0 + 10)
+    cause = "redis-cluster-redis-0 Pending: 0/1 nodes are available: 1 Insufficient cpu\nmore detail"
+    progress.step_finished(step, _result(step.id, Outcome.FAILED, T0, T0 + 25, cause), T0 + 25)
+    assert out.getvalue().splitlines() == [
+        f"2026-01-01T00:00:00Z cluster:redis started: {step.title}",
+        "2026-01-01T00:00:05Z cluster:redis waiting: Cluster Creating; pods 0/1 ready",
+        "2026-01-01T00:00:25Z cluster:redis failed after 25 s: redis-cluster-redis-0 Pending: 0/1 nodes are "
+        "available: 1 Insufficient cpu",
+    ]
+
+
+def test_tty_progress_redraws_one_row_per_database_in_place(values_dir: Path) -> None:
+    plan = _plan(values_dir)
+    out = io.StringIO()
+    progress = TtyProgress(out)
+    progress.step_started(plan.step("addon:redis"), T0)
+    progress.step_started(plan.step("addon:qdrant"), T0)
+    progress.waiting(plan.step("addon:redis"), "waiting for componentversion/redis phase Available", T0 + 12)
+    frames = out.getvalue().split("\x1b[")
+    last = out.getvalue().rsplit("\x1b[J", 1)[1].splitlines()
+    assert len(last) == 2
+    assert last[0].split()[:3] == ["redis", "addon", "12"]
+    assert last[0].endswith("waiting for componentversion/redis phase Available")
+    assert last[1].split()[:2] == ["qdrant", "addon"]
+    assert "2F" in frames[-2]  # moved up over the two rows drawn before
+
+
+def test_auto_progress_is_plain_in_ci_and_off_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(make_progress("auto", Terminal(), env={"CI": "true"}), PlainProgress)
+    assert isinstance(make_progress("auto", io.StringIO(), env={}), PlainProgress)
+    assert isinstance(make_progress("auto", Terminal(), env={}), TtyProgress)
+    assert isinstance(make_progress("tty", io.StringIO(), env={"CI": "true"}), TtyProgress)

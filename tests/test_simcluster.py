@@ -1,0 +1,56 @@
+"""The simulated cluster answers like a real one and refuses what it does not model."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+import trio.testing
+from dbstack.plan import Command
+from dbstack.runner import CommandResult
+from dbstack.simcluster import Scenario, SimCluster, UnknownCommand
+
+
+def ask(sim: SimCluster, *argv: str, timeout_s: float = 600) -> CommandResult:
+    found: list[CommandResult] = []
+
+    async def main() -> None:
+        found.append(await sim.run(Command(argv), timeout_s=timeout_s))
+
+    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
+    return found[0]
+
+
+def test_unknown_commands_fail_loudly() -> None:
+    with pytest.raises(UnknownCommand):
+        ask(SimCluster(), "kubectl", "frobnicate", "pods")
+    with pytest.raises(UnknownCommand):
+        ask(SimCluster(), "kubectl", "get", "pods", "--watch")
+    with pytest.raises(UnknownCommand):
+        ask(SimCluster(), "sh", "-c", "kubectl get pods")
+
+
+def test_kubectl_wait_on_a_missing_object_fails_at_once_like_kubectl() -> None:
+    result = ask(
+        SimCluster(),
+        "kubectl",
+        "wait",
+        "clusters.apps.kubeblocks.io/pg",
+        "-n",
+        "default",
+        "--for=jsonpath={.status.phase}=Running",
+        "--timeout=60s",
+    )
+    assert result.exit_code == 1
+    assert result.stderr == 'Error from server (NotFound): clusters.apps.kubeblocks.io "pg" not found'
+
+
+def test_kubectl_wait_for_create_times_out_with_kubectls_message() -> None:
+    sim = SimCluster()
+    result = ask(sim, "kubectl", "wait", "crd/clusters.apps.kubeblocks.io", "--for=create", "--timeout=30s")
+    assert result.stderr.startswith("error: timed out waiting for the condition on")
+    assert sim.calls[0].ended - sim.calls[0].started == pytest.approx(30 + Scenario().latencies.api_s)
+
+
+def test_a_runner_timeout_shorter_than_the_wait_is_reported_as_timed_out() -> None:
+    result = ask(SimCluster(), "kubectl", "wait", "crd/x", "--for=create", "--timeout=300s", timeout_s=10)
+    assert result.timed_out
