@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
 
@@ -127,3 +128,27 @@ def test_a_link_in_diagnostics_is_not_followed_when_masking(tmp_path: Path) -> N
     (folder / "link.txt").symlink_to(outside)
     write_reports(failed_run(), tmp_path / "reports", secrets=[PASSWORD])
     assert outside.read_text() == f"password={PASSWORD}\n"
+
+
+def test_smoke_suite_files_are_masked_and_its_junit_stays_well_formed(tmp_path: Path) -> None:
+    smoke = tmp_path / "smoke"
+    smoke.mkdir()
+    (smoke / "pytest.log").write_text(f"E   redis.AuthenticationError for {PASSWORD}\n")
+    escaped = PASSWORD.replace("&", "&amp;")
+    (smoke / "junit.xml").write_text(
+        f'<testsuites><testsuite name="pytest"><testcase classname="test_redis" name="t">'
+        f'<failure message="auth failed: {escaped}">password={escaped}</failure></testcase></testsuite></testsuites>'
+    )
+    write_reports(failed_run(), tmp_path, secrets=[PASSWORD])
+    assert (smoke / "pytest.log").read_text() == f"E   redis.AuthenticationError for {MASK}\n"
+    junit = (smoke / "junit.xml").read_text()
+    assert PASSWORD not in junit and escaped not in junit
+    failure = ET.fromstring(junit).find(".//failure")  # noqa: S314 (written by this test)
+    assert failure is not None and failure.get("message") == f"auth failed: {MASK}"
+
+
+def test_files_outside_the_collected_folders_are_never_rewritten(tmp_path: Path) -> None:
+    own_file = tmp_path / "notes.txt"
+    own_file.write_text(f"password={PASSWORD}\n")
+    write_reports(failed_run(), tmp_path, secrets=[PASSWORD])
+    assert own_file.read_text() == f"password={PASSWORD}\n"

@@ -20,6 +20,9 @@ SUMMARY_JSON_FILE = "summary.json"
 SUMMARY_MD_FILE = "summary.md"
 RESULTS_FILE = "results.json"
 DIAGNOSTICS_DIR = "diagnostics"
+COLLECTED_DIRS = (DIAGNOSTICS_DIR, "smoke")
+"""Folders others write into the report folder (diagnostics, the smoke suite's log and JUnit), masked in place.
+Only these: `--out .` must never rewrite a user's own files."""
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 
@@ -33,12 +36,13 @@ def write_reports(results: RunResults, out_dir: Path, secrets: Iterable[str] = (
     """Write every report of the run into `out_dir` and append summary.md to $GITHUB_STEP_SUMMARY when set.
 
     `secrets` are values known to be secret (passwords read for the smoke tests); they are masked in every file,
-    including the diagnostics the orchestrator already wrote to out_dir/diagnostics/.
+    including the files others already wrote to out_dir/diagnostics/ and out_dir/smoke/.
     """
     secrets = tuple(secrets)
     safe = masked(results, secrets)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mask_files(out_dir / DIAGNOSTICS_DIR, Masker(secrets))
+    for folder in COLLECTED_DIRS:
+        mask_files(out_dir / folder, Masker(secrets))
     markdown = render_markdown(safe)
     _write(out_dir / RESULTS_FILE, _json(safe.to_json()))
     _write(out_dir / JUNIT_FILE, render_junit(safe))
