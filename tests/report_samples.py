@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,3 +224,45 @@ def written_files(out_dir: Path) -> dict[str, bytes]:
     return {
         path.relative_to(out_dir).as_posix(): path.read_bytes() for path in sorted(out_dir.rglob("*")) if path.is_file()
     }
+
+
+# --- reading the Mermaid gantt block back, strictly ------------------------------------------------------------
+
+TASK_LINE = re.compile(r"^    (?P<name>[^:;#\n]+?) :(?P<status>done|crit), (?P<id>t\d+), (?P<start>\d+), (?P<end>\d+)$")
+DIRECTIVE = re.compile(r"^    (title [^:;#]+|dateFormat X|axisFormat [%HMS:]+|todayMarker off)$")
+
+
+@dataclass(frozen=True)
+class GanttTask:
+    section: str
+    name: str
+    status: str
+    start: int
+    end: int
+
+
+def parse_gantt(markdown: str) -> list[GanttTask]:
+    """The strict reading of the report's one Mermaid block: every line a directive, a section or a task."""
+    blocks = re.findall(r"^```mermaid\n(.*?)\n```$", markdown, flags=re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 1, "expected exactly one mermaid block"
+    lines = blocks[0].splitlines()
+    assert lines[0] == "gantt"
+    assert "    dateFormat X" in lines
+    tasks: list[GanttTask] = []
+    section = ""
+    ids: set[str] = set()
+    for line in lines[1:]:
+        if DIRECTIVE.match(line):
+            continue
+        if line.startswith("    section "):
+            section = line.removeprefix("    section ")
+            assert section and not set(section) & set(":;#")
+            continue
+        match = TASK_LINE.match(line)
+        assert match, f"not a gantt task line: {line!r}"
+        assert match["id"] not in ids, f"task id {match['id']} used twice"
+        ids.add(match["id"])
+        start, end = int(match["start"]), int(match["end"])
+        assert start <= end, line
+        tasks.append(GanttTask(section, match["name"], match["status"], start, end))
+    return tasks

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,50 +12,13 @@ from report_samples import (
     ABNORMAL_CAUSE,
     ALL_SAMPLES,
     PENDING_CAUSE,
+    GanttTask,
     cancelled_run,
     empty_run,
     failed_run,
+    parse_gantt,
     successful_run,
 )
-
-TASK_LINE = re.compile(r"^    (?P<name>[^:;#\n]+?) :(?P<status>done|crit), (?P<id>t\d+), (?P<start>\d+), (?P<end>\d+)$")
-DIRECTIVE = re.compile(r"^    (title [^:;#]+|dateFormat X|axisFormat [%HMS:]+|todayMarker off)$")
-
-
-@dataclass(frozen=True)
-class GanttTask:
-    section: str
-    name: str
-    status: str
-    start: int
-    end: int
-
-
-def parse_gantt(markdown: str) -> list[GanttTask]:
-    """The strict reading of the report's one Mermaid block: every line a directive, a section or a task."""
-    blocks = re.findall(r"^```mermaid\n(.*?)\n```$", markdown, flags=re.MULTILINE | re.DOTALL)
-    assert len(blocks) == 1, "expected exactly one mermaid block"
-    lines = blocks[0].splitlines()
-    assert lines[0] == "gantt"
-    assert "    dateFormat X" in lines
-    tasks: list[GanttTask] = []
-    section = ""
-    ids: set[str] = set()
-    for line in lines[1:]:
-        if DIRECTIVE.match(line):
-            continue
-        if line.startswith("    section "):
-            section = line.removeprefix("    section ")
-            assert section and not set(section) & set(":;#")
-            continue
-        match = TASK_LINE.match(line)
-        assert match, f"not a gantt task line: {line!r}"
-        assert match["id"] not in ids, f"task id {match['id']} used twice"
-        ids.add(match["id"])
-        start, end = int(match["start"]), int(match["end"])
-        assert start <= end, line
-        tasks.append(GanttTask(section, match["name"], match["status"], start, end))
-    return tasks
 
 
 def test_first_line_says_all_databases_ready_with_the_number_of_checks() -> None:

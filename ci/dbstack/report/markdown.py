@@ -133,9 +133,7 @@ def _step_failure(step: StepResult) -> str:
     lines.append(f"Cause: {text(first_line(cause)) or 'no cause was recorded'}  ")
     if step.attempts > 1:
         lines.append(f"Attempts: {step.attempts}  ")
-    if step.diagnostics:
-        links = ", ".join(f"[{code(path)}]({_link(path)})" for path in step.diagnostics)
-        lines.append(f"Diagnostics: {links}")
+    lines += _diagnostics_lines(step.diagnostics)
     block = "\n".join(lines).rstrip()
     if len(cause.splitlines()) > 1:
         block += "\n\n" + fenced(_truncated(cause))
@@ -156,6 +154,20 @@ def _check_failure(database: DatabaseResult, check: CheckResult) -> str:
         f"**{text(database.title)} check** {code(check.name)} {OUTCOME_WORDS[check.outcome]}: "
         f"{text(message) or 'no message was recorded'}"
     )
+
+
+def _diagnostics_lines(paths: list[str]) -> list[str]:
+    """One line per folder, each file a link named by its file name (a cluster step collects about 17)."""
+    folders: dict[str, list[str]] = {}
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        folders.setdefault(folder, []).append(name)
+    lines = []
+    for folder, names in folders.items():
+        prefix = f"{folder}/" if folder else ""
+        links = ", ".join(f"[{text(name)}]({_link(prefix + name)})" for name in names)
+        lines.append(f"Diagnostics in {code(prefix or './')}: {links}  ")
+    return lines
 
 
 def _link(path: str) -> str:
