@@ -268,7 +268,10 @@ def test_cancellation_still_writes_results_with_cancelled_and_not_run_steps(valu
     steps = {s.id: s for s in saved.steps}
     assert steps["snapshot-crds"].outcome is Outcome.PASSED
     assert steps["kubeblocks"].outcome is Outcome.CANCELLED
-    assert steps["kubeblocks"].cause == "run cancelled while waiting for deployment/kubeblocks to roll out"
+    assert steps["kubeblocks"].cause == (
+        "run cancelled while waiting for deployment/kubeblocks to roll out; "
+        "waiting for deployment/kubeblocks-dataprotection to roll out"
+    )
     assert "diagnostics/kubeblocks/kubeblocks.log" in steps["kubeblocks"].diagnostics
     assert steps["addon:redis"].outcome is Outcome.NOT_RUN
     assert steps["addon:redis"].cause == "not run: the run was cancelled first"

@@ -66,8 +66,8 @@ class _Run:
     results: RunResults
     steps: dict[str, StepResult]
     finished: dict[str, anyio.Event] = field(default_factory=dict)
-    doing: dict[str, str] = field(default_factory=dict)
-    """What each running step is doing now, for a timeout's or cancellation's cause."""
+    doing: dict[str, list[str]] = field(default_factory=dict)
+    """What each running step is doing now (its commands in flight), for a timeout's or cancellation's cause."""
     last_state: dict[str, ClusterState] = field(default_factory=dict)
 
     # --- scheduling ------------------------------------------------------------------------------------------
@@ -115,10 +115,10 @@ class _Run:
                     result.outcome, result.cause = error.outcome, mask(error.cause)
             if safety_net.cancelled_caught:
                 result.outcome = Outcome.TIMED_OUT
-                result.cause = f"timed out after {step.timeout_s} s {self.doing.get(step.id, '')}".rstrip()
+                result.cause = f"timed out after {step.timeout_s} s {self._doing(step)}"
         except anyio.get_cancelled_exc_class():
             result.outcome = Outcome.CANCELLED
-            result.cause = f"run cancelled while {self.doing.get(step.id, 'starting')}"
+            result.cause = f"run cancelled while {self._doing(step)}"
             result.ended_at = self.clock()
             self.progress.step_finished(step, result, result.ended_at)
             with anyio.CancelScope(shield=True), anyio.move_on_after(CANCELLED_DIAGNOSTICS_BUDGET_S):
@@ -158,7 +158,24 @@ class _Run:
     ) -> CommandResult:
         """Run a command, repeating it after transient API errors (with backoff) and once after a `retry_on`
         error. A callable command is rebuilt for each try with the seconds left (for kubectl's --timeout)."""
-        self.doing[step.id] = doing
+        in_flight = self.doing.setdefault(step.id, [])
+        in_flight.append(doing)
+        done = await self._call_with_retries(step, command, deadline, doing, retry_on, result)
+        in_flight.remove(doing)  # Left in place on cancellation: the cause then says what was in flight.
+        return done
+
+    def _doing(self, step: Step) -> str:
+        return "; ".join(sorted(self.doing.get(step.id, []))) or "starting"
+
+    async def _call_with_retries(
+        self,
+        step: Step,
+        command: Command | Callable[[int], Command],
+        deadline: float,
+        doing: str,
+        retry_on: tuple[str, ...],
+        result: StepResult | None,
+    ) -> CommandResult:
         backoff = BACKOFF_FIRST_S
         transient_retries = 0
         race_retried = False
