@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from dbstack.cli import EXIT_INVALID, EXIT_OK, main
-from dbstack.problems import InvalidInput
+from dbstack.problems import InvalidInput, Problem
 from dbstack.validate import validate
+from dbstack.yamlfile import load_yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 TALLY = re.compile(r"^\d+ problems? found; nothing was deployed\.$")
 
@@ -361,6 +364,15 @@ def test_invalid_yaml_reports_where_the_parser_stopped(capsys: pytest.CaptureFix
     (values_dir / "redis.yaml").write_text("version: 7.2.7\nmode: standalone\n  replicas: 1\n", encoding="utf-8")
     problem = run_validate(capsys, values_dir).line_starting(f"{values_dir / 'redis.yaml'}:")
     assert problem.startswith(f"{values_dir / 'redis.yaml'}:3: -: invalid YAML at line 3, column 11: mapping values ")
+
+
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_unclosed_bracket_points_at_the_last_line_not_past_it(
+    capsys: pytest.CaptureFixture[str], values_dir: Path, ending: str
+) -> None:
+    (values_dir / "qdrant.yaml").write_text("version: 1.10.0\nextra: {terminationPolicy: Delete" + ending)
+    problem = run_validate(capsys, values_dir).line_starting(f"{values_dir / 'qdrant.yaml'}:")
+    assert problem.startswith(f"{values_dir / 'qdrant.yaml'}:2: -: invalid YAML at the end of the file: ")
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n", "null\n"])
@@ -726,3 +738,24 @@ def test_invalid_input_from_the_api_lists_every_problem(values_dir: Path) -> Non
         validate(values_dir)
     assert [(p.file.name, p.key) for p in caught.value.problems] == [("qdrant.yaml", "replicas"), ("redis.yaml", "cpu")]
     assert str(caught.value).count("\n") == 1
+
+
+# --- never a traceback ------------------------------------------------------------------------------------------
+
+YAML_ISH = st.text(alphabet="ab1:-[]{}&*!<>|'\"#%@`,?.~ \n\t\x00\ufeff", max_size=60)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(YAML_ISH.map(str.encode), st.binary(max_size=40)))
+def test_any_file_content_gives_problems_or_data_never_an_exception(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "any.yaml"
+    path.write_bytes(content)
+    problems: list[Problem] = []
+    doc = load_yaml(path, problems)
+    if doc is None:
+        assert problems, "an unusable file must say why"
+    else:
+        assert isinstance(doc.data, dict)
+    for problem in problems:
+        assert "\n" not in str(problem)
+        assert 1 <= problem.line <= max(1, len(content.decode("utf-8", "replace").splitlines()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,12 +69,12 @@ def _single_root(path: Path, text: str, problems: list[Problem]) -> yaml.Mapping
         what = _one_line(exc.problem or exc.context or "unreadable")
         if mark is None:
             problems.append(Problem(path, 1, "-", f"invalid YAML: {what}"))
+        elif mark.line + 1 > _last_line(text):
+            # The parser ran off the end (an unclosed bracket or quote): point at the last line, not past it.
+            problems.append(Problem(path, _last_line(text), "-", f"invalid YAML at the end of the file: {what}"))
         else:
-            problems.append(
-                Problem(
-                    path, mark.line + 1, "-", f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {what}"
-                )
-            )
+            line, column = mark.line + 1, mark.column + 1
+            problems.append(Problem(path, line, "-", f"invalid YAML at line {line}, column {column}: {what}"))
         return None
     except yaml.reader.ReaderError as exc:
         line, column = _line_and_column(text, exc.position)
@@ -108,6 +109,16 @@ def _single_root(path: Path, text: str, problems: list[Problem]) -> yaml.Mapping
         )
         return None
     return root
+
+
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+"""What YAML counts as a line break, so line numbers agree with the parser's."""
+
+
+def _last_line(text: str) -> int:
+    breaks = len(_LINE_BREAK.findall(text))
+    ends_with_break = bool(_LINE_BREAK.search(text[-2:])) if text else False
+    return max(1, breaks if ends_with_break else breaks + 1)
 
 
 def _line_and_column(text: str, position: int) -> tuple[int, int]:
