@@ -275,17 +275,18 @@ class SimCluster:
 
     async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
         now = self._start()
-        started = now - self._origin
+        started = now - self.origin
         result = CommandResult(TIMED_OUT_EXIT, "", f"simulated runner timeout after {timeout_s:g} s", True)
         with anyio.move_on_after(timeout_s):
             result = await self._answer(command)
         self.calls.append(
-            Call(command.argv, started, anyio.current_time() - self._origin, result.exit_code, result.timed_out)
+            Call(command.argv, started, anyio.current_time() - self.origin, result.exit_code, result.timed_out)
         )
         return result
 
     @property
-    def _origin(self) -> float:
+    def origin(self) -> float:
+        """The virtual time of the first command: simulated times are measured from it."""
         assert self._t0 is not None
         return self._t0
 
@@ -301,7 +302,7 @@ class SimCluster:
     def ready_times(self) -> dict[str, float]:
         """Seconds since the first command at which each Cluster, addon definition and deployment became ready."""
         return {
-            f"{kind}/{name}": obj.ready_at - self._origin
+            f"{kind}/{name}": obj.ready_at - self.origin
             for (kind, _, name), obj in self._objects.items()
             if kind in ("cluster", "clusterdefinition", "deployment", "crd") and obj.ready_at < NEVER
         }
@@ -379,7 +380,7 @@ class SimCluster:
         window = self.scenario.api_outage
         if window is None:
             return False
-        since = self._now() - self._origin
+        since = self._now() - self.origin
         return window[0] <= since < window[1]
 
     # --- helm ------------------------------------------------------------------------------------------------
@@ -738,14 +739,9 @@ class SimCluster:
         component = DATABASES[cluster.database or ""].component
         status: dict[str, Any] = {"phase": phase, "observedGeneration": 1}
         if phase == "Abnormal":
-            status["components"] = {
-                component: {
-                    "phase": "Failed",
-                    "message": {
-                        f"InstanceSet/{cluster.name}-{component}": f"[{cluster.name}-{component}-0] is not ready"
-                    },
-                }
-            }
+            failing_pod = f"{cluster.name}-{component}-{cluster.replicas - 1}"
+            message = {f"InstanceSet/{cluster.name}-{component}": f"[{failing_pod}] is not ready"}
+            status["components"] = {component: {"phase": "Failed", "message": message}}
         return {
             "apiVersion": "apps.kubeblocks.io/v1",
             "kind": "Cluster",
