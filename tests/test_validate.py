@@ -137,6 +137,29 @@ def test_wrong_type_names_the_expected_type(capsys: pytest.CaptureFixture[str], 
     )
 
 
+@pytest.mark.parametrize("version", ["16", "16.4", "latest", "v16.4.0"])
+def test_database_version_must_be_a_full_service_version(
+    capsys: pytest.CaptureFixture[str], values_dir: Path, version: str
+) -> None:
+    line = replace(values_dir / "postgresql.yaml", "version: 16.4.0", f'version: "{version}"')
+    assert_invalid(
+        run_validate(capsys, values_dir),
+        f"{values_dir / 'postgresql.yaml'}:{line}: version: {version!r} is not a full service version "
+        "(allowed: major.minor.patch, e.g. 16.4.0)",
+    )
+
+
+def test_unquoted_version_read_as_a_number_asks_for_quotes(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    line = replace(values_dir / "elasticsearch.yaml", 'version: "8.8.2"', "version: 8.8")
+    assert_invalid(
+        run_validate(capsys, values_dir),
+        f"{values_dir / 'elasticsearch.yaml'}:{line}: version: must be a string, got float 8.8; quote it "
+        "(allowed: a string)",
+    )
+
+
 def test_boolean_setting_rejects_a_quoted_string(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
     pipeline = values_dir / "pipeline.yaml"
     line = line_of(pipeline, "enabled: false", after="neo4j:")

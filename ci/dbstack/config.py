@@ -53,6 +53,7 @@ SETTINGS_RULES: dict[str, Rule] = {
     ),
 }
 CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+SERVICE_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 SNAPSHOTTER_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _IMAGE_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = re.compile(
@@ -404,7 +405,11 @@ def _check_value(layers: Layers, value: Any, rule: Rule, path: str, problems: li
     if not kind_ok:
         got = type(value).__name__
         shown = {"dict": "mapping", "list": "list", "str": "string", "bool": "boolean"}.get(got, got)
-        problems.append(layers.problem(path, f"must be {_kinds(rule)}, got {shown} {_show(value)}", _allowed(rule)))
+        # `version: 8.8` is a float to YAML; the chart needs the string "8.8".
+        hint = "; quote it" if rule.kinds == ("string",) and isinstance(value, (int, float)) else ""
+        problems.append(
+            layers.problem(path, f"must be {_kinds(rule)}, got {shown} {_show(value)}{hint}", _allowed(rule))
+        )
         return
     if isinstance(value, dict):
         if rule.children:
@@ -548,6 +553,12 @@ def _check_chart_values(db: Database, layers: Layers, problems: list[Problem]) -
                     f"at most {_fmt(limit)}",
                 )
             )
+    version = v.get("version")
+    if isinstance(version, str) and not SERVICE_VERSION.match(version):
+        # The addon's ComponentVersion lists full versions; a partial one matches none and the Cluster never starts.
+        problems.append(
+            layers.problem("version", f"{version!r} is not a full service version", "major.minor.patch, e.g. 16.4.0")
+        )
     mode = v.get("mode", db.chart_defaults.get("mode"))
     replicas = v.get("replicas", db.chart_defaults.get("replicas"))
     if db.single_mode and mode == db.single_mode and type(replicas) is int and replicas != 1:
