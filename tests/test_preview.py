@@ -470,6 +470,15 @@ def test_untrusted_text_cannot_add_a_second_marker_html_or_break_the_table(cause
     assert all(line.count(" | ") <= 4 for line in text.splitlines() if line.startswith("| "))
 
 
+def test_names_that_are_not_kubernetes_names_never_reach_the_shell_hints() -> None:
+    results = _results()
+    results.databases[0].service = "x; rm -rf ~ #"
+    results.databases[0].secret = "a```b"
+    text = render_comment(results, pr=42)
+    assert "rm -rf" not in text and "a```b" not in text
+    assert "svc/<invalid-name>" in text and "get secret <invalid-name>" in text
+
+
 def test_comment_without_results_says_the_run_ended_early() -> None:
     text = render_comment(None, pr=5)
     assert text.startswith(COMMENT_MARKER)

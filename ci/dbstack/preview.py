@@ -49,6 +49,8 @@ LABEL_VALUE_MAX = 63
 LABEL_VALUE_PATTERN = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 HEAD_SHA_PATTERN = re.compile(r"[0-9a-f]{7,64}")
 PREVIEW_NAMESPACE_PATTERN = re.compile(r"pr-[1-9][0-9]*")
+OBJECT_NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+"""An RFC 1123 subdomain: what Service, Secret and namespace names are."""
 PR_LABEL_PATTERN = re.compile(r"[1-9][0-9]*")
 EXPIRES_LABEL_PATTERN = re.compile(r"[0-9]{1,12}")
 PROTECTED_RELEASES = re.compile(r"(kubeblocks|kb-addon-.*)")
@@ -358,14 +360,20 @@ def _checks(d: DatabaseResult) -> str:
     return f" ({passed}/{len(d.checks)} checks)"
 
 
+def _name(value: str) -> str:
+    """A Kubernetes object name as read from results, or a placeholder: it goes into code spans and shell lines."""
+    return value if OBJECT_NAME_PATTERN.fullmatch(value) else "<invalid-name>"
+
+
 def _connect_hint(d: DatabaseResult) -> list[str]:
-    lines = [f"# {d.title}"]
+    namespace = _name(d.namespace)
+    lines = [f"# {_text(d.title, 40)}"]
     if d.secret:
         for key in SECRET_KEYS:
             lines.append(
-                f"kubectl -n {d.namespace} get secret {d.secret} -o jsonpath='{{.data.{key}}}' | base64 -d; echo"
+                f"kubectl -n {namespace} get secret {_name(d.secret)} -o jsonpath='{{.data.{key}}}' | base64 -d; echo"
             )
-    lines.append(f"kubectl -n {d.namespace} port-forward svc/{d.service} {d.port}:{d.port}")
+    lines.append(f"kubectl -n {namespace} port-forward svc/{_name(d.service)} {d.port}:{d.port}")
     return lines
 
 
@@ -404,10 +412,11 @@ def render_comment(
 def _results_section(results: RunResults) -> list[str]:
     lines = ["| Database | Status | Service | Credentials (Secret name) |", "| --- | --- | --- | --- |"]
     for d in results.databases:
-        secret = f"`{d.secret}`" if d.secret else "no auth"
+        secret = f"`{_name(d.secret)}`" if d.secret else "no auth"
+        host = f"{_name(d.service)}.{_name(d.namespace)}.svc.cluster.local"
         version = f" {_text(d.version, 40)}" if d.version else ""
         lines.append(
-            f"| {_text(d.title, 40)}{version} | {_STATUS[d.outcome]}{_checks(d)} | `{d.host}:{d.port}` | {secret} |"
+            f"| {_text(d.title, 40)}{version} | {_STATUS[d.outcome]}{_checks(d)} | `{host}:{d.port}` | {secret} |"
         )
     if not results.databases:
         lines.append("| (none) | | | |")
