@@ -17,8 +17,9 @@ from dbstack.orchestrator import (
     run_plan,
     run_teardown,
 )
-from dbstack.plan import Plan, build_plan, build_teardown_plan
+from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
 from dbstack.results import Outcome, RunResults, StepResult
+from dbstack.runner import CommandResult
 from dbstack.simcluster import SIM_CREDENTIAL, Call, Failure, Latencies, Scenario, SimCluster
 from dbstack.validate import validate
 
@@ -60,6 +61,7 @@ def simulate(plan: Plan, scenario: Scenario, out: Path, sim: SimCluster | None =
         found.append(await run_plan(plan, sim, out, cluster_kind="simulated", clock=anyio.current_time))
 
     in_virtual_time(main)
+    assert sim.unknown == [], "the orchestrator issued commands the simulator does not model"
     return SimRun(found[0], sim, out)
 
 
@@ -252,6 +254,53 @@ def test_an_api_that_stays_down_fails_with_its_error_instead_of_hanging(values_d
     assert run.step("kubeblocks").outcome is Outcome.NOT_RUN
 
 
+# --- a misbehaving runner -----------------------------------------------------------------------------------
+
+
+class Sabotaged:
+    """The simulated cluster, except that one command raises or is killed by the runner's timeout."""
+
+    def __init__(self, sim: SimCluster, argv_start: tuple[str, ...], *, raises: bool) -> None:
+        self.sim, self.argv_start, self.raises = sim, argv_start, raises
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        if command.argv[: len(self.argv_start)] == self.argv_start:
+            if self.raises:
+                raise RuntimeError("engine connection lost")
+            return CommandResult(-9, "", "", timed_out=True)
+        return await self.sim.run(command, timeout_s=timeout_s)
+
+
+def _run_with(runner: Sabotaged, plan: Plan, out: Path) -> RunResults:
+    found: list[RunResults] = []
+
+    async def main() -> None:
+        found.append(await run_plan(plan, runner, out, cluster_kind="simulated", clock=anyio.current_time))
+
+    in_virtual_time(main)
+    return found[0]
+
+
+def test_a_runner_that_raises_fails_only_that_step(values_dir: Path, tmp_path: Path) -> None:
+    runner = Sabotaged(SimCluster(), ("helm", "upgrade", "--install", "redis-cluster"), raises=True)
+    results = _run_with(runner, plan_for(values_dir), tmp_path)
+    redis = next(s for s in results.steps if s.id == "cluster:redis")
+    assert (redis.outcome, redis.cause) == (Outcome.FAILED, "runner error: RuntimeError: engine connection lost")
+    assert {d.key for d in results.databases if d.outcome is Outcome.PASSED} == {
+        "postgresql",
+        "qdrant",
+        "elasticsearch",
+    }
+
+
+def test_a_command_killed_by_the_runner_timeout_is_a_timeout(values_dir: Path, tmp_path: Path) -> None:
+    runner = Sabotaged(SimCluster(), ("helm", "upgrade", "--install", "qdrant-cluster"), raises=False)
+    results = _run_with(runner, plan_for(values_dir), tmp_path)
+    qdrant = next(s for s in results.steps if s.id == "cluster:qdrant")
+    assert qdrant.outcome is Outcome.TIMED_OUT
+    assert (qdrant.cause or "").startswith("timed out after 600 s running helm upgrade --install qdrant-cluster")
+
+
 # --- cancellation ------------------------------------------------------------------------------------------
 
 
@@ -292,6 +341,7 @@ def test_teardown_removes_clusters_before_addons_and_kubeblocks(values_dir: Path
         found.append(await run_teardown(plan, sim, tmp_path / "teardown", cluster_kind="simulated"))
 
     in_virtual_time(main)
+    assert sim.unknown == []
     steps = {s.id: s for s in found[0].steps}
     assert {s.outcome for s in steps.values()} == {Outcome.PASSED}
     last_cluster_gone = max(s.ended_at or 0 for s in steps.values() if s.kind == "uninstall-cluster")
@@ -334,3 +384,4 @@ def test_the_same_run_works_under_asyncio_in_real_time(values_dir: Path, tmp_pat
 
     anyio.run(main, backend="asyncio")
     assert {s.outcome for s in found[0].steps} == {Outcome.PASSED}
+    assert sim.unknown == []

@@ -113,6 +113,8 @@ class _Run:
                         result.cause = "already present; verified healthy"
                 except StepError as error:
                     result.outcome, result.cause = error.outcome, mask(error.cause)
+                except Exception as error:  # A runner that raises (a bug, a lost engine) fails this step only.
+                    result.outcome, result.cause = Outcome.FAILED, mask(f"runner error: {_exception_text(error)}")
             if safety_net.cancelled_caught:
                 result.outcome = Outcome.TIMED_OUT
                 result.cause = f"timed out after {step.timeout_s} s {self._doing(step)}"
@@ -137,6 +139,8 @@ class _Run:
             for command in step.commands:
                 result.attempts += 1
                 done = await self._call(step, command, deadline, f"running {command.argv[0]}", step.retry_on, result)
+                if done.timed_out:
+                    raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s running {command}")
                 if not done.ok:
                     raise StepError(Outcome.FAILED, _command_failure(command, done))
         if step.watch is not None:
@@ -292,7 +296,10 @@ class _Run:
 
         async def collect(name: str, command: Command) -> None:
             async with limiter:
-                done = await self.runner.run(command, timeout_s=DIAGNOSTIC_TIMEOUT_S)
+                try:
+                    done = await self.runner.run(command, timeout_s=DIAGNOSTIC_TIMEOUT_S)
+                except Exception as error:  # One diagnostic that cannot be collected must not cost the others.
+                    done = CommandResult(-1, "", f"could not collect: {_exception_text(error)}")
             text = f"$ {command}\n{done.stdout}"
             if not done.ok:
                 text += f"\n[exit code {done.exit_code}{', timed out' if done.timed_out else ''}]\n{done.stderr}"
@@ -363,6 +370,13 @@ def _describe(wait: Wait) -> str:
         path, value = wait.condition.removeprefix("jsonpath=").rsplit("=", 1)
         return f"{wait.resource} {path.strip('{}.').replace('status.', '')} {value}"
     return f"{wait.resource} {wait.condition}"
+
+
+def _exception_text(error: BaseException) -> str:
+    """The first real error inside (possibly nested) exception groups, as `Type: message`."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
 
 
 def _command_failure(command: Command, done: CommandResult) -> str:

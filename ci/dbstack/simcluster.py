@@ -264,6 +264,8 @@ class SimCluster:
     def __init__(self, scenario: Scenario | None = None) -> None:
         self.scenario = scenario or Scenario()
         self.calls: list[Call] = []
+        self.unknown: list[str] = []
+        """Every command the simulator refused (also raised as UnknownCommand), for tests to assert empty."""
         self._t0: float | None = None
         self._objects: dict[tuple[str, str | None, str], _Object] = {}
         self._releases: dict[tuple[str, str], _Release] = {}
@@ -278,7 +280,11 @@ class SimCluster:
         started = now - self.origin
         result = CommandResult(TIMED_OUT_EXIT, "", f"simulated runner timeout after {timeout_s:g} s", True)
         with anyio.move_on_after(timeout_s):
-            result = await self._answer(command)
+            try:
+                result = await self._answer(command)
+            except UnknownCommand as error:
+                self.unknown.append(f"{command}: {error}")
+                raise
         self.calls.append(
             Call(command.argv, started, anyio.current_time() - self.origin, result.exit_code, result.timed_out)
         )
