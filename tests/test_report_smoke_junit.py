@@ -110,6 +110,7 @@ def test_outcomes_and_messages_follow_the_junit_children(pytest_junit: Path) -> 
         ("smoke.test_redis", "", "redis"),
         ("ci.smoke.test_elasticsearch.TestIndex", "", "elasticsearch"),
         ("", "ci/smoke/test_neo4j.py", "neo4j"),
+        ("tests.test_suites.smoke.test_qdrant", "", "qdrant"),
         ("conftest", "", "unknown"),
     ],
 )

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
+from dbstack.catalog import DATABASES
 from dbstack.report.verdict import first_line
 from dbstack.results import CheckResult, Outcome, RunResults
 
@@ -44,11 +45,21 @@ def _read(path: Path) -> ET.Element:
         raise SmokeJunitError(f"{path} is not well-formed XML: {exc}") from None
 
 
+def _module_index(parts: list[str]) -> int | None:
+    """Where the test module sits in a dotted classname: a `test_<known database>` part, else the last `test_` one."""
+    candidates = [i for i, part in enumerate(parts) if part.startswith("test_") and len(part) > len("test_")]
+    known = [i for i in candidates if parts[i][len("test_") :] in DATABASES]
+    if known:
+        return known[0]
+    return candidates[-1] if candidates else None
+
+
 def database_of(classname: str, file: str = "") -> str:
     """`ci.smoke.test_postgresql` -> postgresql; falls back to xunit1's file attribute, then `unknown`."""
-    for part in classname.split("."):
-        if part.startswith("test_") and len(part) > len("test_"):
-            return part[len("test_") :]
+    parts = classname.split(".")
+    index = _module_index(parts)
+    if index is not None:
+        return parts[index][len("test_") :]
     stem = Path(file).stem
     if stem.startswith("test_") and len(stem) > len("test_"):
         return stem[len("test_") :]
@@ -58,8 +69,8 @@ def database_of(classname: str, file: str = "") -> str:
 def _check_name(case: ET.Element) -> str:
     """The test's name, prefixed with its class when it has one (`TestPool::test_x`)."""
     parts = case.get("classname", "").split(".")
-    module_index = next((i for i, p in enumerate(parts) if p.startswith("test_")), len(parts))
-    classes = parts[module_index + 1 :]
+    index = _module_index(parts)
+    classes = parts[index + 1 :] if index is not None else []
     return "::".join([*classes, case.get("name", "") or "(unnamed)"])
 
 
