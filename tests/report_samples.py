@@ -197,7 +197,7 @@ def cancelled_run() -> RunResults:
             )
     databases = [database_result(db, Outcome.NOT_RUN, []) for db in DATABASES]
     results = new_run(clock, steps, databases)
-    results.ended_at = clock.now
+    results.ended_at = steps[3].ended_at
     results.smoke_outcome = Outcome.NOT_RUN
     return results
 
