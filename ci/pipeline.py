@@ -1,14 +1,19 @@
-"""dbstack: ApeRAG's KubeBlocks databases on a disposable k3s (or your cluster), smoke-tested, with reports."""
+"""dbstack: ApeRAG's KubeBlocks databases on a disposable k3s (or your cluster), smoke-tested, with reports.
+
+The Dagger layer only: it turns arguments into the core's overrides, builds containers, and hands a runner to the
+engine-free core (ci/dbstack). The core is imported inside the functions that use it, so loading the module for
+any `dagger call` costs little more than importing dagger (benchmarks/import_cost.py).
+"""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 import dagger
 from dagger import DefaultPath, Doc, Ignore, Name, dag, function, object_type
 
-if TYPE_CHECKING:  # Only for annotations: the core is imported inside the functions that use it (import cost).
+if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
@@ -25,12 +30,17 @@ TOOLBOX_KUBECONFIG: Final = "/root/.kube/config"
 SMOKE_WORKDIR: Final = "/src"
 SMOKE_JUNIT: Final = "/reports/smoke-junit.xml"
 PIP_CACHE: Final = "/root/.cache/pip"
+CREDENTIALS_DIR: Final = "/run/dbstack-credentials"
+NONCE: Final = "DBSTACK_EXEC_NONCE"
 K3S_READY_TIMEOUT_S: Final = 300
+EXISTING_CLUSTER_TIMEOUT_S: Final = 60
 KUBECONFIG_WAIT_S: Final = 180
+DIAGNOSTIC_TIMEOUT_S: Final = 30
 REPORTS_PREFIX: Final = "dbstack-reports-"
 EXIT_CODE_FILE: Final = "exit-code"
 DEFAULT_PROFILE: Final = "ci"
 DEFAULT_CLUSTER_NAME: Final = "dbstack"
+HOURS: Final = 3600
 
 Values = Annotated[
     dagger.Directory,
@@ -56,7 +66,8 @@ Settings = Annotated[
     Name("set"),
 ]
 ClusterName = Annotated[str, Doc("names the k3s cluster: the same name gives the same service within a session")]
-
+Kubeconfig = Annotated[dagger.Secret, Doc("kubeconfig of the cluster, e.g. env:PREVIEW_KUBECONFIG")]
+PullRequest = Annotated[int, Doc("pull request number; the preview lives in namespace pr-<number>")]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -69,42 +80,63 @@ def never_cached(func: _F) -> _F:
 
 
 def _fail(message: str) -> Exception:
-    # FunctionError is the SDK's documented-in-code escape hatch for "show this message, not a traceback".
+    """The SDK's error for "show this message, not a traceback" (bad input is not a crash)."""
     from dagger.mod._exceptions import FunctionError
 
     return FunctionError(message)
 
 
-def _new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
+def _span(name: str) -> AbstractContextManager[Any]:
+    """A named step in Dagger's progress view and traces."""
+    from dagger.telemetry import get_tracer
+
+    return get_tracer().start_as_current_span(name)
 
 
-async def _values_files(values: dagger.Directory) -> dict[str, str]:
-    names = await values.glob("**/*.yaml")
-    return {name: await values.file(name).contents() for name in names}
+def _nonce() -> str:
+    return uuid.uuid4().hex
 
 
-async def _load_config(values: dagger.Directory, profile: str, overrides: list[str]) -> "Config":
-    """The values as the core reads them (validation, capacity check included), before any cluster exists."""
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
+# --- values ------------------------------------------------------------------------------------------------------
+
+
+async def _values_folder(values: dagger.Directory) -> "Path":
+    """The uploaded values as a local folder the core reads (YAML only; nothing else was uploaded)."""
     import tempfile
     from pathlib import Path
 
     from dbstack.moduleargs import write_values
     from dbstack.problems import InvalidInput
-    from dbstack.validate import validate
 
-    files = await _values_files(values)
+    names = await values.glob("**/*.yaml")
+    files = {name: await values.file(name).contents() for name in names}
     root = Path(tempfile.mkdtemp(prefix="dbstack-values-"))
     try:
-        return validate(write_values(files, root), profile or None, overrides).config
+        return write_values(files, root)
     except InvalidInput as exc:
-        raise _fail(_problems_message(exc.problems, root)) from None
+        raise _fail(_problems(exc.problems, root)) from None
 
 
-def _problems_message(problems: "Sequence[object]", root: "Path") -> str:
+def _problems(problems: "Sequence[object]", root: "Path") -> str:
     lines = [str(p).replace(f"{root}/", "values/") for p in problems]
     noun = "problem" if len(lines) == 1 else "problems"
-    return "\n".join([*lines, f"{len(lines)} {noun} found in values; nothing was deployed."])
+    return "\n".join([*lines, f"{len(lines)} {noun} found; nothing was deployed."])
+
+
+async def _load_config(values: dagger.Directory, profile: str, overrides: list[str]) -> "Config":
+    """The values as the core reads them (validation and capacity check included), before any cluster exists."""
+    from dbstack.problems import InvalidInput
+    from dbstack.validate import validate
+
+    root = await _values_folder(values)
+    try:
+        return validate(root, profile or None, overrides).config
+    except InvalidInput as exc:
+        raise _fail(_problems(exc.problems, root)) from None
 
 
 def _overrides(
@@ -131,24 +163,15 @@ def _overrides(
         raise _fail("\n".join(str(p) for p in exc.problems)) from None
 
 
-async def _core_cli(command: str, values: dagger.Directory, profile: str, overrides: list[str]) -> str:
+async def _core_cli(command: list[str], values: dagger.Directory, profile: str, overrides: list[str]) -> str:
     """Run one of the core's commands (`dbstack validate`, `dbstack plan`) on the uploaded values."""
     import contextlib
     import io
-    import tempfile
-    from pathlib import Path
 
     from dbstack import cli
-    from dbstack.moduleargs import write_values
-    from dbstack.problems import InvalidInput
 
-    root = Path(tempfile.mkdtemp(prefix="dbstack-values-"))
-    try:
-        write_values(await _values_files(values), root)
-    except InvalidInput as exc:
-        raise _fail(_problems_message(exc.problems, root)) from None
-    argv = [*command.split(), "--values", str(root)]
-    argv += ["--profile", profile] if profile else []
+    root = await _values_folder(values)
+    argv = [*command, "--values", str(root), *(["--profile", profile] if profile else [])]
     for override in overrides:
         argv += ["--set", override]
     out, err = io.StringIO(), io.StringIO()
@@ -159,14 +182,11 @@ async def _core_cli(command: str, values: dagger.Directory, profile: str, overri
     return out.getvalue()
 
 
-def _span(name: str) -> AbstractContextManager[Any]:
-    from dagger.telemetry import get_tracer
-
-    return get_tracer().start_as_current_span(name)
+# --- the cluster -------------------------------------------------------------------------------------------------
 
 
-def _k3s_service(image: str, run_id: str) -> dagger.Service:
-    """k3s as a Dagger service: a fresh cluster state each run, the image store kept in a cache volume."""
+def _k3s_service(image: str, name: str) -> dagger.Service:
+    """k3s as a Dagger service: a fresh cluster state each start, the image store kept in a cache volume."""
     from dbstack import k3s
 
     return (
@@ -182,115 +202,55 @@ def _k3s_service(image: str, run_id: str) -> dagger.Service:
         .with_mounted_temp("/var/lib/kubelet")
         .with_mounted_temp("/var/log")
         .with_exposed_port(k3s.API_PORT)
-        .as_service(args=k3s.server_args(run_id), use_entrypoint=True, insecure_root_capabilities=True)
+        .as_service(args=k3s.server_args(name), use_entrypoint=True, insecure_root_capabilities=True)
     )
 
 
-def _kubeconfig_file(toolbox_image: str, run_id: str, server: str) -> dagger.File:
-    """Read the kubeconfig k3s wrote to the shared cache volume (never from the layer cache: a nonce per run)."""
+def _kubeconfig_file(toolbox_image: str, name: str, server: str = "") -> dagger.File:
+    """The kubeconfig k3s wrote to the shared cache volume, read fresh every time (never from the layer cache)."""
     from dbstack import k3s
 
     out = "/tmp/kubeconfig"  # noqa: S108 - a path inside a throwaway container
-    script = k3s.read_kubeconfig_script(run_id, out, KUBECONFIG_WAIT_S)
+    script = k3s.read_kubeconfig_script(name, out, KUBECONFIG_WAIT_S)
     if server:
         script += f" && sed -i 's#server: https://{k3s.API_ALIAS}:{k3s.API_PORT}#server: {server}#' {out}"
     return (
         dag.container()
         .from_(toolbox_image)
         .with_mounted_cache(k3s.KUBECONFIG_DIR, dag.cache_volume("dbstack-k3s-kubeconfig"))
-        .with_env_variable("DBSTACK_RUN", run_id)
+        .with_env_variable(NONCE, _nonce())
         .with_exec(["sh", "-c", script])
         .file(out)
     )
 
 
-class _Run:
-    """One deploy-and-test: the plan, the cluster access, and the report folder in the module's workdir."""
-
-    def __init__(self, config: "Config", plan: "Plan", smoke_suite: dagger.Directory, run_id: str) -> None:
-        from pathlib import Path
-
-        self.config = config
-        self.plan = plan
-        self.smoke_suite = smoke_suite
-        self.run_id = run_id
-        self.out_name = f"{REPORTS_PREFIX}{run_id}"
-        self.out_dir = Path.cwd() / self.out_name
-        self.secrets: list[str] = []
-        self.service: dagger.Service | None = None
-
-    @property
-    def toolbox_image(self) -> str:
-        return self.config.images["toolbox"]
-
-    async def toolbox(self, kubeconfig: dagger.Secret | None) -> dagger.Container:
-        base = dag.container().from_(self.toolbox_image)
-        if kubeconfig is not None:
-            return base.with_mounted_secret(TOOLBOX_KUBECONFIG, kubeconfig).with_env_variable(
-                "KUBECONFIG", TOOLBOX_KUBECONFIG
-            )
-        from dbstack import k3s
-
-        with _span(f"Start k3s ({self.config.images['k3s']})"):
-            self.service = _k3s_service(self.config.images["k3s"], self.run_id)
-            self.service = await self.service.start()
-        with _span("Read the k3s kubeconfig"):
-            config_file = await _kubeconfig_file(self.toolbox_image, self.run_id, "").sync()
-        return (
-            base.with_service_binding(k3s.API_ALIAS, self.service)
-            .with_file(TOOLBOX_KUBECONFIG, config_file)
-            .with_env_variable("KUBECONFIG", TOOLBOX_KUBECONFIG)
-        )
-
-    async def stop(self) -> None:
-        if self.service is not None:
-            import contextlib
-
-            with contextlib.suppress(dagger.QueryError):
-                await self.service.stop()
+def _toolbox_for_kubeconfig(image: str, kubeconfig: dagger.Secret) -> dagger.Container:
+    return (
+        dag.container()
+        .from_(image)
+        .with_mounted_secret(TOOLBOX_KUBECONFIG, kubeconfig)
+        .with_env_variable("KUBECONFIG", TOOLBOX_KUBECONFIG)
+    )
 
 
-async def _deploy_and_test(run: _Run, kubeconfig: dagger.Secret | None) -> "RunResults":
-    import sys
-    import time
-
-    from dagger.telemetry import get_tracer
+async def _toolbox_for_k3s(image: str, service: dagger.Service, name: str) -> dagger.Container:
     from dbstack import k3s
+
+    with _span("Read the k3s kubeconfig"):
+        config_file = await _kubeconfig_file(image, name).sync()
+    return (
+        dag.container()
+        .from_(image)
+        .with_service_binding(k3s.API_ALIAS, service)
+        .with_file(TOOLBOX_KUBECONFIG, config_file)
+        .with_env_variable("KUBECONFIG", TOOLBOX_KUBECONFIG)
+    )
+
+
+def _runner(toolbox: dagger.Container) -> "ContainerRunner":
     from dbstack.containerrunner import ContainerRunner
-    from dbstack.orchestrator import new_results, run_plan
-    from dbstack.progress import PlainProgress
-    from dbstack.spanprogress import SpanProgress
 
-    kind = "existing" if kubeconfig is not None else "k3s"
-    started = time.time()
-    runner: ContainerRunner | None = None
-    try:
-        toolbox = await run.toolbox(kubeconfig)
-        runner = ContainerRunner(toolbox, span=_span)
-        checks = k3s.reach_checks(60) if kubeconfig is not None else k3s.ready_checks(K3S_READY_TIMEOUT_S)
-        cause = await _first_failure(runner, checks)
-    except dagger.QueryError as exc:
-        cause = f"the cluster did not start: {_first_line(str(exc))}"
-    cluster = k3s.cluster_step(kind, started, time.time(), cause)
-    if cause is not None or runner is None:
-        results = new_results(run.plan, kind, started)
-        if runner is not None:
-            cluster.diagnostics = await _cluster_diagnostics(run, runner)
-        results.ended_at = time.time()
-    else:
-        progress = SpanProgress(get_tracer().start_span, also=PlainProgress(sys.stderr))
-        with _span("Deploy KubeBlocks and the databases"):
-            results = await run_plan(run.plan, runner, run.out_dir, cluster_kind=kind, progress=progress)
-        with _span("Smoke tests"):
-            await _smoke(run, toolbox, results)
-        results.ended_at = time.time()
-    results.started_at = started
-    results.steps.insert(0, cluster)
-    return results
-
-
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0]
+    return ContainerRunner(toolbox, span=_span)
 
 
 async def _first_failure(runner: "ContainerRunner", checks: "Sequence[ReadyCheck]") -> str | None:
@@ -304,6 +264,113 @@ async def _first_failure(runner: "ContainerRunner", checks: "Sequence[ReadyCheck
     return None
 
 
+# --- one run -----------------------------------------------------------------------------------------------------
+
+Prepare = Callable[["ContainerRunner"], Awaitable[None]]
+"""Work on the cluster between its readiness and the plan (a preview's namespace); raises to stop the run."""
+
+
+class _Run:
+    """One deploy-and-test: the plan, the cluster access, and the report folder in the module's workdir."""
+
+    def __init__(self, config: "Config", plan: "Plan", smoke_suite: dagger.Directory) -> None:
+        from pathlib import Path
+
+        self.config = config
+        self.plan = plan
+        self.smoke_suite = smoke_suite
+        self.run_id = _nonce()[:12]
+        self.out_name = f"{REPORTS_PREFIX}{self.run_id}"
+        self.out_dir = Path.cwd() / self.out_name
+        self.secrets: list[str] = []
+        """Passwords read for the smoke suite: masked in every report file."""
+        self.service: dagger.Service | None = None
+
+    @property
+    def toolbox_image(self) -> str:
+        return self.config.images["toolbox"]
+
+    async def toolbox(self, kubeconfig: dagger.Secret | None) -> dagger.Container:
+        if kubeconfig is not None:
+            return _toolbox_for_kubeconfig(self.toolbox_image, kubeconfig)
+        k3s_image = self.config.images["k3s"]
+        with _span(f"Start k3s ({k3s_image})"):
+            self.service = await _k3s_service(k3s_image, self.run_id).start()
+        return await _toolbox_for_k3s(self.toolbox_image, self.service, self.run_id)
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            import contextlib
+
+            with contextlib.suppress(dagger.QueryError):
+                await self.service.stop()
+
+    async def reports(self, results: "RunResults") -> dagger.Directory:
+        """results.json, junit.xml, summary.*, diagnostics/, smoke/ and exit-code, secrets masked."""
+        from dbstack.report import write_reports
+
+        with _span("Write the reports"):
+            write_reports(results, self.out_dir, self.secrets)
+            (self.out_dir / EXIT_CODE_FILE).write_text("0\n" if results.passed else "1\n", encoding="utf-8")
+        return dag.current_module().workdir(self.out_name)
+
+
+async def _deploy_and_test(
+    run: _Run, kubeconfig: dagger.Secret | None, prepare: Prepare | None = None
+) -> dagger.Directory:
+    try:
+        results = await _run_everything(run, kubeconfig, prepare)
+    finally:
+        await run.stop()
+    return await run.reports(results)
+
+
+async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: Prepare | None) -> "RunResults":
+    import sys
+    import time
+
+    from dagger.telemetry import get_tracer
+    from dbstack import k3s
+    from dbstack.orchestrator import new_results, run_plan
+    from dbstack.preview import PreviewError
+    from dbstack.progress import PlainProgress
+    from dbstack.spanprogress import SpanProgress
+
+    kind = "existing" if kubeconfig is not None else "k3s"
+    started = time.time()
+    runner: ContainerRunner | None = None
+    try:
+        toolbox = await run.toolbox(kubeconfig)
+        runner = _runner(toolbox)
+        checks = (
+            k3s.reach_checks(EXISTING_CLUSTER_TIMEOUT_S)
+            if kubeconfig is not None
+            else k3s.ready_checks(K3S_READY_TIMEOUT_S)
+        )
+        cause = await _first_failure(runner, checks)
+        if cause is None and prepare is not None:
+            await prepare(runner)
+    except dagger.QueryError as exc:
+        cause = f"the cluster did not start: {_first_line(str(exc))}"
+    except PreviewError as exc:
+        cause = str(exc)
+    cluster = k3s.cluster_step(kind, started, time.time(), cause)
+    if cause is not None or runner is None:
+        results = new_results(run.plan, kind, started)
+        if runner is not None:
+            cluster.diagnostics = await _cluster_diagnostics(run, runner)
+    else:
+        progress = SpanProgress(get_tracer().start_span, also=PlainProgress(sys.stderr))
+        with _span("Deploy KubeBlocks and the databases"):
+            results = await run_plan(run.plan, runner, run.out_dir, cluster_kind=kind, progress=progress)
+        with _span("Smoke tests"):
+            await _smoke(run, toolbox, results)
+    results.started_at = started
+    results.ended_at = time.time()
+    results.steps.insert(0, cluster)
+    return results
+
+
 async def _cluster_diagnostics(run: _Run, runner: "ContainerRunner") -> list[str]:
     """What the cluster looked like when it failed to come up, as files under diagnostics/cluster/."""
     from dbstack import k3s
@@ -312,48 +379,117 @@ async def _cluster_diagnostics(run: _Run, runner: "ContainerRunner") -> list[str
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, command in k3s.CLUSTER_DIAGNOSTICS:
-        done = await runner.run(command, timeout_s=30)
+        done = await runner.run(command, timeout_s=DIAGNOSTIC_TIMEOUT_S)
         (folder / name).write_text(done.stdout + done.stderr, encoding="utf-8")
         written.append(f"diagnostics/{k3s.CLUSTER_STEP_ID}/{name}")
     return written
 
 
-async def _read_credentials(run: _Run, toolbox: dagger.Container, endpoint: "Endpoint") -> dict[str, object]:
-    """The endpoint's account Secret as {variable: value}: username plain, password as a Dagger secret."""
-    from dbstack import smokeenv
+# --- the smoke suite ---------------------------------------------------------------------------------------------
 
-    contract = smokeenv.contract(endpoint)
-    if endpoint.secret is None or contract.password is None:
-        return {}
-    folder = "/tmp/credentials"  # noqa: S108 - a path inside a throwaway container
-    get = f"kubectl -n {endpoint.namespace} get secret {endpoint.secret}"
-    script = (
-        f"mkdir -p {folder} && "
-        f"{get} -o jsonpath='{{.data.{smokeenv.USERNAME_KEY}}}' | base64 -d > {folder}/username && "
-        f"{get} -o jsonpath='{{.data.{smokeenv.PASSWORD_KEY}}}' | base64 -d > {folder}/password"
-    )
-    with _span(f"Read the {endpoint.title} credentials from Secret {endpoint.secret}"):
-        reader = await (
-            toolbox.with_env_variable("DBSTACK_EXEC_NONCE", uuid.uuid4().hex)
-            .with_exec(["sh", "-c", script], expect=dagger.ReturnType.ANY)
+
+async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") -> None:
+    import time
+
+    from dbstack import smokeenv
+    from dbstack.results import Outcome
+
+    endpoints = smokeenv.deployed_endpoints(run.plan.endpoints, results)
+    if not endpoints:
+        results.smoke_cause = "no database reached Running, so the smoke suite did not run"
+        return
+    smoke = _smoke_container(run)
+    for endpoint in endpoints:
+        smoke = await _with_endpoint(run, smoke, toolbox, endpoint)
+    results.smoke_started_at = time.time()
+    try:
+        done = await (
+            smoke.with_env_variable(smokeenv.SMOKE_REQUIRE, smokeenv.require_variable(endpoints))
+            .with_env_variable(NONCE, _nonce())
+            .with_exec(smokeenv.smoke_command(SMOKE_JUNIT, run.config.timeouts.smoke), expect=dagger.ReturnType.ANY)
             .sync()
         )
-        if await reader.exit_code() != 0:
-            return {}
-        password = await reader.file(f"{folder}/password").contents()
-        secret = dag.set_secret(f"dbstack-{run.run_id}-{endpoint.database}-password", password)
-        run.secrets.append(password)
-        username = (await reader.file(f"{folder}/username").contents()).strip()
-    found: dict[str, object] = {contract.password: secret}
-    if contract.username:
-        found[contract.username] = username
-    return found
+        exit_code = await done.exit_code()
+        log = await done.stdout() + await done.stderr()
+        junit = await done.file(SMOKE_JUNIT).contents()
+    except dagger.QueryError as exc:
+        results.smoke_outcome = Outcome.FAILED
+        results.smoke_cause = f"the smoke suite did not run: {_first_line(str(exc))}"
+        return
+    finally:
+        results.smoke_ended_at = time.time()
+    folder = run.out_dir / "smoke"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pytest.log").write_text(log, encoding="utf-8")
+    (folder / "junit.xml").write_text(junit, encoding="utf-8")
+    smokeenv.record_smoke(results, exit_code, folder / "junit.xml")
+
+
+def _smoke_container(run: _Run) -> dagger.Container:
+    """Pinned Python with the suite's locked dependencies; the install layer changes only with the lock file."""
+    suite = run.smoke_suite
+    return (
+        dag.container()
+        .from_(run.config.images["python"])
+        .with_mounted_cache(PIP_CACHE, dag.cache_volume("dbstack-smoke-pip"))
+        .with_workdir(SMOKE_WORKDIR)
+        .with_file(f"{SMOKE_WORKDIR}/requirements.txt", suite.file("requirements.txt"))
+        .with_exec(["pip", "install", "--disable-pip-version-check", "-r", "requirements.txt"])
+        .with_directory(f"{SMOKE_WORKDIR}/ci/smoke", suite)
+    )
+
+
+async def _with_endpoint(
+    run: _Run, smoke: dagger.Container, toolbox: dagger.Container, endpoint: "Endpoint"
+) -> dagger.Container:
+    """Bind the database under its Service name and set the variables ApeRAG's pods would get."""
+    from dbstack import smokeenv
+
+    smoke = smoke.with_service_binding(endpoint.service, _port_forward(toolbox, endpoint))
+    for name, value in smokeenv.plain_variables(endpoint).items():
+        smoke = smoke.with_env_variable(name, value)
+    contract = smokeenv.contract(endpoint)
+    if endpoint.secret is None or contract.password is None:
+        return smoke
+    with _span(f"Read the {endpoint.title} credentials from Secret {endpoint.secret}"):
+        username, password = await _read_account(run, toolbox, endpoint)
+    if password is not None:
+        smoke = smoke.with_secret_variable(contract.password, password)
+    if username is not None and contract.username is not None:
+        smoke = smoke.with_env_variable(contract.username, username)
+    return smoke
+
+
+async def _read_account(
+    run: _Run, toolbox: dagger.Container, endpoint: "Endpoint"
+) -> tuple[str | None, dagger.Secret | None]:
+    """The account Secret's username, and its password as a Dagger secret; never printed by any exec."""
+    from dbstack import smokeenv
+
+    get = f"kubectl -n {endpoint.namespace} get secret {endpoint.secret}"
+    script = " && ".join(
+        [
+            f"mkdir -p {CREDENTIALS_DIR}",
+            f"{get} -o jsonpath='{{.data.{smokeenv.USERNAME_KEY}}}' | base64 -d > {CREDENTIALS_DIR}/username",
+            f"{get} -o jsonpath='{{.data.{smokeenv.PASSWORD_KEY}}}' | base64 -d > {CREDENTIALS_DIR}/password",
+        ]
+    )
+    reader = await (
+        toolbox.with_env_variable(NONCE, _nonce()).with_exec(["sh", "-c", script], expect=dagger.ReturnType.ANY).sync()
+    )
+    if await reader.exit_code() != 0:
+        return None, None  # the smoke suite then fails to log in, and says so
+    plaintext = await reader.file(f"{CREDENTIALS_DIR}/password").contents()
+    password = dag.set_secret(f"dbstack-{run.run_id}-{endpoint.database}-password", plaintext)
+    run.secrets.append(plaintext)
+    username = (await reader.file(f"{CREDENTIALS_DIR}/username").contents()).strip()
+    return username, password
 
 
 def _port_forward(toolbox: dagger.Container, endpoint: "Endpoint") -> dagger.Service:
-    """The database's Service, forwarded from the cluster and reachable by the same short name ApeRAG uses."""
+    """The database's Service, forwarded out of the cluster, reachable by the short name ApeRAG's pods use."""
     return (
-        toolbox.with_env_variable("DBSTACK_EXEC_NONCE", uuid.uuid4().hex)
+        toolbox.with_env_variable(NONCE, _nonce())
         .with_exposed_port(endpoint.port)
         .as_service(
             args=[
@@ -369,92 +505,7 @@ def _port_forward(toolbox: dagger.Container, endpoint: "Endpoint") -> dagger.Ser
     )
 
 
-async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") -> None:
-    import time
-
-    from dbstack import smokeenv
-    from dbstack.report import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
-    from dbstack.results import Outcome
-
-    deployed_keys = {d.key for d in results.databases if d.outcome is Outcome.PASSED}
-    endpoints = [e for e in run.plan.endpoints if e.database in deployed_keys]
-    if not endpoints:
-        results.smoke_cause = "no database was deployed, so the smoke suite did not run"
-        return
-    smoke = await _smoke_container(run)
-    for endpoint in endpoints:
-        smoke = smoke.with_service_binding(endpoint.service, _port_forward(toolbox, endpoint))
-        for name, value in smokeenv.plain_variables(endpoint).items():
-            smoke = smoke.with_env_variable(name, value)
-        for name, credential in (await _read_credentials(run, toolbox, endpoint)).items():
-            if isinstance(credential, dagger.Secret):
-                smoke = smoke.with_secret_variable(name, credential)
-            else:
-                smoke = smoke.with_env_variable(name, str(credential))
-    timeout_s = run.config.timeouts.smoke
-    results.smoke_started_at = time.time()
-    try:
-        done = await (
-            smoke.with_env_variable(smokeenv.SMOKE_REQUIRE, smokeenv.require_variable(endpoints))
-            .with_env_variable("DBSTACK_EXEC_NONCE", uuid.uuid4().hex)
-            .with_exec(
-                [
-                    "timeout",
-                    str(timeout_s),
-                    "python",
-                    "-m",
-                    "pytest",
-                    "ci/smoke",
-                    "-p",
-                    "no:cacheprovider",
-                    f"--junitxml={SMOKE_JUNIT}",
-                    "-o",
-                    "junit_family=xunit2",
-                ],
-                expect=dagger.ReturnType.ANY,
-            )
-            .sync()
-        )
-        exit_code = await done.exit_code()
-        log = (await done.stdout()) + (await done.stderr())
-        junit = await done.file(SMOKE_JUNIT).contents()
-    except dagger.QueryError as exc:
-        results.smoke_outcome = Outcome.FAILED
-        results.smoke_cause = f"the smoke suite did not run: {_first_line(str(exc))}"
-        results.smoke_ended_at = time.time()
-        return
-    results.smoke_ended_at = time.time()
-    smoke_dir = run.out_dir / "smoke"
-    smoke_dir.mkdir(parents=True, exist_ok=True)
-    (smoke_dir / "pytest.log").write_text(log, encoding="utf-8")
-    (smoke_dir / "junit.xml").write_text(junit, encoding="utf-8")
-    try:
-        checks = parse_smoke_junit(smoke_dir / "junit.xml")
-    except SmokeJunitError as exc:
-        results.smoke_outcome = Outcome.FAILED
-        results.smoke_cause = str(exc)
-        return
-    leftover = attach_checks(results, checks)
-    results.smoke_outcome = smoke_outcome(checks)
-    if exit_code != 0 and results.smoke_outcome is not Outcome.FAILED:
-        results.smoke_outcome = Outcome.FAILED
-        results.smoke_cause = f"pytest exited with {exit_code}; see smoke/pytest.log"
-    elif leftover:
-        results.smoke_cause = f"{len(leftover)} checks belong to no deployed database"
-
-
-async def _smoke_container(run: _Run) -> dagger.Container:
-    """Pinned Python with the suite's locked dependencies; the install layer changes only with the lock file."""
-    suite = run.smoke_suite
-    return (
-        dag.container()
-        .from_(run.config.images["python"])
-        .with_mounted_cache(PIP_CACHE, dag.cache_volume("dbstack-smoke-pip"))
-        .with_workdir(SMOKE_WORKDIR)
-        .with_file(f"{SMOKE_WORKDIR}/requirements.txt", suite.file("requirements.txt"))
-        .with_exec(["pip", "install", "--disable-pip-version-check", "-r", "requirements.txt"])
-        .with_directory(f"{SMOKE_WORKDIR}/ci/smoke", suite)
-    )
+# --- the module --------------------------------------------------------------------------------------------------
 
 
 @object_type
@@ -475,7 +526,7 @@ class Dbstack:
     ) -> str:
         """Check the values (schemas, names, capacity) before any cluster exists; fails listing every problem."""
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
-        return await _core_cli("validate", values, profile, overrides)
+        return await _core_cli(["validate"], values, profile, overrides)
 
     @function
     async def plan(
@@ -492,7 +543,7 @@ class Dbstack:
     ) -> str:
         """Print the deployment plan: every step, command, wait condition and endpoint (a dry run)."""
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
-        return await _core_cli("plan --json" if json_output else "plan", values, profile, overrides)
+        return await _core_cli(["plan", *(["--json"] if json_output else [])], values, profile, overrides)
 
     @never_cached
     async def cluster(
@@ -517,8 +568,7 @@ class Dbstack:
     ) -> dagger.File:
         """A kubeconfig for the k3s cluster of the same name (starts it when it is not running)."""
         config = await _load_config(values, profile, [])
-        service = _k3s_service(config.images["k3s"], name)
-        await service.start()
+        await _k3s_service(config.images["k3s"], name).start()
         return await _kubeconfig_file(config.images["toolbox"], name, server).sync()
 
     @never_cached
@@ -540,16 +590,72 @@ class Dbstack:
     ) -> dagger.Directory:
         """Deploy and smoke-test everything; returns the reports (exit-code holds 0 or 1), also on failure."""
         from dbstack.plan import build_plan
-        from dbstack.report import write_reports
 
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
         config = await _load_config(values, profile, overrides)
-        run = _Run(config, build_plan(config), smoke_suite, _new_run_id())
+        return await _deploy_and_test(_Run(config, build_plan(config), smoke_suite), kubeconfig)
+
+    @never_cached
+    async def preview(
+        self,
+        values: Values,
+        smoke_suite: SmokeSuite,
+        kubeconfig: Kubeconfig,
+        pr: PullRequest,
+        head_sha: Annotated[str, Doc("the pull request's head commit, recorded on the namespace")],
+        ttl_hours: Annotated[int, Doc("hours until the sweep may remove this preview")] = 72,
+        profile: Profile = DEFAULT_PROFILE,
+        enable: Enable = None,
+        disable: Disable = None,
+        settings: Settings = None,
+    ) -> dagger.Directory:
+        """Deploy a pull request's preview into its own labelled namespace pr-<n> and test it; returns reports."""
+        import time
+
+        from dbstack.plan import build_plan
+        from dbstack.preview import PreviewTarget, prepare_namespace
+
         try:
-            results = await _deploy_and_test(run, kubeconfig)
-        finally:
-            await run.stop()
-        with _span("Write the reports"):
-            write_reports(results, run.out_dir, run.secrets)
-            (run.out_dir / EXIT_CODE_FILE).write_text("0\n" if results.passed else "1\n", encoding="utf-8")
-        return dag.current_module().workdir(run.out_name)
+            target = PreviewTarget.create(pr, head_sha, time.time(), ttl_hours * HOURS)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        overrides = _overrides(enable, disable, target.namespace, "", "", settings)
+        config = await _load_config(values, profile, overrides)
+
+        async def labelled_namespace(runner: "ContainerRunner") -> None:
+            with _span(f"Prepare namespace {target.namespace}"):
+                await prepare_namespace(runner, target)
+
+        run = _Run(config, build_plan(config), smoke_suite)
+        return await _deploy_and_test(run, kubeconfig, prepare=labelled_namespace)
+
+    @never_cached
+    async def teardown(self, values: Values, kubeconfig: Kubeconfig, pr: PullRequest) -> str:
+        """Remove a pull request's preview (its releases, then namespace pr-<n>); nothing when there is none."""
+        from dbstack.preview import PreviewError, teardown
+
+        config = await _load_config(values, "", [])
+        runner = _runner(_toolbox_for_kubeconfig(config.images["toolbox"], kubeconfig))
+        try:
+            with _span(f"Tear down the preview of pull request {pr}"):
+                return (await teardown(runner, pr)).summary()
+        except (PreviewError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+
+    @never_cached
+    async def sweep(self, values: Values, kubeconfig: Kubeconfig) -> str:
+        """Tear down every preview whose time to live has passed; fails when one could not be removed."""
+        import time
+
+        from dbstack.preview import PreviewError, sweep
+
+        config = await _load_config(values, "", [])
+        runner = _runner(_toolbox_for_kubeconfig(config.images["toolbox"], kubeconfig))
+        try:
+            with _span("Sweep expired previews"):
+                report = await sweep(runner, time.time())
+        except PreviewError as exc:
+            raise _fail(str(exc)) from None
+        if not report.ok:
+            raise _fail(report.summary())
+        return report.summary()

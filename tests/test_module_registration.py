@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 HARNESS = Path(__file__).with_name("dagger_registration.py")
-LIVE_CLUSTER_FUNCTIONS = {"cluster", "kubeconfig", "deploy_and_test"}
+LIVE_CLUSTER_FUNCTIONS = {"cluster", "kubeconfig", "deploy_and_test", "preview", "teardown", "sweep"}
 OFFLINE_FUNCTIONS = {"validate", "plan"}
 OPTIONS = {"profile", "enable", "disable", "namespace", "kubeblocks_version", "chart_version", "set"}
 
@@ -149,6 +149,16 @@ def test_validate_and_plan_take_the_same_options(functions: dict[str, Func]) -> 
 
 def test_cluster_is_a_service_and_kubeconfig_a_file(functions: dict[str, Func]) -> None:
     assert (functions["cluster"].returns, functions["kubeconfig"].returns) == ("Service", "File")
+
+
+def test_preview_functions_take_what_the_preview_workflow_passes(functions: dict[str, Func]) -> None:
+    # .github/workflows/preview.yml: preview --kubeconfig --pr --head-sha --ttl-hours; teardown/sweep --kubeconfig
+    preview = functions["preview"]
+    assert preview.returns == "Directory"
+    assert {"kubeconfig", "pr", "head_sha", "ttl_hours"} <= set(preview.args)
+    assert (preview.args["kubeconfig"].type, preview.args["pr"].type) == ("Secret", "Integer")
+    assert {"kubeconfig", "pr"} <= set(functions["teardown"].args)
+    assert "kubeconfig" in functions["sweep"].args
 
 
 def test_registration_fails_on_an_argument_type_the_api_cannot_represent(tmp_path: Path) -> None:

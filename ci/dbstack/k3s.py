@@ -16,33 +16,40 @@ API_ALIAS = "kubernetes"
 """The name the toolbox reaches the API server by; k3s puts `kubernetes` in its serving certificate."""
 KUBECONFIG_DIR = "/etc/rancher/k3s"
 STATE_DIR = "/var/lib/rancher"
-IMAGE_STORE = "/var/lib/rancher/k3s/agent/containerd"
+IMAGE_STORE_IN_STATE = "k3s/agent/containerd"
 ENTRYPOINT_PATH = "/usr/local/bin/dbstack-k3s-entrypoint"
 
 ENTRYPOINT_SCRIPT = f"""#!/bin/sh
+set -eu
+# The two roots are variables only so tests can run this script against scratch folders.
+cgroup=${{DBSTACK_CGROUP_ROOT:-/sys/fs/cgroup}}
+state=${{DBSTACK_STATE_DIR:-{STATE_DIR}}}
 # k3s leaves the root cgroup only when it runs as PID 1; under Dagger's init it is not, and on cgroup v2 a root
 # cgroup that still holds processes cannot hand controllers to the pods' cgroups. Move everything into a child
 # group and enable every controller for the subtree.
-set -eu
-if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
-  mkdir -p /sys/fs/cgroup/dbstack-init
+if [ -e "$cgroup/cgroup.controllers" ]; then
+  mkdir -p "$cgroup/dbstack-init"
   while read -r pid; do
-    echo "$pid" > /sys/fs/cgroup/dbstack-init/cgroup.procs 2>/dev/null || true
-  done < /sys/fs/cgroup/cgroup.procs
-  for controller in $(cat /sys/fs/cgroup/cgroup.controllers); do
-    echo "+$controller" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+    echo "$pid" > "$cgroup/dbstack-init/cgroup.procs" 2>/dev/null || true
+  done < "$cgroup/cgroup.procs"
+  for controller in $(cat "$cgroup/cgroup.controllers"); do
+    echo "+$controller" > "$cgroup/cgroup.subtree_control" 2>/dev/null || true
   done
 fi
-# A fresh cluster every run, but keep containerd's image store (the cache volume under {STATE_DIR}) so a warm
-# run does not pull the database images again.
-if [ -d {STATE_DIR}/k3s ]; then
-  for entry in {STATE_DIR}/k3s/* {STATE_DIR}/k3s/agent/*; do
+# A fresh cluster every run, but keep containerd's image store (in the cache volume at $state) so a warm run
+# does not pull the database images again.
+if [ -d "$state/k3s" ]; then
+  for entry in "$state"/k3s/* "$state"/k3s/agent/*; do
     case "$entry" in
-      {STATE_DIR}/k3s/agent|{IMAGE_STORE}) ;;
+      "$state/k3s/agent"|"$state/{IMAGE_STORE_IN_STATE}") ;;
       *) rm -rf "$entry" ;;
     esac
   done
 fi
+# A kubeconfig left from an earlier cluster of the same name must not be read before this one writes its own.
+for arg in "$@"; do
+  case "$arg" in --write-kubeconfig=*) rm -f "${{arg#--write-kubeconfig=}}" ;; esac
+done
 # The API server binds to this container's address, which Dagger assigns at start.
 address=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')
 [ -n "$address" ] || address=$(hostname -i 2>/dev/null | cut -d' ' -f1)

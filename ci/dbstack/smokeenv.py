@@ -1,8 +1,9 @@
-"""The smoke suite's environment contract, per database, as one table: what each endpoint becomes in the smoke
-container's environment, and which keys of its KubeBlocks account Secret it needs.
+"""The smoke suite as the pipeline runs it: its environment contract, its command, and its outcome in Results.
 
-The names are the ones ApeRAG's pods receive (see ci/smoke/smokekit/settings.py). Values are templates over the
-endpoint: {service} (the short Service name the smoke container reaches it by), {port}, {namespace}.
+The contract is one table: what each endpoint becomes in the smoke container's environment, and which keys of
+its KubeBlocks account Secret it needs. The names are the ones ApeRAG's pods receive (see
+ci/smoke/smokekit/settings.py). Values are templates over the endpoint: {service} (the short Service name the
+smoke container reaches it by), {port}, {namespace}.
 """
 
 # ruff: noqa: S105, S106 - the "passwords" here are the names of environment variables and Secret keys.
@@ -11,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from dbstack.plan import Endpoint
+from dbstack.report import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
+from dbstack.results import Outcome, RunResults
 
 SMOKE_REQUIRE = "SMOKE_REQUIRE"
+TIMEOUT_EXIT = 124
 USERNAME_KEY = "username"
 PASSWORD_KEY = "password"
 
@@ -66,3 +71,48 @@ def plain_variables(endpoint: Endpoint) -> dict[str, str]:
 def require_variable(endpoints: Sequence[Endpoint]) -> str:
     """SMOKE_REQUIRE: every deployed database must pass; none may be skipped for want of settings."""
     return ",".join(e.database for e in endpoints)
+
+
+def smoke_command(junit_path: str, timeout_s: int) -> list[str]:
+    """pytest over the suite, its JUnit file where the pipeline reads it, stopped by `timeout` at the limit."""
+    return [
+        "timeout",
+        str(timeout_s),
+        "python",
+        "-m",
+        "pytest",
+        "ci/smoke",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit_path}",
+        "-o",
+        "junit_family=xunit2",
+    ]
+
+
+def deployed_endpoints(endpoints: Sequence[Endpoint], results: RunResults) -> list[Endpoint]:
+    """Only databases that reached Running are smoke-tested; the others already failed in their own step."""
+    running = {d.key for d in results.databases if d.outcome is Outcome.PASSED}
+    return [e for e in endpoints if e.database in running]
+
+
+def record_smoke(results: RunResults, exit_code: int, junit: Path) -> None:
+    """Put the suite's checks on their databases and its outcome on the run.
+
+    Failed when any check failed, when pytest exited non-zero without a failed check (a collection error, the
+    time limit), or when the JUnit file is unreadable."""
+    try:
+        checks = parse_smoke_junit(junit)
+    except SmokeJunitError as exc:
+        results.smoke_outcome = Outcome.FAILED
+        results.smoke_cause = f"pytest exited with {exit_code} and left no usable JUnit file: {exc}"
+        return
+    leftover = attach_checks(results, checks)
+    results.smoke_outcome = smoke_outcome(checks)
+    if exit_code != 0 and results.smoke_outcome is not Outcome.FAILED:
+        results.smoke_outcome = Outcome.FAILED
+        limit = " (the time limit)" if exit_code == TIMEOUT_EXIT else ""
+        results.smoke_cause = f"pytest exited with {exit_code}{limit}; see smoke/pytest.log"
+    elif leftover:
+        names = ", ".join(sorted({c.database for c in leftover}))
+        results.smoke_cause = f"{len(leftover)} checks belong to no deployed database ({names})"
