@@ -160,3 +160,15 @@ def test_no_step_summary_file_is_created_without_github(tmp_path: Path, monkeypa
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     write_reports(successful_run(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "results.json", "summary.json", "summary.md"]
+
+
+def test_a_database_with_failed_checks_is_not_marked_as_fine() -> None:
+    results = failed_run()
+    qdrant = next(d for d in results.databases if any(not c.outcome.ok for c in d.checks))
+    assert f"#### ❌ {qdrant.title} (`{qdrant.key}`)" in render_markdown(results)
+
+
+def test_why_the_smoke_tests_were_skipped_is_said() -> None:
+    results = empty_run()
+    results.smoke_cause = "deploy runs no smoke tests; use dagger call deploy-and-test"
+    assert f"Smoke tests skipped: {results.smoke_cause}" in render_markdown(results)

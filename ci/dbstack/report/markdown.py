@@ -184,8 +184,11 @@ def _databases(results: RunResults) -> list[str]:
 
 
 def _database(database: DatabaseResult, results: RunResults) -> list[str]:
-    mark = OUTCOME_MARKS[Outcome.PASSED] if database_ready(database) else OUTCOME_MARKS[database.outcome]
     counts = CheckCounts.of([database])
+    if not database_ready(database):
+        mark = OUTCOME_MARKS[database.outcome]
+    else:
+        mark = OUTCOME_MARKS[Outcome.FAILED if counts.failed else Outcome.PASSED]
     rows = [
         ("Status", _database_status(database, results)),
         ("Version", f"{text(database.version)} (chart {text(database.chart_version)})"),
@@ -248,7 +251,10 @@ def _steps_table(results: RunResults) -> list[str]:
         else results.smoke_ended_at - results.smoke_started_at
     )
     rows.append(f"| {SMOKE_TITLE} | {result(results.smoke_outcome)} | {smoke_start} | {duration(smoke_took)} | - |")
-    return ["### Steps", "\n".join(rows)]
+    blocks = ["### Steps", "\n".join(rows)]
+    if results.smoke_outcome is Outcome.SKIPPED and results.smoke_cause:
+        blocks.append(f"Smoke tests skipped: {text(first_line(results.smoke_cause))}")
+    return blocks
 
 
 def _versions(results: RunResults) -> list[str]:
