@@ -172,3 +172,19 @@ def test_why_the_smoke_tests_were_skipped_is_said() -> None:
     results = empty_run()
     results.smoke_cause = "deploy runs no smoke tests; use dagger call deploy-and-test"
     assert f"Smoke tests skipped: {results.smoke_cause}" in render_markdown(results)
+
+
+def test_smoke_suite_that_could_not_start_is_the_verdict() -> None:
+    results = successful_run()
+    for database in results.databases:
+        database.checks = []
+    results.smoke_outcome = Outcome.FAILED
+    results.smoke_cause = "the smoke suite did not run: image pull failed\nmore detail"
+    first = render_markdown(results).splitlines()[0]
+    assert first == "## ❌ dbstack: smoke tests failed: the smoke suite did not run: image pull failed"
+
+
+def test_ready_databases_without_smoke_tests_do_not_pass() -> None:
+    results = successful_run()
+    results.smoke_outcome = Outcome.NOT_RUN
+    assert render_markdown(results).splitlines()[0] == "## ❌ dbstack: smoke tests not run"
