@@ -1,0 +1,137 @@
+"""k3s inside Dagger: the entrypoint and kubeconfig scripts run here in a POSIX shell against scratch folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from dbstack import k3s
+from dbstack.results import Outcome
+
+SH = shutil.which("sh") or "/bin/sh"
+
+
+def run_entrypoint(tmp_path: Path, *args: str, cgroup: Path | None = None) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "entrypoint"
+    script.write_text(k3s.ENTRYPOINT_SCRIPT, encoding="utf-8")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DBSTACK_STATE_DIR": str(tmp_path / "state"),
+        "DBSTACK_CGROUP_ROOT": str(cgroup or tmp_path / "no-cgroup"),
+    }
+    return subprocess.run(
+        [str(SH), str(script), *args], capture_output=True, text=True, env=env, check=False, timeout=30
+    )
+
+
+def make_state(tmp_path: Path) -> Path:
+    state = tmp_path / "state" / "k3s"
+    for path in (
+        "server/db/state.db",
+        "server/tls/server-ca.crt",
+        "storage/pvc-1/data",
+        "agent/containerd/io.containerd.content.v1.content/blobs/sha256/abc",
+        "agent/pod-manifests/x.yaml",
+        "agent/client-kubelet.crt",
+    ):
+        (state / path).parent.mkdir(parents=True, exist_ok=True)
+        (state / path).write_text("x", encoding="utf-8")
+    return state
+
+
+def test_each_start_wipes_the_cluster_state_but_keeps_the_image_store(tmp_path: Path) -> None:
+    state = make_state(tmp_path)
+    done = run_entrypoint(tmp_path, "true")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in state.iterdir()) == ["agent"]
+    assert sorted(p.name for p in (state / "agent").iterdir()) == ["containerd"]
+    assert (state / "agent/containerd/io.containerd.content.v1.content/blobs/sha256/abc").exists()
+
+
+def test_the_first_start_with_an_empty_cache_volume_just_runs(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, "echo", "started")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("started --bind-address=")
+
+
+def test_the_server_command_runs_with_a_bind_address_appended(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, "echo", *k3s.server_args("run1"))
+    assert done.stdout.split()[:-1] == k3s.server_args("run1")
+    assert done.stdout.split()[-1].startswith("--bind-address=")
+    assert done.stdout.split()[-1] != "--bind-address="
+
+
+def test_a_stale_kubeconfig_of_the_same_name_is_removed_before_k3s_starts(tmp_path: Path) -> None:
+    stale = tmp_path / "k3s-run1.yaml"
+    other = tmp_path / "k3s-run2.yaml"
+    stale.write_text("old", encoding="utf-8")
+    other.write_text("another run's", encoding="utf-8")
+    done = run_entrypoint(tmp_path, "true", f"--write-kubeconfig={stale}")
+    assert done.returncode == 0, done.stderr
+    assert not stale.exists() and other.exists()
+
+
+def test_on_cgroup_v2_processes_leave_the_root_group_and_controllers_are_delegated(tmp_path: Path) -> None:
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "cgroup.controllers").write_text("cpu memory pids\n", encoding="utf-8")
+    (cgroup / "cgroup.procs").write_text("1\n7\n", encoding="utf-8")
+    done = run_entrypoint(tmp_path, "true", cgroup=cgroup)
+    assert done.returncode == 0, done.stderr
+    # A real cgroupfs takes one pid / controller per write; a plain file keeps the last write.
+    assert (cgroup / "dbstack-init" / "cgroup.procs").read_text(encoding="utf-8") == "7\n"
+    assert (cgroup / "cgroup.subtree_control").read_text(encoding="utf-8") == "+pids\n"
+
+
+def test_kubeconfig_names_and_server_arguments_are_unique_per_run() -> None:
+    assert k3s.kubeconfig_name("a") != k3s.kubeconfig_name("b")
+    assert k3s.server_args("a") != k3s.server_args("b")
+    assert f"--write-kubeconfig={k3s.KUBECONFIG_DIR}/{k3s.kubeconfig_name('a')}" in k3s.server_args("a")
+    assert f"--tls-san={k3s.API_ALIAS}" in k3s.server_args("a")
+
+
+def run_reader(tmp_path: Path, wait_s: int) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path / "kubeconfig"
+    script = k3s.read_kubeconfig_script("run1", str(out), wait_s).replace(k3s.KUBECONFIG_DIR, str(tmp_path))
+    done = subprocess.run([str(SH), "-c", script], capture_output=True, text=True, check=False, timeout=30)
+    return done, out
+
+
+def test_the_kubeconfig_is_copied_pointing_at_the_service_alias(tmp_path: Path) -> None:
+    written = "clusters:\n- cluster:\n    server: https://10.87.0.5:6443\n  name: default\n"
+    (tmp_path / k3s.kubeconfig_name("run1")).write_text(written, encoding="utf-8")
+    done, out = run_reader(tmp_path, wait_s=5)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text(encoding="utf-8") == written.replace("10.87.0.5", "kubernetes")
+
+
+def test_reading_gives_up_with_a_message_when_k3s_writes_no_kubeconfig(tmp_path: Path) -> None:
+    done, out = run_reader(tmp_path, wait_s=1)
+    assert done.returncode == 1
+    assert "wrote no kubeconfig within 1s" in done.stderr
+    assert not out.exists()
+
+
+def test_readiness_waits_for_the_api_then_the_node_then_coredns() -> None:
+    titles = [check.title for check in k3s.ready_checks(300)]
+    assert titles == [
+        "Wait for the k3s API server",
+        "Wait for the k3s node to register",
+        "Wait for the k3s node to be Ready",
+        "Wait for CoreDNS to be created",
+        "Wait for CoreDNS to roll out",
+    ]
+    assert all(check.timeout_s == 300 for check in k3s.ready_checks(300))
+
+
+def test_the_cluster_step_fails_with_its_cause_and_passes_without_one() -> None:
+    failed = k3s.cluster_step("k3s", 10.0, 70.0, "Wait for the k3s API server: timed out")
+    passed = k3s.cluster_step("existing", 10.0, 11.0, None)
+    assert (failed.outcome, failed.cause, failed.duration_s) == (
+        Outcome.FAILED,
+        "Wait for the k3s API server: timed out",
+        60.0,
+    )
+    assert (passed.outcome, passed.title) == (Outcome.PASSED, "Reach the existing cluster")
