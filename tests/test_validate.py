@@ -484,9 +484,32 @@ def test_missing_values_file_of_a_disabled_database_is_fine(
     assert run_validate(capsys, values_dir).code == EXIT_OK
 
 
-def test_missing_pipeline_yaml(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
+def test_missing_pipeline_yaml_is_one_problem_and_the_databases_are_still_checked(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
     (values_dir / "pipeline.yaml").unlink()
-    assert_invalid(run_validate(capsys, values_dir), f"{values_dir / 'pipeline.yaml'}:1: -: file is missing")
+    line = replace(values_dir / "redis.yaml", "replicas: 1", "replicas: 9")
+    run = run_validate(capsys, values_dir)
+    assert run.code == EXIT_INVALID
+    assert run.problems == [
+        f"{values_dir / 'pipeline.yaml'}:1: -: file is missing",
+        f"{values_dir / 'redis.yaml'}:{line}: replicas: 9 is above the maximum (allowed: a whole number 1 to 5)",
+        f"{values_dir / 'redis.yaml'}:{line}: replicas: standalone mode runs exactly one replica, got 9 (allowed: 1)",
+    ]
+
+
+def test_broken_settings_do_not_hide_problems_in_database_files(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    pipeline = values_dir / "pipeline.yaml"
+    typo = replace(pipeline, "namespace: default", "namespce: default")
+    redis = replace(values_dir / "redis.yaml", "cpu: 0.5", "cpu: 0.7")
+    run = run_validate(capsys, values_dir)
+    assert [line.split(": ")[:2] for line in run.problems] == [
+        [f"{pipeline}:1", "-"],  # missing required key 'namespace'
+        [f"{pipeline}:{typo}", "namespce"],
+        [f"{values_dir / 'redis.yaml'}:{redis}", "cpu"],
+    ]
 
 
 def test_missing_values_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

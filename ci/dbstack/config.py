@@ -257,19 +257,24 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
             settings.add(parse_override(text))
         except InvalidInput as exc:
             problems.extend(exc.problems)
-    check_rules(settings, SETTINGS_RULES, problems, require_all=True)
-    if problems:
-        raise InvalidInput(problems)
-
+    # A missing or unparsable pipeline.yaml is reported already; listing every key as missing would be noise.
+    settings_ok = values_dir / SETTINGS_FILE in settings_files
+    if settings_ok:
+        before = len(problems)
+        check_rules(settings, SETTINGS_RULES, problems, require_all=True)
+        settings_ok = len(problems) == before
+    # Broken settings must not hide the problems of the database files: those are checked either way, and only
+    # the checks that need the settings (enabled, release names) wait for them to be right.
     s = settings.data
-    _check_settings(settings, problems)
+    if settings_ok:
+        _check_settings(settings, problems)
     databases = []
     for db in DATABASES.values():
-        entry = s["databases"][db.key]
+        entry: Mapping[str, Any] | None = s["databases"][db.key] if settings_ok else None
         layers = Layers()
         base = values_dir / f"{db.key}.yaml"
         if not base.exists() and not (profile_dir and (profile_dir / base.name).exists()):
-            if entry["enabled"]:
+            if entry is not None and entry["enabled"]:
                 problems.append(
                     settings.problem(
                         f"databases.{db.key}.enabled",
@@ -281,16 +286,19 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
         _layer(layers, base, profile_dir, problems, required=False)
         check_rules(layers, db.values_rules, problems, require_all=False)
         _check_chart_values(db, layers, problems)
-        databases.append(
-            DatabaseConfig(
-                db=db,
-                enabled=bool(entry["enabled"]),
-                release=str(entry["release"]),
-                chart_version=str(entry["chartVersion"]),
-                values=layers.data,
-                values_files=tuple(layers.files),
+        if entry is not None:
+            databases.append(
+                DatabaseConfig(
+                    db=db,
+                    enabled=bool(entry["enabled"]),
+                    release=str(entry["release"]),
+                    chart_version=str(entry["chartVersion"]),
+                    values=layers.data,
+                    values_files=tuple(layers.files),
+                )
             )
-        )
+    if not settings_ok:
+        raise InvalidInput(problems)
     _check_releases(settings, problems)
     if problems:
         raise InvalidInput(problems)
