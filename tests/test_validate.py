@@ -720,6 +720,25 @@ def test_profile_must_be_a_folder_directly_under_profiles(
     assert f"profile: no profile named {name!r} (allowed: ci)" in run.problems[0]
 
 
+def test_a_problem_set_by_the_profile_is_reported_in_the_profile_file(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    profile_redis = values_dir / "profiles" / "ci" / "redis.yaml"
+    line = replace(profile_redis, "storage: 1", "storage: 0")
+    assert_invalid(
+        run_validate(capsys, values_dir, "--profile", "ci"),
+        f"{profile_redis}:{line}: storage: 0 is below the minimum (allowed: a number 1 to 10000)",
+    )
+    assert run_validate(capsys, values_dir).code == EXIT_OK  # the base file alone is fine
+
+
+def test_unknown_key_in_a_profiles_pipeline_yaml(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
+    profile_pipeline = values_dir / "profiles" / "ci" / "pipeline.yaml"
+    line = append(profile_pipeline, "nodes:\n  cpu: 2\n")
+    run = run_validate(capsys, values_dir, "--profile", "ci")
+    assert run.line_starting(f"{profile_pipeline}:{line}: nodes: unknown key; did you mean 'node'? ")
+
+
 def test_set_with_an_unknown_key_suggests_one(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
     assert_invalid(
         run_validate(capsys, values_dir, "--set", "databases.neo4j.enabeld=true"),
