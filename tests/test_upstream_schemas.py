@@ -177,3 +177,26 @@ def test_the_chart_defaults_pass_our_rules(key: str) -> None:
     check_rules(layers, db.values_rules, problems, require_all=False)
     # PostgreSQL's deliberate minimum is met by its defaults (2 replicas), so no exception is needed here.
     assert [str(p) for p in problems] == []
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            yield from flatten(value, path)
+        else:
+            yield path, value
+
+
+@pytest.mark.parametrize("key", list(DATABASES))
+def test_catalog_chart_defaults_are_the_charts_defaults(key: str) -> None:
+    """Capacity fills keys a values file leaves out from the catalog; those must be what the chart renders."""
+    db = DATABASES[key]
+    rendered = dict(flatten(chart_defaults(db)))
+    schema_defaults = {path: prop.get("default") for path, prop in schema_properties(schema_of(db))}
+    wrong = []
+    for path, ours in flatten(db.chart_defaults):
+        theirs = rendered[path] if path in rendered else schema_defaults.get(path)
+        if ours != theirs:
+            wrong.append(f"{path}: catalog {ours!r}, chart {theirs!r}")
+    assert wrong == []
