@@ -17,6 +17,7 @@ from dbstack.orchestrator import RESULTS_FILE, run_plan, run_teardown
 from dbstack.plan import Command, build_plan, build_teardown_plan
 from dbstack.progress import make_progress
 from dbstack.results import Outcome, RunResults
+from dbstack.runner import Runner
 from dbstack.validate import validate
 
 CLUSTER_KIND = "existing"
@@ -51,15 +52,22 @@ async def preflight(runner: HostRunner) -> None:
         raise PreflightFailed(f"the cluster does not answer: {reason} (check --kubeconfig and the current context)")
 
 
-def deploy(args: argparse.Namespace) -> int:
+async def _checked_host(args: argparse.Namespace) -> HostRunner:
+    host = HostRunner(args.kubeconfig)
+    await preflight(host)
+    return host
+
+
+def deploy(args: argparse.Namespace, runner: Runner | None = None) -> int:
+    """Deploy with `runner`, by default kubectl and helm from PATH (checked first)."""
     plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
     out: Path = args.out
-    runner = HostRunner(args.kubeconfig)
     progress = make_progress(args.progress)
 
     async def main() -> RunResults:
-        await preflight(runner)
-        return await run_plan(plan, runner, out, cluster_kind=CLUSTER_KIND, progress=progress)
+        return await run_plan(
+            plan, runner or await _checked_host(args), out, cluster_kind=CLUSTER_KIND, progress=progress
+        )
 
     try:
         results = anyio.run(main)
@@ -76,16 +84,17 @@ def deploy(args: argparse.Namespace) -> int:
     return EXIT_OK if results.passed else EXIT_FAILED
 
 
-def teardown(args: argparse.Namespace) -> int:
+def teardown(args: argparse.Namespace, runner: Runner | None = None) -> int:
+    """Tear down with `runner`, by default kubectl and helm from PATH (checked first)."""
     config = validate(values_dir(args), args.profile, args.overrides).config
     plan = build_teardown_plan(config, remove_kubeblocks=args.all)
     out: Path = getattr(args, "out", None) or Path("reports") / "teardown"
-    runner = HostRunner(args.kubeconfig)
     progress = make_progress(getattr(args, "progress", "auto"))
 
     async def main() -> RunResults:
-        await preflight(runner)
-        return await run_teardown(plan, runner, out, cluster_kind=CLUSTER_KIND, progress=progress)
+        return await run_teardown(
+            plan, runner or await _checked_host(args), out, cluster_kind=CLUSTER_KIND, progress=progress
+        )
 
     try:
         results = anyio.run(main)

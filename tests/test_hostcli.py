@@ -1,0 +1,89 @@
+"""`dbstack deploy` and `dbstack teardown` end to end, on the simulated cluster in (shortened) real time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from dbstack import hostcli, orchestrator
+from dbstack.cli import build_parser, main
+from dbstack.simcluster import Failure, Latencies, Scenario, SimCluster
+
+TINY = 0.001
+
+
+def quick(**failures: Failure) -> SimCluster:
+    latencies = Latencies(
+        api_s=TINY,
+        helm_s=TINY,
+        snapshot_crds_s=TINY,
+        snapshot_controller_s=TINY,
+        kubeblocks_crds_s=TINY,
+        kubeblocks_s=TINY,
+        addon_s={key: TINY for key in Latencies().addon_s},
+        cluster_s={key: TINY for key in Latencies().cluster_s},
+        pods_after_s=TINY,
+        failure_after_s=TINY,
+        delete_s=TINY,
+    )
+    return SimCluster(Scenario(latencies=latencies, failures=failures))
+
+
+def deploy_args(values_dir: Path, out: Path) -> argparse.Namespace:
+    return build_parser().parse_args(["deploy", "--values", str(values_dir), "--out", str(out), "--progress", "plain"])
+
+
+def test_deploy_writes_reports_and_names_every_ready_endpoint(
+    values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = build_parser().parse_args(
+        ["deploy", "--values", str(values_dir), "--out", str(tmp_path), "--progress", "plain"]
+    )
+    assert hostcli.deploy(args, runner=quick()) == 0
+    out = capsys.readouterr().out
+    assert "pg-cluster-postgresql-postgresql.default.svc.cluster.local:5432" in out
+    assert "(Secret pg-cluster-postgresql-account-postgres)" in out
+    assert out.rstrip().endswith(f"deploy passed; reports in {tmp_path}")
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["smoke_outcome"] == "skipped"
+    assert saved["smoke_cause"] == hostcli.SMOKE_NOT_RUN
+    assert (tmp_path / "junit.xml").is_file()
+
+
+def test_deploy_exits_1_with_the_cause_when_a_database_fails(
+    values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orchestrator, "WATCH_INTERVAL_S", 0.01)
+    args = build_parser().parse_args(
+        ["deploy", "--values", str(values_dir), "--out", str(tmp_path), "--progress", "plain"]
+    )
+    assert hostcli.deploy(args, runner=quick(redis=Failure.CRASHLOOP)) == 1
+    err = capsys.readouterr().err
+    assert "cluster:redis: failed: redis-cluster-redis-0 container redis CrashLoopBackOff" in err
+    assert (tmp_path / "diagnostics" / "redis" / "pods.txt").is_file()
+    assert json.loads((tmp_path / "results.json").read_text())["smoke_outcome"] == "not_run"
+
+
+def test_deploy_without_kubectl_on_path_is_a_one_line_error(
+    values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["deploy", "--values", str(values_dir), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "dbstack deploy: kubectl and helm not found on PATH; install them or run the pipeline through the Dagger module"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_teardown_all_after_deploy_passes(values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sim = quick()
+    deploy = build_parser().parse_args(["deploy", "--values", str(values_dir), "--out", str(tmp_path / "d")])
+    assert hostcli.deploy(deploy, runner=sim) == 0
+    teardown = build_parser().parse_args(["teardown", "--values", str(values_dir), "--all"])
+    teardown.out = tmp_path / "t"
+    assert hostcli.teardown(teardown, runner=sim) == 0
+    assert sim.unknown == []
+    assert "teardown done" in capsys.readouterr().out
