@@ -526,7 +526,16 @@ def test_cli_rejects_a_file_that_is_not_results_json(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_cli_rejects_a_pull_request_number_below_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--pr", "0"],
+        ["--pr", "1", "--ttl-hours", "0"],
+        ["--pr", "1", "--ttl-hours", "nan"],
+        ["--pr", "1", "--ttl-hours", "inf"],
+    ],
+)
+def test_cli_rejects_a_bad_pull_request_number_or_time_to_live(tmp_path: Path, bad: list[str]) -> None:
     results = tmp_path / "results.json"
     results.write_text(json.dumps(_results().to_json()), encoding="utf-8")
-    assert main(["preview-comment", "--results", str(results), "--pr", "0"]) == 2
+    assert main(["preview-comment", "--results", str(results), *bad]) == 2

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -468,6 +469,9 @@ def cli_preview_comment(args: argparse.Namespace) -> int:
         return 2
     if args.pr < 1:
         print(f"--pr must be a positive pull request number, got {args.pr}", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.ttl_hours) and args.ttl_hours > 0):
+        print(f"--ttl-hours must be a positive number of hours, got {args.ttl_hours}", file=sys.stderr)
         return 2
     text = render_comment(
         results, pr=args.pr, head_sha=args.head_sha, run_url=args.run_url, ttl_s=int(args.ttl_hours * 3600)
