@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
+from dbstack.catalog import DATABASES
 from dbstack.cli import EXIT_INVALID, EXIT_OK, main
 from dbstack.problems import InvalidInput, Problem
 from dbstack.validate import validate
@@ -824,3 +826,50 @@ def test_any_file_content_gives_problems_or_data_never_an_exception(tmp_path: Pa
     for problem in problems:
         assert "\n" not in str(problem)
         assert 1 <= problem.line <= max(1, len(content.decode("utf-8", "replace").splitlines()))
+
+
+CHART_KEYS = sorted({key for db in DATABASES.values() for key in db.values_rules} | {"enabled", "cpu", "x"})
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-5, max_value=10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "0.5", "1Gi", "standalone", "singlealone", "single-node", "Delete", "16.4.0"]),
+)
+CHART_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(CHART_KEYS), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    database=st.sampled_from(sorted(DATABASES)),
+    values=st.dictionaries(st.sampled_from(CHART_KEYS), CHART_VALUES, min_size=1, max_size=6),
+)
+def test_any_chart_values_give_a_config_or_problems_never_an_exception(
+    values_dir: Path, database: str, values: dict[str, object]
+) -> None:
+    (values_dir / f"{database}.yaml").write_text(yaml.safe_dump(values), encoding="utf-8")
+    try:
+        validate(values_dir, overrides=[f"databases.{database}.enabled=true"])
+    except InvalidInput as exc:
+        assert exc.problems
+        assert all("\n" not in str(p) for p in exc.problems)
+
+
+SETTING_KEYS = st.sampled_from(
+    ["namespace", "databases", "databases.redis", "databases.redis.enabled", "node.cpu", "images.k3s", "a..b", ""]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=SETTING_KEYS, value=st.text(alphabet="ab1.:-[]{}!&* =\n", max_size=12))
+def test_any_set_override_gives_a_config_or_problems_never_an_exception(values_dir: Path, key: str, value: str) -> None:
+    try:
+        validate(values_dir, overrides=[f"{key}={value}"])
+    except InvalidInput as exc:
+        assert all("\n" not in str(p) for p in exc.problems)
