@@ -8,6 +8,7 @@ show up as skipped (or failed, when required), never as passed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -294,3 +295,36 @@ def test_unknown_required_database_is_a_usage_error(tmp_path: Path) -> None:
 
     assert run.returncode == pytest.ExitCode.USAGE_ERROR
     assert "SMOKE_REQUIRE names unknown databases ['mysql']" in run.output
+
+
+def test_scrubber_masks_passwords_a_failing_check_prints_or_asserts_on(tmp_path: Path) -> None:
+    # A deliberately careless check, run inside a copy of the suite: only conftest's scrubbing stands
+    # between the password and the report.
+    suite_copy = tmp_path / "smoke"
+    shutil.copytree(SMOKE_DIR, suite_copy, ignore=shutil.ignore_patterns("test_*.py", "__pycache__"))
+    (suite_copy / "test_careless.py").write_text(
+        "import os\n"
+        "import pytest\n\n"
+        "pytestmark = pytest.mark.redis\n\n"
+        "def test_prints_and_compares_the_password():\n"
+        "    password = os.environ['REDIS_PASSWORD']\n"
+        "    print('connecting with', password)\n"
+        "    assert password == 'something else'\n"
+    )
+    junit = tmp_path / "junit.xml"
+    command = suite_command(junit, "--tb=long", "--showlocals", "-rA", "-o", "junit_logging=all")
+    command[command.index(str(SMOKE_DIR))] = str(suite_copy)
+    command[command.index("--rootdir") + 1] = str(suite_copy)
+    result = subprocess.run(
+        command,
+        env=suite_environment({"REDIS_HOST": "127.0.0.1", "REDIS_PASSWORD": REDIS_PASSWORD}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    run = SuiteRun(result.returncode, result.stdout + result.stderr, junit.read_text(), [])
+
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED
+    assert "connecting with ***" in run.output
+    assert not run.leaks(REDIS_PASSWORD), "a password appears in the suite's output or JUnit file"
