@@ -434,7 +434,7 @@ def _smoke_container(run: _Run) -> dagger.Container:
         .with_mounted_cache(PIP_CACHE, dag.cache_volume("dbstack-smoke-pip"))
         .with_workdir(SMOKE_WORKDIR)
         .with_file(f"{SMOKE_WORKDIR}/requirements.txt", suite.file("requirements.txt"))
-        .with_exec(["pip", "install", "--disable-pip-version-check", "-r", "requirements.txt"])
+        .with_exec(["pip", "install", "--disable-pip-version-check", "--require-hashes", "-r", "requirements.txt"])
         .with_directory(f"{SMOKE_WORKDIR}/ci/smoke", suite)
     )
 
@@ -566,9 +566,8 @@ class Dbstack:
             str, Doc("API address written into the file, e.g. https://localhost:6443 next to `cluster up`")
         ] = "",
     ) -> dagger.File:
-        """A kubeconfig for the k3s cluster of the same name (starts it when it is not running)."""
+        """The kubeconfig of the running k3s cluster of that name (waits up to 3 minutes for it to be written)."""
         config = await _load_config(values, profile, [])
-        await _k3s_service(config.images["k3s"], name).start()
         return await _kubeconfig_file(config.images["toolbox"], name, server).sync()
 
     @never_cached
