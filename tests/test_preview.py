@@ -449,9 +449,16 @@ def test_comment_of_a_failed_run_says_what_failed_per_database() -> None:
     text = render_comment(_results(passed=False, cause="pg-cluster-postgresql-1 Pending: Insufficient cpu"), pr=42)
     assert "failed" in text.splitlines()[1]
     postgres_row = next(line for line in text.splitlines() if line.startswith("| PostgreSQL"))
-    assert "timed out" in postgres_row and "0/1 checks" in postgres_row
+    assert "timed out" in postgres_row and "0/1 checks passed" in postgres_row
     assert "Insufficient cpu" in text
     assert "test_pgvector" in text
+
+
+def test_a_ready_database_whose_smoke_check_failed_shows_as_failed() -> None:
+    results = _results()
+    results.databases[0].checks.append(CheckResult("postgresql", "test_orm_roundtrip", Outcome.FAILED))
+    postgres_row = next(line for line in render_comment(results, pr=42).splitlines() if line.startswith("| Postgre"))
+    assert "failed (1/2 checks passed)" in postgres_row
 
 
 def test_comment_never_repeats_a_credential_that_leaked_into_a_cause() -> None:

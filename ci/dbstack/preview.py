@@ -354,11 +354,14 @@ def _text(value: str, limit: int = CAUSE_MAX) -> str:
     return html.escape(one_line, quote=False).replace("|", "\\|").replace("`", "'")
 
 
-def _checks(d: DatabaseResult) -> str:
+def _status(d: DatabaseResult) -> str:
+    """The database's outcome, failed when it is ready but a smoke check failed, with its check counts."""
+    failed = any(c.outcome is Outcome.FAILED for c in d.checks)
+    status = _STATUS[Outcome.FAILED if failed and d.outcome is Outcome.PASSED else d.outcome]
     if not d.checks:
-        return ""
+        return status
     passed = sum(1 for c in d.checks if c.outcome is Outcome.PASSED)
-    return f" ({passed}/{len(d.checks)} checks)"
+    return f"{status} ({passed}/{len(d.checks)} checks passed)"
 
 
 def _name(value: str) -> str:
@@ -416,9 +419,7 @@ def _results_section(results: RunResults) -> list[str]:
         secret = f"`{_name(d.secret)}`" if d.secret else "no auth"
         host = f"{_name(d.service)}.{_name(d.namespace)}.svc.cluster.local"
         version = f" {_text(d.version, 40)}" if d.version else ""
-        lines.append(
-            f"| {_text(d.title, 40)}{version} | {_STATUS[d.outcome]}{_checks(d)} | `{host}:{d.port}` | {secret} |"
-        )
+        lines.append(f"| {_text(d.title, 40)}{version} | {_status(d)} | `{host}:{d.port}` | {secret} |")
     if not results.databases:
         lines.append("| (none) | | | |")
     lines.append("")
