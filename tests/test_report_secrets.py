@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
@@ -10,6 +11,8 @@ import pytest
 from dbstack.report import masked, write_reports
 from dbstack.report.masking import MASK, Masker, mask_patterns
 from dbstack.results import CheckResult, Outcome, RunResults
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 from report_samples import failed_run, written_files
 
 PASSWORD = "Tr0ub4dor&3-horse"
@@ -152,3 +155,30 @@ def test_files_outside_the_collected_folders_are_never_rewritten(tmp_path: Path)
     own_file.write_text(f"password={PASSWORD}\n")
     write_reports(failed_run(), tmp_path, secrets=[PASSWORD])
     assert own_file.read_text() == f"password={PASSWORD}\n"
+
+
+def _render(results: RunResults, secrets: list[str]) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        write_reports(results, Path(folder), secrets=secrets)
+        return written_files(Path(folder))
+
+
+SECRETS = st.text(st.characters(exclude_categories=("Cs", "Cc", "Zl", "Zp")), min_size=6, max_size=24)
+
+
+@settings(max_examples=60, deadline=None)
+@given(secret=SECRETS)
+@example(secret="pg p@ss:/%#?& w0rd")  # the smoke suite's own test password: URL and XML specials
+def test_no_known_secret_survives_in_any_file(secret: str) -> None:
+    baseline = b"\n".join(_render(failed_run(), []).values())
+    # Text the reports contain anyway (a tag, a version) is no leak.
+    assume(secret.encode() not in baseline and quote(secret, safe="").encode() not in baseline)
+    results = failed_run()
+    step = next(s for s in results.steps if s.outcome is Outcome.TIMED_OUT)
+    step.cause = f"connecting as postgres with {secret}\n{step.cause}"
+    results.smoke_cause = f"{secret}: rejected"
+    results.versions["image.toolbox"] = f"alpine/k8s:{secret}"
+    results.databases[2].checks[1].message = f"AssertionError: {quote(secret, safe='')} != ***"
+    for name, content in _render(results, [secret]).items():
+        assert secret.encode() not in content, f"{name} leaks the secret"
+        assert quote(secret, safe="").encode() not in content, f"{name} leaks the URL-encoded secret"
