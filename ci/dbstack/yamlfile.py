@@ -77,8 +77,11 @@ def _single_root(path: Path, text: str, problems: list[Problem]) -> yaml.Mapping
             problems.append(Problem(path, line, "-", f"invalid YAML at line {line}, column {column}: {what}"))
         return None
     except yaml.reader.ReaderError as exc:
-        line, column = _line_and_column(text, exc.position)
         char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        # libyaml reports a byte offset, PyYAML a character index; the character is refused wherever it appears,
+        # so its first occurrence is where the reader stopped.
+        found = text.find(chr(char))
+        line, column = _line_and_column(text, found if found >= 0 else min(exc.position, len(text)))
         problems.append(
             Problem(
                 path, line, "-", f"invalid YAML at line {line}, column {column}: character U+{char:04X} is not allowed"
