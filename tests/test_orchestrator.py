@@ -225,6 +225,28 @@ def test_installed_addon_is_skipped_but_its_definitions_are_still_awaited(values
     assert run.step("addon:qdrant").outcome is Outcome.PASSED
 
 
+def test_a_redeploy_waits_until_the_operator_runs_the_new_spec(values_dir: Path, tmp_path: Path) -> None:
+    sim = SimCluster(Scenario())
+    plan = plan_for(values_dir)
+    runs: list[RunResults] = []
+
+    async def main() -> None:
+        for out in ("first", "again"):
+            runs.append(await run_plan(plan, sim, tmp_path / out, cluster_kind="simulated", clock=anyio.current_time))
+
+    in_virtual_time(main)
+    again = {s.id: s for s in runs[1].steps}
+    assert {again[s].outcome for s in ("kubeblocks", "addon:redis")} == {Outcome.SKIPPED}
+    redis = again["cluster:redis"]
+    assert redis.outcome is Outcome.PASSED
+    # Its phase said Running all along; the run waited for generation 2 to be observed and then Running again.
+    waits = [c.argv for c in sim.calls if c.argv[:2] == ("kubectl", "wait")]
+    assert any("--for=jsonpath={.status.observedGeneration}=2" in argv for argv in waits)
+    lat = Scenario().latencies
+    assert (redis.duration_s or 0) >= lat.pods_after_s + lat.cluster_s["redis"]
+    assert sim.unknown == []
+
+
 def test_helm_already_exists_race_is_retried_once(values_dir: Path, tmp_path: Path) -> None:
     run = simulate(plan_for(values_dir), Scenario(already_exists=frozenset({"kb-addon-redis"})), tmp_path)
     installs = run.helm_installs("kb-addon-redis")

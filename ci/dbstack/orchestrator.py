@@ -24,7 +24,7 @@ import anyio
 
 from dbstack.kube import TIMED_OUT, ClusterState, cluster_state, first_line, is_transient
 from dbstack.masking import mask
-from dbstack.plan import Command, Plan, Step, Wait, kubectl
+from dbstack.plan import Command, Plan, Step, Wait, Watch, kubectl
 from dbstack.progress import Progress
 from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.runner import CommandResult, Runner
@@ -45,6 +45,7 @@ DIAGNOSTICS_PARALLEL = 4
 CANCELLED_DIAGNOSTICS_BUDGET_S = 120.0
 """After a cancellation, diagnostics are collected (shielded) for at most this long."""
 RESULTS_FILE = "results.json"
+CLUSTER_RESOURCE = "clusters.apps.kubeblocks.io"
 
 
 class StepError(Exception):
@@ -223,10 +224,30 @@ class _Run:
             self.progress.waiting(step, what, self.clock())
             done = await self._call(step, wait.exists_command, deadline, what)
             self._check_wait(step, done, what)
+        if step.watch is not None and wait.resource == f"{CLUSTER_RESOURCE}/{step.watch.cluster}":
+            await self._wait_for_current_spec(step, step.watch, deadline)
         what = f"waiting for {_describe(wait)}"
         self.progress.waiting(step, what, self.clock())
         done = await self._call(step, wait.command, deadline, what)
         self._check_wait(step, done, what)
+
+    async def _wait_for_current_spec(self, step: Step, watch: Watch, deadline: float) -> None:
+        """After `helm upgrade` of an existing Cluster its phase is still that of the previous spec: first wait
+        until the operator has observed the current generation, so `Running` means running this spec."""
+        ns = ("-n", watch.namespace)
+        get = kubectl(*ns, "get", CLUSTER_RESOURCE, watch.cluster, "-o", "jsonpath={.metadata.generation}")
+        done = await self._call(step, get, deadline, "reading the Cluster's generation")
+        generation = done.stdout.strip()
+        if not done.ok or not generation.isdigit():
+            return  # The phase wait still applies; the watch reports what is wrong.
+        what = f"waiting for the operator to observe generation {generation}"
+        self.progress.waiting(step, what, self.clock())
+
+        def observed(timeout_s: int) -> Command:
+            condition = f"--for=jsonpath={{.status.observedGeneration}}={generation}"
+            return kubectl("wait", f"{CLUSTER_RESOURCE}/{watch.cluster}", *ns, condition, f"--timeout={timeout_s}s")
+
+        self._check_wait(step, await self._call(step, observed, deadline, what), what)
 
     def _check_wait(self, step: Step, done: CommandResult, what: str) -> None:
         if done.ok:

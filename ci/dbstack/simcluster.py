@@ -129,9 +129,16 @@ class _Object:
     failure: Failure | None = None
     fail_at: float = NEVER
     pods_at: float = NEVER
+    generation: int = 1
+    observed_at: float = 0.0
+    """When the operator observed the current generation (a Cluster keeps its old phase until then)."""
+    running_before_update: bool = False
 
     def exists(self, now: float) -> bool:
         return self.created_at <= now < self.deleted_at
+
+    def observed_generation(self, now: float) -> int:
+        return self.generation if now >= self.observed_at else self.generation - 1
 
     def ready(self, now: float) -> bool:
         return self.exists(now) and now >= self.ready_at
@@ -320,7 +327,8 @@ class SimCluster:
 
     def _add(self, obj: _Object) -> _Object:
         self._objects[(obj.kind, obj.namespace, obj.name)] = obj
-        self._times.update(t for t in (obj.created_at, obj.ready_at, obj.fail_at, obj.pods_at) if t < NEVER)
+        times = (obj.created_at, obj.ready_at, obj.fail_at, obj.pods_at, obj.observed_at)
+        self._times.update(t for t in times if t < NEVER)
         self._notify()
         return obj
 
@@ -463,6 +471,15 @@ class SimCluster:
         available = definitions.ready_at if definitions and definitions.exists(now) else NEVER
         pods_at = max(now, available) + lat.pods_after_s
         failure = self.scenario.failures.get(key)
+        existing = self._get("cluster", ns, release)
+        if existing is not None:
+            # An upgrade: the operator sees the new spec a moment later, then rolls the pods.
+            existing.running_before_update = existing.ready(now)
+            existing.generation += 1
+            existing.observed_at = now + lat.pods_after_s
+            existing.ready_at = existing.observed_at + lat.cluster_s[key] if failure is None else NEVER
+            self._add(existing)
+            return
         ready_at = max(now, available) + lat.cluster_s[key] if failure is None else NEVER
         fail_at = pods_at + lat.failure_after_s if failure else NEVER
         self._add(
@@ -478,6 +495,7 @@ class SimCluster:
                 failure=failure,
                 fail_at=fail_at,
                 pods_at=pods_at,
+                observed_at=now,
             )
         )
 
@@ -635,6 +653,9 @@ class SimCluster:
     def _condition(self, kind: str, ns: str | None, name: str, condition: str) -> Callable[[float], bool]:
         if kind == "crd" and condition == "condition=Established":
             return lambda now: bool((o := self._at(kind, ns, name, now)) and o.ready(now))
+        if kind == "cluster" and condition.startswith("jsonpath={.status.observedGeneration}="):
+            wanted = condition.rsplit("=", 1)[1]
+            return lambda now: bool((o := self._at(kind, ns, name, now)) and str(o.observed_generation(now)) == wanted)
         if condition.startswith("jsonpath={.status.phase}="):
             wanted = condition.rsplit("=", 1)[1]
             return lambda now: self._phase(kind, ns, name, now) == wanted
@@ -647,7 +668,11 @@ class SimCluster:
         if kind == "cluster":
             if obj.failure is Failure.ABNORMAL and now >= obj.fail_at:
                 return "Abnormal"
-            return "Running" if obj.ready(now) else "Creating"
+            if now < obj.observed_at:
+                return "Running" if obj.running_before_update else "Creating"
+            if obj.ready(now):
+                return "Running"
+            return "Updating" if obj.generation > 1 else "Creating"
         if kind in ("clusterdefinition", "componentversion", "componentdefinition"):
             return "Available" if obj.ready(now) else "Unavailable"
         return None
@@ -707,6 +732,8 @@ class SimCluster:
                     return _ok("")
                 return _error(f'Error from server (NotFound): clusters.apps.kubeblocks.io "{names[0]}" not found')
             data = self._cluster_json(cluster)
+            if output == "jsonpath={.metadata.generation}":
+                return _ok(str(data["metadata"]["generation"]))
             if output == "json":
                 return _ok(json.dumps(data))
             if output == "yaml":
@@ -743,7 +770,7 @@ class SimCluster:
         now = self._now()
         phase = self._phase("cluster", cluster.namespace, cluster.name, now)
         component = DATABASES[cluster.database or ""].component
-        status: dict[str, Any] = {"phase": phase, "observedGeneration": 1}
+        status: dict[str, Any] = {"phase": phase, "observedGeneration": cluster.observed_generation(now)}
         if phase == "Abnormal":
             failing_pod = f"{cluster.name}-{component}-{cluster.replicas - 1}"
             message = {f"InstanceSet/{cluster.name}-{component}": f"[{failing_pod}] is not ready"}
@@ -751,7 +778,7 @@ class SimCluster:
         return {
             "apiVersion": "apps.kubeblocks.io/v1",
             "kind": "Cluster",
-            "metadata": {"name": cluster.name, "namespace": cluster.namespace, "generation": 1},
+            "metadata": {"name": cluster.name, "namespace": cluster.namespace, "generation": cluster.generation},
             "spec": {"terminationPolicy": "Delete"},
             "status": status,
         }
