@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +10,17 @@ import pytest
 from dbstack.report import write_reports
 from dbstack.report.junit import PIPELINE_SUITE, render_junit
 from dbstack.results import Outcome, RunResults
-from report_samples import ALL_SAMPLES, PENDING_CAUSE, cancelled_run, empty_run, failed_run, successful_run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from report_samples import (
+    ALL_SAMPLES,
+    PENDING_CAUSE,
+    cancelled_run,
+    empty_run,
+    failed_run,
+    parse_gantt,
+    successful_run,
+)
 
 
 def _parse(results: RunResults) -> ET.Element:
@@ -109,3 +121,22 @@ def test_control_characters_in_a_cause_still_give_well_formed_xml(tmp_path: Path
     root = ET.parse(tmp_path / "junit.xml").getroot()  # noqa: S314 (our own output)
     messages = [f.get("message", "") for f in root.iter("failure")]
     assert "red and a bell  and a NUL  end" in messages
+
+
+@settings(max_examples=60, deadline=None)
+@given(title=st.text(max_size=40), cause=st.text(max_size=80), check=st.text(max_size=30))
+def test_any_text_from_the_cluster_still_gives_well_formed_reports(title: str, cause: str, check: str) -> None:
+    results = failed_run()
+    step = next(s for s in results.steps if s.outcome is Outcome.TIMED_OUT)
+    step.title, step.cause = title, cause
+    failed_check = results.databases[2].checks[1]
+    failed_check.name, failed_check.message = check, cause
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        write_reports(results, out)
+        root = ET.parse(out / "junit.xml").getroot()  # noqa: S314 (our own output)
+        json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        parse_gantt((out / "summary.md").read_text(encoding="utf-8"))
+    assert sum(1 for _ in root.iter("testcase")) == len(results.steps) + 1 + sum(
+        len(d.checks) for d in results.databases
+    )
