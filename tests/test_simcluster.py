@@ -54,3 +54,24 @@ def test_kubectl_wait_for_create_times_out_with_kubectls_message() -> None:
 def test_a_runner_timeout_shorter_than_the_wait_is_reported_as_timed_out() -> None:
     result = ask(SimCluster(), "kubectl", "wait", "crd/x", "--for=create", "--timeout=300s", timeout_s=10)
     assert result.timed_out
+
+
+def test_an_addon_goes_from_enabling_to_enabled_once_its_definitions_are_available() -> None:
+    sim = SimCluster(Scenario(preinstalled=True))
+    phases: list[str] = []
+
+    async def main() -> None:
+        install = Command(("helm", "upgrade", "--install", "kb-addon-redis", "redis", "--repo", "r", "--version", "1"))
+        addon = Command(("kubectl", "get", "addons.extensions.kubeblocks.io", "redis", "-o", "yaml"))
+        phases.append((await sim.run(addon, timeout_s=10)).stdout)
+        await sim.run(install, timeout_s=10)
+        phases.append((await sim.run(addon, timeout_s=10)).stdout)
+        await anyio.sleep(Scenario().latencies.addon_s["redis"])
+        phases.append((await sim.run(addon, timeout_s=10)).stdout)
+
+    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
+    assert [next(line for line in p.splitlines() if "phase:" in line).strip() for p in phases] == [
+        "phase: Disabled",
+        "phase: Enabling",
+        "phase: Enabled",
+    ]

@@ -461,6 +461,7 @@ class SimCluster:
     def _install_addon(self, key: str, now: float, ready_at: float) -> None:
         for kind in ("clusterdefinition", "componentversion", "componentdefinition"):
             self._add(_Object(kind, key, None, now, ready_at=ready_at, database=key))
+        self._add(_Object("addon", key, None, now, ready_at=ready_at, database=key))
 
     def _install_cluster(self, key: str, release: str, ns: str, stdin: str | None) -> None:
         now = self._now()
@@ -675,6 +676,8 @@ class SimCluster:
             return "Updating" if obj.generation > 1 else "Creating"
         if kind in ("clusterdefinition", "componentversion", "componentdefinition"):
             return "Available" if obj.ready(now) else "Unavailable"
+        if kind == "addon":
+            return "Enabled" if obj.ready(now) else "Enabling"
         return None
 
     async def _rollout(self, args: _Args, target: str) -> CommandResult:
@@ -743,8 +746,8 @@ class SimCluster:
             return _ok(json.dumps({"apiVersion": "v1", "kind": "List", "items": self._pods(ns, args.flags["-l"])}))
         if kind == "pod" and output == "wide":
             return _ok(self._pod_table(ns))
-        if kind == "addon" and names:
-            return _error(f'Error from server (NotFound): addons.extensions.kubeblocks.io "{names[0]}" not found')
+        if kind == "addon" and len(names) == 1 and output == "yaml":
+            return self._addon_yaml(names[0])
         if set(kinds) <= {"clusterdefinition", "componentdefinition", "componentversion"}:
             now = self._now()
             rows = [f"{k}/{o.name}\t{self._phase(k, None, o.name, now)}" for k in kinds for o in self._all(k)]
@@ -759,6 +762,21 @@ class SimCluster:
                 "local-path (default)\trancher.io/local-path\tDelete\tWaitForFirstConsumer\n"
             )
         raise UnknownCommand(f"kubectl get {' '.join(rest)} -o {output}")
+
+    def _addon_yaml(self, name: str) -> CommandResult:
+        """The Addon the KubeBlocks chart registers for every addon: Disabled until its chart is installed, then
+        Enabling until the definitions are Available, then Enabled."""
+        if name not in DATABASES or self._get("deployment", "kb-system", "kubeblocks") is None:
+            return _error(f'Error from server (NotFound): addons.extensions.kubeblocks.io "{name}" not found')
+        phase = self._phase("addon", None, name, self._now()) or "Disabled"
+        addon = {
+            "apiVersion": "extensions.kubeblocks.io/v1alpha1",
+            "kind": "Addon",
+            "metadata": {"name": name},
+            "spec": {"install": {"enabled": False}},
+            "status": {"phase": phase},
+        }
+        return _ok(yaml.safe_dump(addon))
 
     def _clusters_for(self, ns: str, selector: str) -> list[_Object]:
         wanted = selector.split("=", 1)[1] if selector.startswith("app.kubernetes.io/instance=") else None
