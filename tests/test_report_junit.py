@@ -137,6 +137,5 @@ def test_any_text_from_the_cluster_still_gives_well_formed_reports(title: str, c
         root = ET.parse(out / "junit.xml").getroot()  # noqa: S314 (our own output)
         json.loads((out / "summary.json").read_text(encoding="utf-8"))
         parse_gantt((out / "summary.md").read_text(encoding="utf-8"))
-    assert sum(1 for _ in root.iter("testcase")) == len(results.steps) + 1 + sum(
-        len(d.checks) for d in results.databases
-    )
+    checks = sum(len(d.checks) for d in results.databases)
+    assert sum(1 for _ in root.iter("testcase")) == len(results.steps) + 1 + checks
