@@ -188,3 +188,14 @@ def test_ready_databases_without_smoke_tests_do_not_pass() -> None:
     results = successful_run()
     results.smoke_outcome = Outcome.NOT_RUN
     assert render_markdown(results).splitlines()[0] == "## ❌ dbstack: smoke tests not run"
+
+
+def test_a_long_cause_is_cut_in_the_summary_but_kept_whole_in_junit(tmp_path: Path) -> None:
+    results = failed_run()
+    step = next(s for s in results.steps if s.outcome is Outcome.TIMED_OUT)
+    step.cause = "\n".join(f"event line {n}" for n in range(500))
+    write_reports(results, tmp_path)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "event line 0" in markdown and "event line 499" not in markdown
+    assert "truncated; the full text is in junit.xml" in markdown
+    assert "event line 499" in (tmp_path / "junit.xml").read_text()
