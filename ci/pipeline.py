@@ -8,13 +8,13 @@ any `dagger call` costs little more than importing dagger (benchmarks/import_cos
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar, cast
 
 import dagger
 from dagger import DefaultPath, Doc, Ignore, Name, dag, function, object_type
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from dbstack.config import Config
@@ -37,6 +37,7 @@ EXISTING_CLUSTER_TIMEOUT_S: Final = 60
 KUBECONFIG_WAIT_S: Final = 180
 DIAGNOSTIC_TIMEOUT_S: Final = 30
 REPORTS_PREFIX: Final = "dbstack-reports-"
+SCRATCH: Final = "/scratch"
 EXIT_CODE_FILE: Final = "exit-code"
 DEFAULT_PROFILE: Final = "ci"
 DEFAULT_CLUSTER_NAME: Final = "dbstack"
@@ -70,6 +71,12 @@ Kubeconfig = Annotated[dagger.Secret, Doc("kubeconfig of the cluster, e.g. env:P
 PullRequest = Annotated[int, Doc("pull request number; the preview lives in namespace pr-<number>")]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def cached(func: _F) -> _F:
+    """`@function` with the default cache policy, for functions whose answer depends only on their inputs. The
+    signature is kept for type checkers: mypy reads the SDK's own overload as erasing the return type."""
+    return cast(_F, function(func))  # the SDK marks and returns the same function
 
 
 def never_cached(func: _F) -> _F:
@@ -139,6 +146,18 @@ async def _load_config(values: dagger.Directory, profile: str, overrides: list[s
         raise _fail(_problems(exc.problems, root)) from None
 
 
+async def _images(values: dagger.Directory, profile: str) -> "Mapping[str, str]":
+    """The pinned images only: functions that deploy nothing need no capacity check."""
+    from dbstack.config import load_config
+    from dbstack.problems import InvalidInput
+
+    root = await _values_folder(values)
+    try:
+        return load_config(root, profile or None).images
+    except InvalidInput as exc:
+        raise _fail(_problems(exc.problems, root)) from None
+
+
 def _overrides(
     enable: list[str] | None,
     disable: list[str] | None,
@@ -171,9 +190,9 @@ async def _core_cli(command: list[str], values: dagger.Directory, profile: str, 
     from dbstack import cli
 
     root = await _values_folder(values)
-    argv = [*command, "--values", str(root), *(["--profile", profile] if profile else [])]
-    for override in overrides:
-        argv += ["--set", override]
+    # `--opt=value`: a value that starts with "-" stays a value.
+    argv = [*command, f"--values={root}", *([f"--profile={profile}"] if profile else [])]
+    argv += [f"--set={override}" for override in overrides]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(argv)
@@ -270,18 +289,36 @@ Prepare = Callable[["ContainerRunner"], Awaitable[None]]
 """Work on the cluster between its readiness and the plan (a preview's namespace); raises to stop the run."""
 
 
+def _reports_root() -> "Path":
+    """The module's scratch working directory, which `CurrentModule.workdir` reads back, else the cwd."""
+    from pathlib import Path
+
+    scratch = Path(SCRATCH)
+    return scratch if scratch.is_dir() else Path.cwd()
+
+
+def _as_directory(folder: "Path") -> dagger.Directory:
+    """The report folder as a Directory: read back from the scratch workdir, or copied file by file."""
+    from pathlib import Path
+
+    if folder.parent == Path(SCRATCH):
+        return dag.current_module().workdir(folder.name)
+    directory = dag.directory()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = str(path.relative_to(folder))
+        directory = directory.with_new_file(relative, path.read_text(encoding="utf-8", errors="replace"))
+    return directory
+
+
 class _Run:
     """One deploy-and-test: the plan, the cluster access, and the report folder in the module's workdir."""
 
     def __init__(self, config: "Config", plan: "Plan", smoke_suite: dagger.Directory) -> None:
-        from pathlib import Path
-
         self.config = config
         self.plan = plan
         self.smoke_suite = smoke_suite
         self.run_id = _nonce()[:12]
-        self.out_name = f"{REPORTS_PREFIX}{self.run_id}"
-        self.out_dir = Path.cwd() / self.out_name
+        self.out_dir = _reports_root() / f"{REPORTS_PREFIX}{self.run_id}"
         self.secrets: list[str] = []
         """Passwords read for the smoke suite: masked in every report file."""
         self.service: dagger.Service | None = None
@@ -312,7 +349,7 @@ class _Run:
         with _span("Write the reports"):
             write_reports(results, self.out_dir, self.secrets)
             (self.out_dir / EXIT_CODE_FILE).write_text("0\n" if results.passed else "1\n", encoding="utf-8")
-        return dag.current_module().workdir(self.out_name)
+        return _as_directory(self.out_dir)
 
 
 async def _deploy_and_test(
@@ -512,7 +549,7 @@ def _port_forward(toolbox: dagger.Container, endpoint: "Endpoint") -> dagger.Ser
 class Dbstack:
     """Stand up ApeRAG's databases with KubeBlocks on k3s in Dagger (or on your cluster) and prove they work."""
 
-    @function
+    @cached
     async def validate(
         self,
         values: Values,
@@ -528,7 +565,7 @@ class Dbstack:
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
         return await _core_cli(["validate"], values, profile, overrides)
 
-    @function
+    @cached
     async def plan(
         self,
         values: Values,
@@ -553,8 +590,7 @@ class Dbstack:
         name: ClusterName = DEFAULT_CLUSTER_NAME,
     ) -> dagger.Service:
         """The k3s service (API on 6443); `dagger call cluster up --ports 6443:6443` keeps one running."""
-        config = await _load_config(values, profile, [])
-        return _k3s_service(config.images["k3s"], name)
+        return _k3s_service((await _images(values, profile))["k3s"], name)
 
     @never_cached
     async def kubeconfig(
@@ -567,8 +603,7 @@ class Dbstack:
         ] = "",
     ) -> dagger.File:
         """The kubeconfig of the running k3s cluster of that name (waits up to 3 minutes for it to be written)."""
-        config = await _load_config(values, profile, [])
-        return await _kubeconfig_file(config.images["toolbox"], name, server).sync()
+        return await _kubeconfig_file((await _images(values, profile))["toolbox"], name, server).sync()
 
     @never_cached
     async def deploy_and_test(
@@ -633,8 +668,7 @@ class Dbstack:
         """Remove a pull request's preview (its releases, then namespace pr-<n>); nothing when there is none."""
         from dbstack.preview import PreviewError, teardown
 
-        config = await _load_config(values, "", [])
-        runner = _runner(_toolbox_for_kubeconfig(config.images["toolbox"], kubeconfig))
+        runner = _runner(_toolbox_for_kubeconfig((await _images(values, ""))["toolbox"], kubeconfig))
         try:
             with _span(f"Tear down the preview of pull request {pr}"):
                 return (await teardown(runner, pr)).summary()
@@ -648,8 +682,7 @@ class Dbstack:
 
         from dbstack.preview import PreviewError, sweep
 
-        config = await _load_config(values, "", [])
-        runner = _runner(_toolbox_for_kubeconfig(config.images["toolbox"], kubeconfig))
+        runner = _runner(_toolbox_for_kubeconfig((await _images(values, ""))["toolbox"], kubeconfig))
         try:
             with _span("Sweep expired previews"):
                 report = await sweep(runner, time.time())
