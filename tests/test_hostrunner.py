@@ -81,3 +81,16 @@ echo 'The connection to the server 127.0.0.1:6443 was refused' >&2; exit 1""",
     runner = HostRunner(env={"PATH": f"{tmp_path}{os.pathsep}/usr/bin:/bin"})
     with pytest.raises(PreflightFailed, match="the cluster does not answer: The connection to the server"):
         anyio.run(preflight, runner)
+
+
+def test_a_cancelled_command_is_killed_not_left_running(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+
+    async def main() -> None:
+        with anyio.move_on_after(1):
+            await HostRunner().run(Command(("sh", "-c", f"echo $$ > {pid_file}; sleep 60")), timeout_s=120)
+
+    anyio.run(main)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
