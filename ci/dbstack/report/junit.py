@@ -11,11 +11,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dbstack.report.verdict import FAILED_OUTCOMES, first_line
+from dbstack.report.verdict import FAILED_OUTCOMES, SMOKE_TITLE, first_line
 from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 
 PIPELINE_SUITE = "dbstack pipeline"
-SMOKE_STEP_TITLE = "Run the smoke tests"
 NOT_RUN_REASON = "not run: a step it needs did not pass"
 STEP_SKIPPED_REASON = "already installed"
 
@@ -52,7 +51,7 @@ def render_junit(results: RunResults) -> str:
 def _pipeline_cases(results: RunResults) -> list[Case]:
     cases = [_step_case(s) for s in results.steps]
     smoke_duration = _span(results.smoke_started_at, results.smoke_ended_at)
-    cases.append(Case("pipeline.smoke", SMOKE_STEP_TITLE, results.smoke_outcome, smoke_duration, results.smoke_cause))
+    cases.append(Case("pipeline.smoke", SMOKE_TITLE, results.smoke_outcome, smoke_duration, results.smoke_cause))
     return cases
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from dbstack.report.summary_json import iso_time
+from dbstack.report.timeline import mermaid_gantt
 from dbstack.report.verdict import (
     OUTCOME_WORDS,
+    SMOKE_TITLE,
     CheckCounts,
     database_ready,
     first_line,
@@ -15,8 +16,6 @@ from dbstack.report.verdict import (
 )
 from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 
-SMOKE_TITLE = "Run the smoke tests"
-PLATFORM_SECTION = "Platform"
 MAX_CAUSE_LINES = 60
 MAX_CAUSE_CHARS = 6000
 OUTCOME_MARKS: dict[Outcome, str] = {
@@ -28,10 +27,6 @@ OUTCOME_MARKS: dict[Outcome, str] = {
     Outcome.CANCELLED: "⏹️",
 }
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
-# Characters that end or split a Mermaid gantt task line, mapped to look-alikes that do not.
-_MERMAID_LOOKALIKES = str.maketrans(
-    {":": "\N{MODIFIER LETTER COLON}", ";": ",", "#": "\N{FULLWIDTH NUMBER SIGN}", "\n": " ", "\t": " "}
-)
 
 
 def render_markdown(results: RunResults) -> str:
@@ -265,71 +260,8 @@ def _versions(results: RunResults) -> list[str]:
     return ["### Versions", "\n".join(rows)]
 
 
-# --- the Mermaid gantt timeline -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Task:
-    section: str
-    name: str
-    status: str
-    start: int
-    end: int
-
-
-def mermaid_name(value: str) -> str:
-    """A task or section name Mermaid's gantt parser reads as one name."""
-    return " ".join(value.translate(_MERMAID_LOOKALIKES).split()) or "-"
-
-
-def _task(section: str, name: str, outcome: Outcome, start: float, end: float | None, run_start: float) -> Task:
-    begin = max(0, round(start - run_start))
-    finish = max(begin + 1, round((end if end is not None else start) - run_start))
-    status = "done" if outcome.ok else "crit"
-    return Task(mermaid_name(section), mermaid_name(name), status, begin, finish)
-
-
-def timeline_tasks(results: RunResults) -> list[Task]:
-    """Every step that started, grouped Platform first, then one section per database, then the smoke tests."""
-    titles = {d.key: d.title for d in results.databases}
-    others = [s.database for s in results.steps if s.database is not None and s.database not in titles]
-    order = [None, *titles, *dict.fromkeys(others)]
-    tasks = []
-    for database in order:
-        section = PLATFORM_SECTION if database is None else titles.get(database, database)
-        started = [(s.started_at, s) for s in results.steps if s.database == database and s.started_at is not None]
-        for start, step in sorted(started, key=lambda pair: pair[0]):
-            tasks.append(_task(section, step.title, step.outcome, start, step.ended_at, results.started_at))
-    if results.smoke_started_at is not None:
-        tasks.append(
-            _task(
-                "Smoke tests",
-                SMOKE_TITLE,
-                results.smoke_outcome,
-                results.smoke_started_at,
-                results.smoke_ended_at,
-                results.started_at,
-            )
-        )
-    return tasks
-
-
 def _timeline(results: RunResults) -> list[str]:
-    tasks = timeline_tasks(results)
-    if not tasks:
+    diagram = mermaid_gantt(results)
+    if diagram is None:
         return ["### Timeline", "No step started."]
-    longest = max(t.end for t in tasks)
-    lines = [
-        "gantt",
-        f"    title {mermaid_name(f'dbstack run {results.run_id}')} (seconds from start)",
-        "    dateFormat X",
-        f"    axisFormat {'%H:%M:%S' if longest >= 3600 else '%M:%S'}",
-        "    todayMarker off",
-    ]
-    section = None
-    for number, task in enumerate(tasks, 1):
-        if task.section != section:
-            section = task.section
-            lines.append(f"    section {section}")
-        lines.append(f"    {task.name} :{task.status}, t{number}, {task.start}, {task.end}")
-    return ["### Timeline", fenced("\n".join(lines), "mermaid")]
+    return ["### Timeline", fenced(diagram, "mermaid")]

@@ -16,6 +16,8 @@ OUTCOME_WORDS: dict[Outcome, str] = {
     Outcome.CANCELLED: "cancelled",
 }
 FAILED_OUTCOMES = (Outcome.FAILED, Outcome.TIMED_OUT)
+SMOKE_TITLE = "Run the smoke tests"
+"""How every report names the smoke suite when it lists it beside the steps."""
 
 
 @dataclass(frozen=True)
