@@ -77,8 +77,9 @@ def deploy(args: argparse.Namespace, runner: Runner | None = None) -> int:
     except KeyboardInterrupt:
         saved = _saved(out)
         if saved is not None:
-            _finish(saved, out)
-        print(f"interrupted; results so far are in {out}", file=sys.stderr)
+            _finish(saved, out, verdict="interrupted")
+        else:
+            print("deploy interrupted before it started", file=sys.stderr)
         return EXIT_INTERRUPTED
     _finish(results, out)
     return EXIT_OK if results.passed else EXIT_FAILED
@@ -118,7 +119,7 @@ def _saved(out: Path) -> RunResults | None:
     return RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _finish(results: RunResults, out: Path) -> None:
+def _finish(results: RunResults, out: Path, verdict: str | None = None) -> None:
     """Record that the smoke suite was not run, write the reports, and say where they are."""
     if results.smoke_outcome is Outcome.NOT_RUN and all(d.outcome is Outcome.PASSED for d in results.databases):
         results.smoke_outcome, results.smoke_cause = Outcome.SKIPPED, SMOKE_NOT_RUN
@@ -134,5 +135,5 @@ def _finish(results: RunResults, out: Path) -> None:
     for database in results.databases:
         if database.outcome is Outcome.PASSED:
             print(f"{database.key:14} ready: {database.host}:{database.port} (Secret {database.secret or 'none'})")
-    verdict = "passed" if results.passed else "failed"
+    verdict = verdict or ("passed" if results.passed else "failed")
     print(f"deploy {verdict}; reports in {out}")
