@@ -1,0 +1,109 @@
+"""deploy-and-test's flow, offline: the toolbox is a recording fake answered by the simulated cluster, so the
+readiness checks, the real orchestrator and the report writing run as they would in Dagger. Reports come back
+on success and on failure, with the cluster's start as the first step and `exit-code` saying which."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import cast
+
+import dagger
+import pipeline
+import pytest
+from dbstack import k3s
+from dbstack.config import load_config
+from dbstack.plan import Command, build_plan
+from dbstack.results import Outcome, RunResults
+from dbstack.runner import CommandResult
+from dbstack.simcluster import SimCluster
+from fake_toolbox import Answer, FakeToolbox, run_virtual, simulated
+
+VALUES = Path(__file__).resolve().parents[1] / "values"
+READY = {check.command for check in k3s.ready_checks(pipeline.K3S_READY_TIMEOUT_S)}
+API_CHECK = k3s.ready_checks(pipeline.K3S_READY_TIMEOUT_S)[0].command
+
+
+class OfflineRun(pipeline._Run):
+    """A run whose toolbox is the fake: nothing reaches an engine."""
+
+    def __init__(self, toolbox: FakeToolbox, out_dir: Path) -> None:
+        config = load_config(VALUES, "ci")
+        super().__init__(config, build_plan(config), cast(dagger.Directory, object()))
+        self.fake = toolbox
+        self.out_dir = out_dir
+
+    async def toolbox(self, kubeconfig: dagger.Secret | None) -> dagger.Container:
+        return cast(dagger.Container, self.fake)
+
+
+def k3s_then(sim: SimCluster, broken: Command | None = None) -> Answer:
+    """The k3s readiness checks pass (or `broken` fails); everything else goes to the simulated cluster."""
+    plan_answer = simulated(sim)
+
+    async def answer(command: Command, timeout_s: float) -> CommandResult:
+        if command == broken:
+            return CommandResult(1, "", "The connection to the server kubernetes:6443 was refused")
+        if command in READY:
+            return CommandResult(0, "", "")
+        if command.argv[0] == "kubectl" and command in {c for _, c in k3s.CLUSTER_DIAGNOSTICS}:
+            return CommandResult(1, "", "The connection to the server kubernetes:6443 was refused")
+        return await plan_answer(command, timeout_s)
+
+    return answer
+
+
+@pytest.fixture
+def smoke_passes(monkeypatch: pytest.MonkeyPatch) -> list[RunResults]:
+    """The smoke stage needs an engine; here it records that it was reached and passes."""
+    reached: list[RunResults] = []
+
+    async def smoke(run: pipeline._Run, toolbox: dagger.Container, results: RunResults) -> None:
+        reached.append(results)
+        results.smoke_outcome = Outcome.PASSED
+
+    monkeypatch.setattr(pipeline, "_smoke", smoke)
+    return reached
+
+
+def deploy(answer: Answer, out_dir: Path) -> tuple[FakeToolbox, dict[str, object]]:
+    toolbox = FakeToolbox(answer)
+    run = OfflineRun(toolbox, out_dir)
+
+    async def main() -> dagger.Directory:
+        return await pipeline._deploy_and_test(run, None)
+
+    assert isinstance(run_virtual(main), dagger.Directory)
+    summary: dict[str, object] = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+    return toolbox, summary
+
+
+def test_a_healthy_run_waits_for_k3s_deploys_smoke_tests_and_reports_success(
+    tmp_path: Path, smoke_passes: list[RunResults]
+) -> None:
+    toolbox, results = deploy(k3s_then(SimCluster()), tmp_path)
+    sent = [tuple(e.argv[2:]) for e in toolbox.log]
+    assert sent[: len(READY)] == [c.command.argv for c in k3s.ready_checks(pipeline.K3S_READY_TIMEOUT_S)]
+    steps = cast(list[dict[str, object]], results["steps"])
+    assert (steps[0]["id"], steps[0]["outcome"]) == ("cluster", "passed")
+    assert all(s["outcome"] == "passed" for s in steps)
+    assert len(smoke_passes) == 1
+    assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "0\n"
+    assert {"summary.md", "summary.json", "junit.xml", "results.json"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_when_k3s_never_answers_nothing_is_deployed_and_the_reports_say_why(
+    tmp_path: Path, smoke_passes: list[RunResults]
+) -> None:
+    toolbox, results = deploy(k3s_then(SimCluster(), broken=API_CHECK), tmp_path)
+    steps = cast(list[dict[str, object]], results["steps"])
+    cluster = steps[0]
+    assert (cluster["id"], cluster["outcome"]) == ("cluster", "failed")
+    assert str(cluster["cause"]).startswith("Wait for the k3s API server: The connection to the server")
+    assert {s["outcome"] for s in steps[1:]} == {"not_run"}
+    assert not any(e.argv[2] == "helm" for e in toolbox.log)
+    assert smoke_passes == []
+    assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "1\n"
+    assert sorted(p.name for p in (tmp_path / "diagnostics" / "cluster").iterdir()) == sorted(
+        name for name, _ in k3s.CLUSTER_DIAGNOSTICS
+    )
