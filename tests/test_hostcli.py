@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,37 @@ def test_teardown_all_after_deploy_passes(values_dir: Path, tmp_path: Path, caps
     assert hostcli.teardown(teardown, runner=sim) == 0
     assert sim.unknown == []
     assert "teardown done" in capsys.readouterr().out
+
+
+CTRL_C_SCRIPT = """
+import sys
+from dbstack import hostcli
+from dbstack.cli import build_parser
+from dbstack.simcluster import Latencies, Scenario, SimCluster
+quick = Latencies(api_s=0.01, helm_s=0.01, snapshot_crds_s=0.01, kubeblocks_crds_s=0.01, kubeblocks_s=600)
+args = build_parser().parse_args(["deploy", "--values", sys.argv[1], "--out", sys.argv[2], "--progress", "plain"])
+sys.exit(hostcli.deploy(args, runner=SimCluster(Scenario(latencies=quick))))
+"""
+
+
+def test_ctrl_c_during_deploy_still_writes_results_reports_and_diagnostics(values_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_SCRIPT, str(values_dir), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if "kubeblocks waiting:" in line:
+            break
+    child.send_signal(signal.SIGINT)
+    rest, err = child.communicate(timeout=120)
+    assert child.returncode == hostcli.EXIT_INTERRUPTED, err
+    assert f"deploy interrupted; reports in {out}" in rest
+    steps = {s["id"]: s for s in json.loads((out / "results.json").read_text())["steps"]}
+    assert steps["kubeblocks"]["outcome"] == "cancelled"
+    assert steps["addon:redis"]["outcome"] == "not_run"
+    assert (out / "diagnostics" / "kubeblocks" / "kubeblocks.log").is_file()
+    assert (out / "summary.md").is_file()
