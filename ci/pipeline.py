@@ -426,6 +426,7 @@ async def _cluster_diagnostics(run: _Run, runner: "ContainerRunner") -> list[str
 
 
 async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") -> None:
+    import contextlib
     import time
 
     from dbstack import smokeenv
@@ -435,11 +436,11 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
     if not endpoints:
         results.smoke_cause = "no database reached Running, so the smoke suite did not run"
         return
-    smoke = _smoke_container(run)
-    for endpoint in endpoints:
-        smoke = await _with_endpoint(run, smoke, toolbox, endpoint)
     results.smoke_started_at = time.time()
     try:
+        smoke = _smoke_container(run)
+        for endpoint in endpoints:
+            smoke = await _with_endpoint(run, smoke, toolbox, endpoint)
         done = await (
             smoke.with_env_variable(smokeenv.SMOKE_REQUIRE, smokeenv.require_variable(endpoints))
             .with_env_variable(NONCE, _nonce())
@@ -448,7 +449,6 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
         )
         exit_code = await done.exit_code()
         log = await done.stdout() + await done.stderr()
-        junit = await done.file(SMOKE_JUNIT).contents()
     except dagger.QueryError as exc:
         results.smoke_outcome = Outcome.FAILED
         results.smoke_cause = f"the smoke suite did not run: {_first_line(str(exc))}"
@@ -458,7 +458,9 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
     folder = run.out_dir / "smoke"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pytest.log").write_text(log, encoding="utf-8")
-    (folder / "junit.xml").write_text(junit, encoding="utf-8")
+    # No JUnit file when pytest crashed before the end: record_smoke then reports that, with the exit code.
+    with contextlib.suppress(dagger.QueryError):
+        (folder / "junit.xml").write_text(await done.file(SMOKE_JUNIT).contents(), encoding="utf-8")
     smokeenv.record_smoke(results, exit_code, folder / "junit.xml")
 
 
@@ -506,6 +508,8 @@ async def _read_account(
     get = f"kubectl -n {endpoint.namespace} get secret {endpoint.secret}"
     script = " && ".join(
         [
+            # Checked first: without pipefail a missing Secret would decode to an empty password.
+            f"{get} -o name > /dev/null",
             f"mkdir -p {CREDENTIALS_DIR}",
             f"{get} -o jsonpath='{{.data.{smokeenv.USERNAME_KEY}}}' | base64 -d > {CREDENTIALS_DIR}/username",
             f"{get} -o jsonpath='{{.data.{smokeenv.PASSWORD_KEY}}}' | base64 -d > {CREDENTIALS_DIR}/password",
