@@ -229,7 +229,7 @@ def written_files(out_dir: Path) -> dict[str, bytes]:
 # --- reading the Mermaid gantt block back, strictly ------------------------------------------------------------
 
 TASK_LINE = re.compile(r"^    (?P<name>[^:;#\n]+?) :(?P<status>done|crit), (?P<id>t\d+), (?P<start>\d+), (?P<end>\d+)$")
-DIRECTIVE = re.compile(r"^    (title [^:;#]+|dateFormat X|axisFormat [%HMS:]+|todayMarker off)$")
+DIRECTIVE = re.compile(r"^    (title [^:;#]+|dateFormat x|axisFormat [%HMS:]+|todayMarker off)$")
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def parse_gantt(markdown: str) -> list[GanttTask]:
     assert len(blocks) == 1, "expected exactly one mermaid block"
     lines = blocks[0].splitlines()
     assert lines[0] == "gantt"
-    assert "    dateFormat X" in lines
+    assert "    dateFormat x" in lines
     tasks: list[GanttTask] = []
     section = ""
     ids: set[str] = set()

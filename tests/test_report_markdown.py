@@ -121,14 +121,14 @@ def test_gantt_block_is_well_formed_with_every_started_step(sample: Callable[[],
     assert len(sections) == len(by_section), "each section appears once"
 
 
-def test_gantt_places_steps_in_seconds_from_the_run_start() -> None:
+def test_gantt_places_steps_in_milliseconds_from_the_run_start() -> None:
     results = failed_run()
     tasks = {t.name: t for t in parse_gantt(render_markdown(results))}
     for step in results.steps:
         assert step.started_at is not None and step.ended_at is not None
         task = tasks[step.title]
-        assert task.start == round(step.started_at - results.started_at)
-        assert task.end == max(task.start + 1, round(step.ended_at - results.started_at))
+        assert task.start == round((step.started_at - results.started_at) * 1000)
+        assert task.end == max(task.start + 1000, round((step.ended_at - results.started_at) * 1000))
 
 
 def test_characters_mermaid_chokes_on_are_kept_out_of_task_names() -> None:

@@ -1,7 +1,9 @@
-"""The run as a Mermaid gantt diagram: whole seconds from the run's start (`dateFormat X`), a section per database.
+"""The run as a Mermaid gantt diagram: milliseconds from the run's start (`dateFormat x`), a section per database.
 
-Mermaid parses a task's dates strictly in the declared format, so they are integers; a task name ends at ':',
-and '#' and ';' start a comment or a new statement, so names carry look-alikes instead.
+Milliseconds, not seconds (`X`): Mermaid 11 reads a numeric start as milliseconds whatever the format says, while
+it reads the end in the declared format, so only `x` places both ends right in old and new Mermaid alike. Dates are
+integers because Mermaid parses them strictly. A task name ends at ':', and '#' and ';' start a comment or a new
+statement, so names carry look-alikes instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dbstack.results import Outcome, RunResults
 
 PLATFORM_SECTION = "Platform"
 SMOKE_SECTION = "Smoke tests"
+MIN_TASK_MS = 1000
+"""Every task is drawn at least a second long, so skipped steps stay visible."""
 _MERMAID_LOOKALIKES = str.maketrans(
     {":": "\N{MODIFIER LETTER COLON}", ";": ",", "#": "\N{FULLWIDTH NUMBER SIGN}", "\n": " ", "\t": " "}
 )
@@ -33,8 +37,8 @@ def mermaid_name(value: str) -> str:
 
 
 def _task(section: str, name: str, outcome: Outcome, start: float, end: float | None, run_start: float) -> Task:
-    begin = max(0, round(start - run_start))
-    finish = max(begin + 1, round((end if end is not None else start) - run_start))
+    begin = max(0, round((start - run_start) * 1000))
+    finish = max(begin + MIN_TASK_MS, round(((end if end is not None else start) - run_start) * 1000))
     status = "done" if outcome.ok else "crit"
     return Task(mermaid_name(section), mermaid_name(name), status, begin, finish)
 
@@ -72,9 +76,9 @@ def mermaid_gantt(results: RunResults) -> str | None:
     longest = max(t.end for t in tasks)
     lines = [
         "gantt",
-        f"    title {mermaid_name(f'dbstack run {results.run_id}')} (seconds from start)",
-        "    dateFormat X",
-        f"    axisFormat {'%H:%M:%S' if longest >= 3600 else '%M:%S'}",
+        f"    title {mermaid_name(f'dbstack run {results.run_id}')} (time from start)",
+        "    dateFormat x",
+        f"    axisFormat {'%H:%M:%S' if longest >= 3_600_000 else '%M:%S'}",
         "    todayMarker off",
     ]
     section = None
