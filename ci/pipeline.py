@@ -505,25 +505,16 @@ async def _read_account(
     """The account Secret's username, and its password as a Dagger secret; never printed by any exec."""
     from dbstack import smokeenv
 
-    get = f"kubectl -n {endpoint.namespace} get secret {endpoint.secret}"
-    script = " && ".join(
-        [
-            # Checked first: without pipefail a missing Secret would decode to an empty password.
-            f"{get} -o name > /dev/null",
-            f"mkdir -p {CREDENTIALS_DIR}",
-            f"{get} -o jsonpath='{{.data.{smokeenv.USERNAME_KEY}}}' | base64 -d > {CREDENTIALS_DIR}/username",
-            f"{get} -o jsonpath='{{.data.{smokeenv.PASSWORD_KEY}}}' | base64 -d > {CREDENTIALS_DIR}/password",
-        ]
-    )
+    script = smokeenv.read_account_script(endpoint, CREDENTIALS_DIR)
     reader = await (
         toolbox.with_env_variable(NONCE, _nonce()).with_exec(["sh", "-c", script], expect=dagger.ReturnType.ANY).sync()
     )
     if await reader.exit_code() != 0:
         return None, None  # the smoke suite then fails to log in, and says so
-    plaintext = await reader.file(f"{CREDENTIALS_DIR}/password").contents()
+    plaintext = await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.PASSWORD_KEY}").contents()
     password = dag.set_secret(f"dbstack-{run.run_id}-{endpoint.database}-password", plaintext)
     run.secrets.append(plaintext)
-    username = (await reader.file(f"{CREDENTIALS_DIR}/username").contents()).strip()
+    username = (await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.USERNAME_KEY}").contents()).strip()
     return username, password
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -115,3 +117,47 @@ def test_a_missing_junit_file_fails_the_suite_with_the_exit_code(plan: Plan, tmp
     results = recorded(plan, tmp_path, 4, junit=False)
     assert results.smoke_outcome is Outcome.FAILED
     assert results.smoke_cause is not None and results.smoke_cause.startswith("pytest exited with 4")
+
+
+FAKE_KUBECTL = """#!/bin/sh
+# Answers like kubectl for one Secret: pg-cluster-postgresql-account-postgres (username postgres).
+case "$*" in
+  *"get secret pg-cluster-postgresql-account-postgres -o name") echo secret/pg-cluster-postgresql-account-postgres ;;
+  *"get secret pg-cluster-postgresql-account-postgres -o jsonpath={.data.username}") printf cG9zdGdyZXM= ;;
+  *"get secret pg-cluster-postgresql-account-postgres -o jsonpath={.data.password}") printf czNjcjN0LVB3 ;;
+  *) echo 'Error from server (NotFound): secrets "x" not found' >&2; exit 1 ;;
+esac
+"""
+
+
+def run_account_script(tmp_path: Path, e: Endpoint) -> tuple[subprocess.CompletedProcess[str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL, encoding="utf-8")
+    kubectl.chmod(0o755)
+    folder = tmp_path / "credentials"
+    script = smokeenv.read_account_script(e, str(folder))
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, check=False, timeout=30)
+    return done, folder
+
+
+def test_account_credentials_are_decoded_into_files_and_never_printed(plan: Plan, tmp_path: Path) -> None:
+    done, folder = run_account_script(tmp_path, endpoint(plan, "postgresql"))
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+    assert (folder / "username").read_text(encoding="utf-8") == "postgres"
+    assert (folder / "password").read_text(encoding="utf-8") == "s3cr3t-Pw"
+
+
+def test_a_missing_secret_fails_before_anything_is_decoded(plan: Plan, tmp_path: Path) -> None:
+    renamed = replace(endpoint(plan, "postgresql"), secret="other-account")
+    done, folder = run_account_script(tmp_path, renamed)
+    assert done.returncode != 0
+    assert not folder.exists()
+
+
+def test_a_database_without_a_secret_has_no_account_script(plan: Plan) -> None:
+    with pytest.raises(ValueError, match="qdrant has no account Secret"):
+        smokeenv.read_account_script(endpoint(plan, "qdrant"), "/tmp/credentials")

@@ -10,6 +10,7 @@ smoke container reaches it by), {port}, {namespace}.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,22 @@ def plain_variables(endpoint: Endpoint) -> dict[str, str]:
 def require_variable(endpoints: Sequence[Endpoint]) -> str:
     """SMOKE_REQUIRE: every deployed database must pass; none may be skipped for want of settings."""
     return ",".join(e.database for e in endpoints)
+
+
+def read_account_script(endpoint: Endpoint, folder: str) -> str:
+    """Decode the account Secret's username and password into files under `folder`, printing nothing.
+
+    Exits non-zero when the Secret is missing (checked first: without pipefail a failed `kubectl get` would
+    decode to an empty password)."""
+    if endpoint.secret is None:
+        raise ValueError(f"{endpoint.database} has no account Secret")
+    get = ["kubectl", "-n", endpoint.namespace, "get", "secret", endpoint.secret]
+    steps = [shlex.join([*get, "-o", "name"]) + " > /dev/null", shlex.join(["mkdir", "-p", folder])]
+    for key in (USERNAME_KEY, PASSWORD_KEY):
+        jsonpath = f"jsonpath={{.data.{key}}}"
+        target = shlex.quote(f"{folder}/{key}")
+        steps.append(f"{shlex.join([*get, '-o', jsonpath])} | base64 -d > {target}")
+    return " && ".join(steps)
 
 
 def smoke_command(junit_path: str, timeout_s: int) -> list[str]:
