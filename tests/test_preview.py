@@ -26,6 +26,7 @@ from dbstack.preview import (
     parse_namespace_list,
     prepare_namespace,
     render_comment,
+    render_removed_comment,
     select_expired,
     sweep,
     teardown,
@@ -497,6 +498,13 @@ def test_comment_ignores_a_run_url_that_is_not_https() -> None:
     assert "javascript" not in text
 
 
+def test_removed_comment_keeps_the_marker_and_drops_the_connection_hints() -> None:
+    text = render_removed_comment(42, run_url="https://github.com/o/r/actions/runs/2")
+    assert text.startswith(COMMENT_MARKER) and text.count(COMMENT_MARKER) == 1
+    assert "removed" in text.splitlines()[1] and "`pr-42`" in text
+    assert "kubectl" not in text
+
+
 # `dbstack preview-comment`
 
 
@@ -520,6 +528,16 @@ def test_cli_comments_no_results_when_allowed_to(tmp_path: Path, capsys: pytest.
     code = main(["preview-comment", "--results", str(tmp_path / "absent.json"), "--pr", "42", "--allow-missing"])
     assert code == 0
     assert "before it wrote any results" in capsys.readouterr().out
+
+
+def test_cli_renders_the_removed_comment_without_results(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview-comment", "--pr", "42", "--removed"]) == 0
+    assert "removed" in capsys.readouterr().out
+
+
+def test_cli_asks_for_results_or_removed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview-comment", "--pr", "42"]) == 2
+    assert "--results" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"schema_version": 99}', "[]"])

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_lazy("dbstack.report", "cli_report"))
 
     p = sub.add_parser("preview-comment", help="render a pull request's preview comment from a saved results.json")
-    p.add_argument("--results", type=Path, required=True, help="results.json written by the preview run")
+    p.add_argument("--results", type=Path, default=None, help="results.json written by the preview run")
+    p.add_argument("--removed", action="store_true", help="the comment for a preview torn down after closing")
     p.add_argument("--pr", type=int, required=True, help="pull request number")
     p.add_argument("--head-sha", default=None, help="the commit the preview was built from")
     p.add_argument("--run-url", default=None, help="link to the workflow run (https://...)")

@@ -14,6 +14,7 @@ API:
   teardowns); namespaces with unreadable labels are reported and kept.
 - `render_comment(results, ...)`: the PR comment (marked with `COMMENT_MARKER` so a workflow updates one comment):
   status per database, Service addresses, Secret names and how to read them; never a secret value.
+  `render_removed_comment(pr)` replaces it once the closed pull request's preview is gone.
 
 KubeBlocks is shared by every preview: installing it is the plan's job (its steps skip when it is present), and
 nothing here removes it.
@@ -455,28 +456,50 @@ def _results_section(results: RunResults) -> list[str]:
     return lines
 
 
-def cli_preview_comment(args: argparse.Namespace) -> int:
-    """`dbstack preview-comment`: render the PR comment from a saved results.json."""
-    path: Path = args.results
-    results: RunResults | None = None
-    if path.exists():
-        try:
-            results = RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
-            print(f"{path}: not a results.json written by dbstack ({first_line(str(exc))})", file=sys.stderr)
-            return 2
-    elif not args.allow_missing:
-        print(f"{path}: no such file (pass --allow-missing to comment that the run wrote no results)", file=sys.stderr)
-        return 2
+def render_removed_comment(pr: int, *, run_url: str | None = None) -> str:
+    """The PR comment once the closed pull request's preview is gone (it replaces the connection hints)."""
+    lines = [COMMENT_MARKER, f"### dbstack preview for #{pr}: 🗑️ removed", ""]
+    link = f" ([teardown log]({_text(run_url, 500)}))" if run_url and run_url.startswith("https://") else ""
+    lines.append(
+        f"The pull request was closed, so namespace `{preview_namespace(pr)}` and its databases were removed{link}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _load_results(path: Path, allow_missing: bool) -> RunResults | None:
+    """The saved run, or None when it is absent and that is allowed; raises PreviewError otherwise."""
+    if not path.exists():
+        if allow_missing:
+            return None
+        raise PreviewError(f"{path}: no such file (pass --allow-missing to comment that the run wrote no results)")
+    try:
+        return RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise PreviewError(f"{path}: not a results.json written by dbstack ({first_line(str(exc))})") from None
+
+
+def _comment_for(args: argparse.Namespace) -> str:
     if args.pr < 1:
-        print(f"--pr must be a positive pull request number, got {args.pr}", file=sys.stderr)
-        return 2
+        raise PreviewError(f"--pr must be a positive pull request number, got {args.pr}")
+    if args.removed:
+        return render_removed_comment(args.pr, run_url=args.run_url)
+    if args.results is None:
+        raise PreviewError("give --results FILE (a preview run) or --removed (a torn-down preview)")
     if not (math.isfinite(args.ttl_hours) and args.ttl_hours > 0):
-        print(f"--ttl-hours must be a positive number of hours, got {args.ttl_hours}", file=sys.stderr)
-        return 2
-    text = render_comment(
+        raise PreviewError(f"--ttl-hours must be a positive number of hours, got {args.ttl_hours}")
+    results = _load_results(args.results, args.allow_missing)
+    return render_comment(
         results, pr=args.pr, head_sha=args.head_sha, run_url=args.run_url, ttl_s=int(args.ttl_hours * 3600)
     )
+
+
+def cli_preview_comment(args: argparse.Namespace) -> int:
+    """`dbstack preview-comment`: render the PR comment from a saved results.json, or the one after teardown."""
+    try:
+        text = _comment_for(args)
+    except PreviewError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.out is None:
         sys.stdout.write(text)
     else:
