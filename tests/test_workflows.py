@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dbstack.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -184,3 +186,26 @@ def test_every_dagger_call_names_a_function_and_flags_the_module_has(path: Path)
             own_flags = words[1 : words.index("export")] if "export" in words else words[1:]
             for flag in (w for w in own_flags if w.startswith("--")):
                 assert flag in functions[name], f"{path.name}: dagger call {name} has no {flag}"
+
+
+def _dbstack_commands(run: str) -> list[list[str]]:
+    """`python -m dbstack ...` command lines of a run script, continuation lines joined, as argv after `dbstack`."""
+    joined = run.replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        words = shlex.split(line)
+        if words[:3] == ["python", "-m", "dbstack"]:
+            commands.append(words[3:])
+    return commands
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_dbstack_command_in_a_workflow_parses(path: Path) -> None:
+    # Environment variables stand for numbers here (PR_NUMBER, TTL_HOURS); text flags accept numbers too.
+    for step in _steps(_load(path)):
+        for argv in _dbstack_commands(step.get("run", "")):
+            concrete = [re.sub(r"\$[A-Z_]+", "1", word) for word in argv]
+            try:
+                build_parser().parse_args(concrete)
+            except SystemExit:
+                pytest.fail(f"{path.name}: `dbstack {' '.join(argv)}` does not parse")
