@@ -665,6 +665,34 @@ def test_timeouts_have_bounds(capsys: pytest.CaptureFixture[str], values_dir: Pa
     )
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("databases.redis.release", "redis-cluster"),
+        ("namespace", "default"),
+        ("kubeblocks.version", "1.0.1"),
+        ("snapshotter.version", "v8.2.0"),
+        ("images.k3s", "rancher/k3s:v1.31.5-k3s1"),
+    ],
+)
+def test_a_trailing_line_break_does_not_slip_through_a_pattern(
+    capsys: pytest.CaptureFixture[str], values_dir: Path, setting: str, value: str
+) -> None:
+    text = f'{setting}="{value}\\n"'
+    run = run_validate(capsys, values_dir, "--set", text)
+    assert run.code == EXIT_INVALID
+    assert run.line_starting(f"--set {text}:1: {setting}: ")
+
+
+def test_a_trailing_line_break_does_not_slip_through_a_quantity(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    line = replace(values_dir / "qdrant.yaml", "memory: 0.5", 'memory: "0.5\\n"')
+    assert run_validate(capsys, values_dir).line_starting(
+        f"{values_dir / 'qdrant.yaml'}:{line}: memory: must be a number"
+    )
+
+
 # --- capacity -----------------------------------------------------------------------------------------------------
 
 

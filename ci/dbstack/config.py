@@ -460,7 +460,7 @@ def _as_number(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) else None
-    if isinstance(value, str) and DECIMAL.match(value):
+    if isinstance(value, str) and DECIMAL.fullmatch(value):
         return float(value)
     return None
 
@@ -508,19 +508,19 @@ def _check_settings(settings: Layers, problems: list[Problem]) -> None:
         why = naming.namespace_problem(value)
         if why:
             problems.append(settings.problem(key, f"{value!r} {why}", "lowercase RFC 1123 label, e.g. default"))
-    if not CHART_VERSION.match(s["kubeblocks"]["version"]):
+    if not CHART_VERSION.fullmatch(s["kubeblocks"]["version"]):
         problems.append(settings.problem("kubeblocks.version", "must be a chart version without 'v'", "e.g. 1.0.1"))
     for key, entry in s["databases"].items():
-        if not CHART_VERSION.match(entry["chartVersion"]):
+        if not CHART_VERSION.fullmatch(entry["chartVersion"]):
             problems.append(
                 settings.problem(f"databases.{key}.chartVersion", "must be a chart version without 'v'", "e.g. 1.0.1")
             )
-    if not SNAPSHOTTER_VERSION.match(s["snapshotter"]["version"]):
+    if not SNAPSHOTTER_VERSION.fullmatch(s["snapshotter"]["version"]):
         problems.append(settings.problem("snapshotter.version", "must be a release tag", "e.g. v8.2.0"))
     if not s["kubeblocks"]["helmRepo"].startswith(("https://", "http://", "oci://")):
         problems.append(settings.problem("kubeblocks.helmRepo", "must be a URL", "https://..., oci://..."))
     for name, image in s["images"].items():
-        match = IMAGE_REFERENCE.match(image)
+        match = IMAGE_REFERENCE.fullmatch(image)
         pinned = match is not None and (match["digest"] or (match["tag"] and match["tag"] != "latest"))
         if not pinned:
             problems.append(
@@ -562,7 +562,7 @@ def _check_chart_values(db: Database, layers: Layers, problems: list[Problem]) -
                 )
             )
     version = v.get("version")
-    if isinstance(version, str) and not SERVICE_VERSION.match(version):
+    if isinstance(version, str) and not SERVICE_VERSION.fullmatch(version):
         # The addon's ComponentVersion lists full versions; a partial one matches none and the Cluster never starts.
         problems.append(
             layers.problem("version", f"{version!r} is not a full service version", "major.minor.patch, e.g. 16.4.0")

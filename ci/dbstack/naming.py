@@ -16,7 +16,7 @@ def release_problem(name: str) -> str | None:
         return "is empty"
     if len(name) > RELEASE_MAX:
         return f"is {len(name)} characters long, KubeBlocks allows at most {RELEASE_MAX}"
-    if not RELEASE_PATTERN.match(name):
+    if not RELEASE_PATTERN.fullmatch(name):
         return "must start with a lowercase letter and hold only lowercase letters, digits and '-', not ending in '-'"
     return None
 
@@ -27,7 +27,7 @@ def namespace_problem(name: str) -> str | None:
         return "is empty"
     if len(name) > NAMESPACE_MAX:
         return f"is {len(name)} characters long, Kubernetes allows at most {NAMESPACE_MAX}"
-    if not NAMESPACE_PATTERN.match(name):
+    if not NAMESPACE_PATTERN.fullmatch(name):
         return "must hold only lowercase letters, digits and '-', starting and ending with a letter or digit"
     return None
 
@@ -47,11 +47,12 @@ def slug(text: str, max_length: int, *, must_start_with_letter: bool) -> str:
     """
     if max_length < 1:
         raise ValueError(f"max_length must be positive, got {max_length}")
+    rule = RELEASE_PATTERN if must_start_with_letter else NAMESPACE_PATTERN
+    if rule.fullmatch(text) and len(text) <= max_length:
+        return text  # already a valid name, kept as it is (even with a run of '-')
     cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     if must_start_with_letter:
         cleaned = re.sub(r"^[^a-z]+", "", cleaned)
-    if cleaned and cleaned == text and len(cleaned) <= max_length:
-        return cleaned
     import hashlib  # here, not at the top: `dbstack validate` imports this module and never needs it
 
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
