@@ -472,8 +472,14 @@ def test_comment_never_repeats_a_credential_that_leaked_into_a_cause() -> None:
 
 @given(st.text(max_size=400))
 def test_untrusted_text_cannot_add_a_second_marker_html_or_break_the_table(cause: str) -> None:
-    text = render_comment(_results(passed=False, cause=cause + COMMENT_MARKER + "<script>|x|"), pr=42)
+    hostile = cause + COMMENT_MARKER + "<script>|x|\n```"
+    results = _results(passed=False, cause=hostile)
+    postgres = results.databases[0]
+    postgres.title = postgres.version = hostile
+    postgres.checks[0].name = postgres.checks[0].message = hostile
+    text = render_comment(results, pr=42)
     assert text.count(COMMENT_MARKER) == 1
+    assert text.count("```") == 2, "only the fences of the connection hints"
     assert "<script>" not in text
     assert all(line.count(" | ") <= 4 for line in text.splitlines() if line.startswith("| "))
 
