@@ -57,7 +57,7 @@ def es(es_settings: ElasticsearchSettings, gate: Gate, secret_values: list[str])
                 client.close()
                 raise
     except Exception as exc:
-        gate.unreachable("elasticsearch", "GET /", exc)
+        gate.unreachable("elasticsearch", exc)
     try:
         yield client
     finally:

@@ -41,7 +41,7 @@ def driver(neo4j_settings: Neo4jSettings, gate: Gate, secret_values: list[str]) 
                 driver.close()
                 raise
     except Exception as exc:
-        gate.unreachable("neo4j", "verify_connectivity", exc)
+        gate.unreachable("neo4j", exc)
     try:
         yield driver
     finally:

@@ -69,23 +69,23 @@ def engine(pg_settings: PostgresSettings, pg_schema: str, gate: Gate, secret_val
         },
     )
     try:
-        with scrubbed("connect", secret_values), engine.connect() as conn:
+        with scrubbed("sync connect", secret_values), engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         engine.dispose()
-        gate.unreachable("postgresql", "sync connect", exc)
-    with scrubbed("prepare schema", secret_values):
-        with engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EXTENSION_LOCK_KEY})
-            conn.execute(text("SET LOCAL search_path TO public"))
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-        with engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{pg_schema}"'))
-        Base.metadata.create_all(engine)
+        gate.unreachable("postgresql", exc)
     try:
+        with scrubbed("prepare schema", secret_values):
+            with engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EXTENSION_LOCK_KEY})
+                conn.execute(text("SET LOCAL search_path TO public"))
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            with engine.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{pg_schema}"'))
+            Base.metadata.create_all(engine)
         yield engine
     finally:
-        with engine.begin() as conn:
+        with scrubbed("drop schema", secret_values), engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE'))
         engine.dispose()
 

@@ -46,7 +46,7 @@ def client(
     from qdrant_client import QdrantClient
 
     try:
-        with scrubbed("list collections", secret_values):
+        with scrubbed("GET /collections", secret_values):
             if qdrant_settings.in_process:
                 client = QdrantClient(location=qdrant_settings.url)
             else:
@@ -57,7 +57,7 @@ def client(
                 client.close()
                 raise
     except Exception as exc:
-        gate.unreachable("qdrant", "GET /collections", exc)
+        gate.unreachable("qdrant", exc)
     try:
         yield client
     finally:

@@ -6,8 +6,8 @@ from typing import NoReturn, TypeVar
 
 import pytest
 
-from .errors import scrub_exception
-from .settings import PRIMARY_VARIABLE, SmokeSettings
+from .errors import SmokeError, scrub_exception
+from .settings import PRIMARY_VARIABLE, SmokeSettings, mask
 
 T = TypeVar("T")
 
@@ -35,8 +35,10 @@ class Gate:
         assert isinstance(value, kind)
         return value
 
-    def unreachable(self, key: str, action: str, exc: BaseException) -> NoReturn:
-        message = f"cannot use {key} ({action}): {scrub_exception(exc, self.settings.secrets())}"
+    def unreachable(self, key: str, exc: BaseException) -> NoReturn:
+        secrets = self.settings.secrets()
+        detail = mask(str(exc), secrets) if isinstance(exc, SmokeError) else scrub_exception(exc, secrets)
+        message = f"cannot use {key}: {detail}"
         if key in self.settings.required:
             pytest.fail(message, pytrace=False)
         pytest.skip(f"{message}; not in SMOKE_REQUIRE")
