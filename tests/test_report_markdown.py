@@ -199,3 +199,12 @@ def test_a_long_cause_is_cut_in_the_summary_but_kept_whole_in_junit(tmp_path: Pa
     assert "event line 0" in markdown and "event line 499" not in markdown
     assert "truncated; the full text is in junit.xml" in markdown
     assert "event line 499" in (tmp_path / "junit.xml").read_text()
+
+
+def test_ready_databases_with_smoke_tests_skipped_say_so_instead_of_zero_checks() -> None:
+    results = successful_run()
+    for database in results.databases:
+        database.checks = []
+    results.smoke_outcome = Outcome.SKIPPED
+    first = render_markdown(results).splitlines()[0]
+    assert first == f"## ✅ dbstack: all {len(results.databases)} databases ready, smoke tests skipped"

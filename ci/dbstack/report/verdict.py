@@ -89,6 +89,8 @@ def _success_line(results: RunResults, checks: CheckCounts) -> str:
         done = sum(1 for s in results.steps if s.outcome.ok)
         return f"no databases enabled, {done} of {plural(len(results.steps), 'step')} done"
     ready = "1 database ready" if count == 1 else f"all {count} databases ready"
+    if checks.total == 0:
+        return f"{ready}, smoke tests {OUTCOME_WORDS[results.smoke_outcome]}"
     line = f"{ready}, {plural(checks.passed, 'check')} passed"
     return line + (f", {checks.skipped} skipped" if checks.skipped else "")
 
