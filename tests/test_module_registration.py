@@ -3,6 +3,7 @@ tests/dagger_registration.py."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -182,3 +183,18 @@ def test_registration_fails_on_an_argument_type_the_api_cannot_represent(tmp_pat
     done = run_harness("badmodule:Bad", pythonpath=tmp_path)
     assert done.returncode != 0
     assert "unsupported" in done.stderr
+
+
+def test_dagger_json_pins_the_engine_of_the_sdk_line_the_module_is_checked_against() -> None:
+    root = HARNESS.parents[1]
+    config = json.loads((root / "dagger.json").read_text(encoding="utf-8"))
+    installed = importlib.metadata.version("dagger-io")
+    assert config["engineVersion"] == f"v{installed}"
+    assert installed.startswith("0.21.") and installed != "0.21.0"
+    assert (config["name"], config["source"], config["sdk"]["source"]) == ("dbstack", "ci", "python")
+
+
+def test_the_entry_point_names_the_main_object_after_the_module() -> None:
+    (entry,) = importlib.metadata.entry_points(group="dagger.mod", name="main_object")
+    assert entry.value == "pipeline:Dbstack"
+    assert entry.value.split(":")[1] == "dbstack".title()
