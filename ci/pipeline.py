@@ -108,6 +108,15 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0]
 
 
+def _engine_error(exc: dagger.QueryError) -> str:
+    """One line: a failed exec's own error output (not the engine's generic message), else the engine's."""
+    if isinstance(exc, dagger.ExecError):
+        said = _first_line(exc.stderr) or _first_line(exc.stdout)
+        if said:
+            return f"{said} (exit code {exc.exit_code})"
+    return _first_line(str(exc)) or type(exc).__name__
+
+
 # --- values ------------------------------------------------------------------------------------------------------
 
 
@@ -388,7 +397,7 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
         if cause is None and prepare is not None:
             await prepare(runner)
     except dagger.QueryError as exc:
-        cause = f"the cluster did not start: {_first_line(str(exc))}"
+        cause = f"the cluster did not start: {_engine_error(exc)}"
     except PreviewError as exc:
         cause = str(exc)
     cluster = k3s.cluster_step(kind, started, time.time(), cause)
@@ -451,7 +460,7 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
         log = await done.stdout() + await done.stderr()
     except dagger.QueryError as exc:
         results.smoke_outcome = Outcome.FAILED
-        results.smoke_cause = f"the smoke suite did not run: {_first_line(str(exc))}"
+        results.smoke_cause = f"the smoke suite did not run: {_engine_error(exc)}"
         return
     finally:
         results.smoke_ended_at = time.time()

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Self, TypeVar
 
+import dagger
 import trio
 import trio.testing
 from dagger import ReturnType
+from dagger._exceptions import QueryErrorValue
 from dbstack.plan import Command
 from dbstack.runner import CommandResult
 from dbstack.simcluster import SimCluster
@@ -84,3 +87,9 @@ T = TypeVar("T")
 def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
     """Run under trio's virtual clock: simulated minutes take milliseconds."""
     return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def query_error(message: str, extensions: dict[str, object]) -> dagger.QueryError:
+    """The error the client raises for an API error (an ExecError when `_type` says so)."""
+    value = QueryErrorValue(message=message, extensions=extensions)
+    return dagger.QueryError([value], SimpleNamespace(document=None))  # type: ignore[arg-type]

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import dagger
 import pytest
 import trio
 import trio.testing
 from dagger import ReturnType
-from dagger._exceptions import QueryErrorValue
 from dbstack.config import load_config
 from dbstack.containerrunner import ENGINE_FAILURE_EXIT, NONCE_VARIABLE, ContainerRunner, timed_argv
 from dbstack.orchestrator import run_plan
@@ -20,7 +18,7 @@ from dbstack.plan import Command, Plan, build_plan, helm, kubectl
 from dbstack.results import Outcome, RunResults
 from dbstack.runner import CommandResult
 from dbstack.simcluster import SimCluster
-from fake_toolbox import Answer, FakeToolbox, run_virtual, scripted, simulated
+from fake_toolbox import Answer, FakeToolbox, query_error, run_virtual, scripted, simulated
 
 
 def deploy_over_fake(plan: Plan, out_dir: Path) -> tuple[FakeToolbox, SimCluster, RunResults]:
@@ -141,11 +139,6 @@ def test_a_non_zero_exit_keeps_its_code_and_output() -> None:
 def test_an_engine_call_that_never_answers_ends_as_a_timeout() -> None:
     done = run_once(scripted(CommandResult(0, "", ""), delay_s=math.inf), timeout_s=5.0)
     assert done.timed_out and done.exit_code == ENGINE_FAILURE_EXIT
-
-
-def query_error(message: str, extensions: dict[str, object]) -> dagger.QueryError:
-    value = QueryErrorValue(message=message, extensions=extensions)
-    return dagger.QueryError([value], SimpleNamespace(document=None))  # type: ignore[arg-type]
 
 
 def raising(error: Exception) -> Answer:

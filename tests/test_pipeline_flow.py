@@ -17,7 +17,7 @@ from dbstack.plan import Command, build_plan
 from dbstack.results import Outcome, RunResults
 from dbstack.runner import CommandResult
 from dbstack.simcluster import SimCluster
-from fake_toolbox import Answer, FakeToolbox, run_virtual, simulated
+from fake_toolbox import Answer, FakeToolbox, query_error, run_virtual, simulated
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
 READY = {check.command for check in k3s.ready_checks(pipeline.K3S_READY_TIMEOUT_S)}
@@ -35,6 +35,22 @@ class OfflineRun(pipeline._Run):
 
     async def toolbox(self, kubeconfig: dagger.Secret | None) -> dagger.Container:
         return cast(dagger.Container, self.fake)
+
+
+class NoKubeconfigRun(OfflineRun):
+    """k3s started but never wrote its kubeconfig: reading it failed as an exec."""
+
+    async def toolbox(self, kubeconfig: dagger.Secret | None) -> dagger.Container:
+        raise query_error(
+            "process did not complete successfully: exit code: 1",
+            {
+                "_type": "EXEC_ERROR",
+                "cmd": ["sh", "-c", "..."],
+                "exitCode": 1,
+                "stdout": "",
+                "stderr": "k3s wrote no kubeconfig within 180s",
+            },
+        )
 
 
 def k3s_then(sim: SimCluster, broken: Command | None = None) -> Answer:
@@ -107,3 +123,20 @@ def test_when_k3s_never_answers_nothing_is_deployed_and_the_reports_say_why(
     assert sorted(p.name for p in (tmp_path / "diagnostics" / "cluster").iterdir()) == sorted(
         name for name, _ in k3s.CLUSTER_DIAGNOSTICS
     )
+
+
+def test_when_the_cluster_cannot_be_reached_at_all_the_reports_carry_the_command_s_own_error(
+    tmp_path: Path, smoke_passes: list[RunResults]
+) -> None:
+    run = NoKubeconfigRun(FakeToolbox(k3s_then(SimCluster())), tmp_path)
+
+    async def main() -> dagger.Directory:
+        return await pipeline._deploy_and_test(run, None)
+
+    run_virtual(main)
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert (
+        results["steps"][0]["cause"] == "the cluster did not start: k3s wrote no kubeconfig within 180s (exit code 1)"
+    )
+    assert results["steps"][0]["diagnostics"] == []
+    assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "1\n"
