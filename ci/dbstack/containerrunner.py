@@ -7,6 +7,7 @@ container (the command stops cleanly) and by a cancel scope around the engine ca
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -55,7 +56,7 @@ def _no_span(_name: str) -> AbstractContextManager[object]:
 
 def timed_argv(command: Command, timeout_s: float) -> list[str]:
     """The argv the container runs: the command under `timeout`, whole seconds, at least one."""
-    seconds = max(1, int(timeout_s + 0.999))
+    seconds = max(1, math.ceil(timeout_s))
     return ["timeout", str(seconds), *command.argv]
 
 
