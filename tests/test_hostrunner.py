@@ -94,3 +94,8 @@ def test_a_cancelled_command_is_killed_not_left_running(tmp_path: Path) -> None:
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_command_that_ignores_its_stdin_is_not_an_error() -> None:
+    result = run(HostRunner(), "true", stdin="x" * 2_000_000)
+    assert (result.exit_code, result.timed_out) == (0, False)

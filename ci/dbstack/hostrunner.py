@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
 from dbstack.plan import Command
 from dbstack.runner import CommandResult
@@ -62,8 +62,7 @@ class HostRunner:
                     group.start_soon(_drain, process.stdout, stdout)
                     group.start_soon(_drain, process.stderr, stderr)
                     if command.stdin is not None and process.stdin is not None:
-                        await process.stdin.send(command.stdin.encode())
-                        await process.stdin.aclose()
+                        await _feed(process.stdin, command.stdin)
                     await process.wait()
             timed_out = deadline.cancelled_caught
         finally:
@@ -73,6 +72,14 @@ class HostRunner:
                 await process.aclose()
         exit_code = process.returncode if process.returncode is not None else -signal.SIGKILL
         return CommandResult(exit_code, _text(stdout), _text(stderr), timed_out)
+
+
+async def _feed(stdin: ByteSendStream, text: str) -> None:
+    """Send `text` and close stdin; a command that exits without reading it all is not an error here."""
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, BrokenPipeError):
+        await stdin.send(text.encode())
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, BrokenPipeError):
+        await stdin.aclose()
 
 
 async def _drain(stream: ByteReceiveStream | None, into: list[bytes]) -> None:
