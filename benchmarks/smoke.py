@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "smoke"))
+# This file is itself named smoke.py: take its folder off the path so that `smoke` means tests/smoke.
+sys.path[:] = [str(REPO / "tests"), *(p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent)]
 
-from local_servers import LocalPostgres, LocalRedis  # noqa: E402
-from test_smoke_suite import suite_command, suite_environment  # noqa: E402
+from smoke.local_servers import LocalPostgres, LocalRedis  # noqa: E402
+from smoke.test_smoke_suite import suite_command, suite_environment  # noqa: E402
 
 # A throwaway password for throwaway local servers; its symbols exercise URL-safe credential handling.
 PASSWORD = "bench p@ss:/%#?& w0rd"  # noqa: S105

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from local_servers import LocalPostgres, LocalRedis, free_port
+from smoke.local_servers import LocalPostgres, LocalRedis, free_port
 
 SMOKE_DIR = Path(__file__).resolve().parents[2] / "ci" / "smoke"
 CONTRACT_PREFIXES = ("POSTGRES_", "REDIS_", "QDRANT_", "ES_", "NEO4J_", "SMOKE_")
