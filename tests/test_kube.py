@@ -74,3 +74,20 @@ def test_transient_api_errors_are_recognised_and_answers_are_not() -> None:
     assert is_transient("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host?")
     assert not is_transient('Error from server (NotFound): deployments.apps "kubeblocks" not found')
     assert not is_transient("Error: INSTALLATION FAILED: rendered manifests contain a resource that already exists")
+
+
+def test_insufficient_memory_is_as_fatal_as_insufficient_cpu() -> None:
+    message = "0/1 nodes are available: 1 Insufficient memory."
+    state = cluster_state(WATCH, cluster("Creating"), pods(pod("pg-cluster-postgresql-0", scheduled=message)))
+    assert state.fatal == "pg-cluster-postgresql-0 Pending: 0/1 nodes are available: 1 Insufficient memory"
+
+
+def test_a_failed_cluster_is_fatal_with_its_false_condition_when_components_say_nothing() -> None:
+    conditions = [{"type": "Ready", "status": "False", "message": "pods are not ready in components: [postgresql]"}]
+    state = cluster_state(WATCH, cluster("Failed", conditions=conditions), pods())
+    assert state.fatal == "Cluster pg-cluster is Failed: Ready: pods are not ready in components: [postgresql]"
+
+
+def test_a_running_cluster_with_ready_pods_is_neither_fatal_nor_stuck() -> None:
+    state = cluster_state(WATCH, cluster("Running"), pods(pod("x-0", ready=True), pod("x-1", ready=True)))
+    assert (state.fatal, state.stuck, state.summary) == (None, (), "Cluster Running; pods 2/2 ready")
