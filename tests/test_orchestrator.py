@@ -355,15 +355,27 @@ def test_cancellation_still_writes_results_with_cancelled_and_not_run_steps(valu
 def test_teardown_removes_clusters_before_addons_and_kubeblocks(values_dir: Path, tmp_path: Path) -> None:
     config = validate(values_dir).config
     sim = SimCluster(Scenario())
-    simulate(build_plan(config), Scenario(), tmp_path / "deploy", sim)
     found: list[RunResults] = []
+    left: dict[str, list[str]] = {}
 
     async def main() -> None:
+        await run_plan(build_plan(config), sim, tmp_path / "deploy", cluster_kind="simulated")
+        left["before"] = sim.live("cluster")
         plan = build_teardown_plan(config, remove_kubeblocks=True)
-        found.append(await run_teardown(plan, sim, tmp_path / "teardown", cluster_kind="simulated"))
+        found.append(
+            await run_teardown(plan, sim, tmp_path / "teardown", cluster_kind="simulated", clock=anyio.current_time)
+        )
+        left.update({kind: sim.live(kind) for kind in ("cluster", "clusterdefinition", "deployment", "crd")})
 
     in_virtual_time(main)
     assert sim.unknown == []
+    assert len(left["before"]) == 4
+    assert {kind: names for kind, names in left.items() if kind != "before"} == {
+        "cluster": [],
+        "clusterdefinition": [],
+        "deployment": [],
+        "crd": [],
+    }
     steps = {s.id: s for s in found[0].steps}
     assert {s.outcome for s in steps.values()} == {Outcome.PASSED}
     last_cluster_gone = max(s.ended_at or 0 for s in steps.values() if s.kind == "uninstall-cluster")

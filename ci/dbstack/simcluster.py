@@ -286,15 +286,19 @@ class SimCluster:
         now = self._start()
         started = now - self.origin
         result = CommandResult(TIMED_OUT_EXIT, "", f"simulated runner timeout after {timeout_s:g} s", True)
-        with anyio.move_on_after(timeout_s):
-            try:
+        try:
+            with anyio.move_on_after(timeout_s):
                 result = await self._answer(command)
-            except UnknownCommand as error:
-                self.unknown.append(f"{command}: {error}")
-                raise
-        self.calls.append(
-            Call(command.argv, started, anyio.current_time() - self.origin, result.exit_code, result.timed_out)
-        )
+        except UnknownCommand as error:
+            self.unknown.append(f"{command}: {error}")
+            result = CommandResult(-1, "", f"unknown command: {error}")
+            raise
+        except BaseException:  # Cancelled mid-command (a wait the watch made pointless): still recorded.
+            result = CommandResult(-1, "", "cancelled")
+            raise
+        finally:
+            ended = anyio.current_time() - self.origin
+            self.calls.append(Call(command.argv, started, ended, result.exit_code, result.timed_out))
         return result
 
     @property
@@ -319,6 +323,10 @@ class SimCluster:
             for (kind, _, name), obj in self._objects.items()
             if kind in ("cluster", "clusterdefinition", "deployment", "crd") and obj.ready_at < NEVER
         }
+
+    def live(self, kind: str) -> list[str]:
+        """Names of the objects of `kind` (cluster, clusterdefinition, deployment, crd, ...) that exist now."""
+        return sorted(o.name for o in self._all(kind))
 
     # --- state -----------------------------------------------------------------------------------------------
 
