@@ -391,8 +391,9 @@ def test_teardown_without_all_only_removes_clusters_and_tolerates_missing_ones(
 ) -> None:
     plan = build_teardown_plan(validate(values_dir).config, remove_kubeblocks=False)
     assert {s.kind.value for s in plan.steps} == {"uninstall-cluster"}
-    run = simulate(plan, Scenario(), tmp_path)
+    run = simulate(plan, Scenario(), tmp_path)  # a cluster without KubeBlocks: no releases, not even the CRDs
     assert {s.outcome for s in run.results.steps} == {Outcome.PASSED}
+    assert {c.exit_code for c in run.calls("kubectl", "wait")} == {1}  # "doesn't have a resource type": gone
 
 
 # --- any anyio backend -------------------------------------------------------------------------------------

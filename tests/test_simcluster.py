@@ -30,18 +30,22 @@ def test_unknown_commands_fail_loudly() -> None:
 
 
 def test_kubectl_wait_on_a_missing_object_fails_at_once_like_kubectl() -> None:
-    result = ask(
-        SimCluster(),
+    wait = (
         "kubectl",
         "wait",
         "clusters.apps.kubeblocks.io/pg",
         "-n",
         "default",
         "--for=jsonpath={.status.phase}=Running",
-        "--timeout=60s",
     )
+    result = ask(SimCluster(Scenario(preinstalled=True)), *wait, "--timeout=60s")
     assert result.exit_code == 1
     assert result.stderr == 'Error from server (NotFound): clusters.apps.kubeblocks.io "pg" not found'
+
+
+def test_kubectl_wait_on_a_kind_whose_crd_is_missing_fails_like_kubectl() -> None:
+    result = ask(SimCluster(), "kubectl", "wait", "clusters.apps.kubeblocks.io/pg", "-n", "default", "--for=delete")
+    assert (result.exit_code, result.stderr) == (1, 'error: the server doesn\'t have a resource type "clusters"')
 
 
 def test_kubectl_wait_for_create_times_out_with_kubectls_message() -> None:

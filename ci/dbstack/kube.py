@@ -29,6 +29,7 @@ TRANSIENT_ERRORS = (
 command is worth repeating after a pause."""
 
 TIMED_OUT = "timed out waiting for the condition"
+NO_SUCH_TYPE = "the server doesn't have a resource type"
 
 
 def is_transient(stderr: str) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import anyio
 
-from dbstack.kube import TIMED_OUT, ClusterState, cluster_state, first_line, is_transient
+from dbstack.kube import NO_SUCH_TYPE, TIMED_OUT, ClusterState, cluster_state, first_line, is_transient
 from dbstack.masking import mask
 from dbstack.plan import Command, Plan, Step, Wait, Watch, kubectl
 from dbstack.progress import Progress
@@ -229,6 +229,8 @@ class _Run:
         what = f"waiting for {_describe(wait)}"
         self.progress.waiting(step, what, self.clock())
         done = await self._call(step, wait.command, deadline, what)
+        if wait.condition == "delete" and NO_SUCH_TYPE in done.stderr:
+            return  # Its CRD is gone too (or never came): nothing of that kind is left to wait for.
         self._check_wait(step, done, what)
 
     async def _wait_for_current_spec(self, step: Step, watch: Watch, deadline: float) -> None:

@@ -248,6 +248,15 @@ _API_NAMES = {
 }
 
 
+_CRD_OF = {
+    "cluster": "clusters.apps.kubeblocks.io",
+    "clusterdefinition": "clusterdefinitions.apps.kubeblocks.io",
+    "componentversion": "componentversions.apps.kubeblocks.io",
+    "componentdefinition": "componentdefinitions.apps.kubeblocks.io",
+}
+"""Kinds that exist only while their CRD is installed."""
+
+
 def _kind(word: str) -> str:
     kind = _KINDS.get(word.lower())
     if kind is None:
@@ -639,6 +648,9 @@ class SimCluster:
         condition = args.flags.get("--for", "")
         timeout = _seconds(args.flags.get("--timeout", "30s"))
         api = f"{_API_NAMES.get(kind, kind)}/{name}"
+        crd = _CRD_OF.get(kind)
+        if crd is not None and self._get("crd", None, crd) is None:
+            return _error(f'error: the server doesn\'t have a resource type "{crd.split(".")[0]}"')
         if condition == "delete":
             met = await self._until(lambda now: self._at(kind, ns, name, now) is None, timeout)
             return (
