@@ -273,7 +273,8 @@ def _error(stderr: str, code: int = 1) -> CommandResult:
 
 
 class SimCluster:
-    """A Runner over a simulated cluster. Use under anyio (ideally trio's MockClock)."""
+    """A Runner over a simulated cluster. Use under anyio (ideally trio's MockClock), one instance per `anyio.run`:
+    its times are that run's clock."""
 
     name = "simulated cluster"
 
