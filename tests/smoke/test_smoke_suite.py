@@ -111,6 +111,9 @@ def suite_command(junit: Path, *extra: str, only: Sequence[str] = ()) -> list[st
         *targets,
         "-p",
         "no:cacheprovider",
+        # With autoloading off (see suite_environment), the one plugin the suite's lock installs.
+        "-p",
+        "anyio.pytest_plugin",
         "--rootdir",
         str(SMOKE_DIR),
         f"--junitxml={junit}",
@@ -121,13 +124,17 @@ def suite_command(junit: Path, *extra: str, only: Sequence[str] = ()) -> list[st
 
 
 def suite_environment(contract: dict[str, str]) -> dict[str, str]:
-    """The caller's environment minus anything the contract or pytest would read from it, plus `contract`."""
+    """The caller's environment minus anything the contract or pytest would read from it, plus `contract`.
+
+    Plugin autoloading is off: the dev environment's plugins (hypothesis, trio, ...) are not in the pipeline's
+    container, and they would only slow the suite down here.
+    """
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(CONTRACT_PREFIXES) and not key.startswith("PYTEST_")
     }
-    return env | contract
+    return env | {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"} | contract
 
 
 def run_suite(contract: dict[str, str], junit: Path, *extra: str, only: Sequence[str] = ()) -> SuiteRun:
