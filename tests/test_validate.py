@@ -788,6 +788,14 @@ def test_set_needs_key_equals_value(capsys: pytest.CaptureFixture[str], values_d
     assert run.line_starting(f"--set {text}:1: ").endswith(": expected key.path=value (allowed: e.g. namespace=ci)")
 
 
+def test_set_with_a_mapping_of_number_keys_is_a_problem_not_a_crash(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    run = run_validate(capsys, values_dir, "--set", "databases=1:")
+    assert run.code == EXIT_INVALID
+    assert run.line_starting("--set databases=1::1: databases.1: unknown key")
+
+
 def test_set_can_enable_a_database(values_dir: Path) -> None:
     assert validate(values_dir, overrides=["databases.neo4j.enabled=true"]).config.database("neo4j").enabled
 

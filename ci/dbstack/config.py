@@ -125,8 +125,8 @@ def parse_override(text: str) -> YamlDocument:
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput([Problem(origin, 1, key or "-", "expected key.path=value", "e.g. namespace=ci")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = _string_keys(yaml.safe_load(raw)) if raw.strip() else ""
+    except (yaml.YAMLError, ValueError, RecursionError):
         value = raw
     data: dict[str, Any] = {}
     node = data
@@ -135,6 +135,15 @@ def parse_override(text: str) -> YamlDocument:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
     return YamlDocument(path=origin, data=data, lines={})
+
+
+def _string_keys(value: Any) -> Any:
+    """Keys as strings, as files give them (`--set x=1:` parses to {1: None})."""
+    if isinstance(value, dict):
+        return {str(k): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
