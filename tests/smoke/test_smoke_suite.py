@@ -297,11 +297,23 @@ def test_absent_or_unreachable_databases_skip_unless_required(contract: dict[str
     assert not run.leaks(REDIS_PASSWORD)
 
 
-def test_unknown_required_database_is_a_usage_error(tmp_path: Path) -> None:
-    run = run_suite({"SMOKE_REQUIRE": "postgresql,mysql"}, tmp_path / "junit.xml")
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"SMOKE_REQUIRE": "postgresql,mysql"}, "SMOKE_REQUIRE names unknown databases ['mysql']"),
+        ({"POSTGRES_HOST": "db", "POSTGRES_PORT": "54x2"}, "POSTGRES_PORT='54x2' is not a TCP port"),
+        ({"ES_HOST_NAME": "es", "ES_PROTOCOL": "ftp"}, "ES_PROTOCOL='ftp' must be http or https"),
+        ({"SMOKE_REQUIRE_IK": "maybe"}, "SMOKE_REQUIRE_IK='maybe' is not a boolean"),
+    ],
+    ids=["unknown-database", "bad-port", "bad-protocol", "bad-flag"],
+)
+def test_malformed_environment_is_a_usage_error_naming_the_variable(
+    environment: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    run = run_suite(environment, tmp_path / "junit.xml")
 
     assert run.returncode == pytest.ExitCode.USAGE_ERROR
-    assert "SMOKE_REQUIRE names unknown databases ['mysql']" in run.output
+    assert message in run.output
 
 
 def test_scrubber_masks_passwords_a_failing_check_prints_or_asserts_on(tmp_path: Path) -> None:
