@@ -18,6 +18,7 @@ from smokekit.models import (
     LightRAGGraphEdge,
     LightRAGGraphNode,
     LightRAGVDBEntity,
+    LightRAGVDBRelation,
     derive_document_status,
 )
 from smokekit.settings import PostgresSettings
@@ -201,7 +202,7 @@ def test_duplicate_document_index_violates_uq_document_index(engine: Engine) -> 
         session.add(DocumentIndex(document_id=document_id, index_type=DocumentIndexType.GRAPH))
 
 
-def test_upsert_on_conflict_updates_chunk_and_entity(engine: Engine) -> None:
+def test_upsert_on_conflict_updates_chunk_entity_and_relation(engine: Engine) -> None:
     workspace = new_id()
     chunk_upsert = insert(LightRAGDocChunks).values(
         id="chunk-1", workspace=workspace, full_doc_id="doc-1", content="first", content_vector=[1.0, 0.0]
@@ -217,12 +218,21 @@ def test_upsert_on_conflict_updates_chunk_and_entity(engine: Engine) -> None:
         index_elements=[LightRAGVDBEntity.id, LightRAGVDBEntity.workspace],
         set_={"chunk_ids": entity_upsert.excluded.chunk_ids},
     )
+    relation_upsert = insert(LightRAGVDBRelation).values(
+        id="rel-1", workspace=workspace, source_id="Alice", target_id="Bob", content="knows", chunk_ids=["chunk-1"]
+    )
+    relation_upsert = relation_upsert.on_conflict_do_update(
+        index_elements=[LightRAGVDBRelation.id, LightRAGVDBRelation.workspace],
+        set_={"content": relation_upsert.excluded.content, "chunk_ids": relation_upsert.excluded.chunk_ids},
+    )
     with engine.begin() as conn:
         conn.execute(chunk_upsert)
         conn.execute(entity_upsert)
+        conn.execute(relation_upsert)
     with engine.begin() as conn:
         conn.execute(chunk_upsert.values(content="second"))
         conn.execute(entity_upsert.values(chunk_ids=["chunk-1", "chunk-2"]))
+        conn.execute(relation_upsert.values(content="works with", chunk_ids=["chunk-2"]))
     with engine.connect() as conn:
         contents = (
             conn.execute(select(LightRAGDocChunks.content).where(LightRAGDocChunks.workspace == workspace))
@@ -234,8 +244,14 @@ def test_upsert_on_conflict_updates_chunk_and_entity(engine: Engine) -> None:
             .scalars()
             .all()
         )
+        relations = conn.execute(
+            select(LightRAGVDBRelation.content, LightRAGVDBRelation.chunk_ids).where(
+                LightRAGVDBRelation.workspace == workspace
+            )
+        ).all()
     assert contents == ["second"]
     assert chunk_ids == [["chunk-1", "chunk-2"]]
+    assert [tuple(row) for row in relations] == [("works with", ["chunk-2"])]
 
 
 def test_cosine_nearest_neighbour_returns_the_closest_chunk(engine: Engine) -> None:

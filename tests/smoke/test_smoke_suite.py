@@ -33,7 +33,7 @@ POSTGRESQL_CHECKS = {
     "test_orm_schema_has_native_enums_dimensionless_vectors_and_string_arrays",
     "test_document_index_row_gets_aperag_defaults",
     "test_duplicate_document_index_violates_uq_document_index",
-    "test_upsert_on_conflict_updates_chunk_and_entity",
+    "test_upsert_on_conflict_updates_chunk_entity_and_relation",
     "test_cosine_nearest_neighbour_returns_the_closest_chunk",
     "test_graph_nodes_and_edges_reject_duplicate_keys_and_upsert",
     "test_document_status_derives_from_stored_index_rows[any-failed-is-failed]",
