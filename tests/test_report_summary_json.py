@@ -12,7 +12,7 @@ from dbstack.report.summary_json import SUMMARY_SCHEMA_VERSION, render_summary
 from dbstack.results import Outcome, RunResults
 from report_samples import ALL_SAMPLES, PENDING_CAUSE, failed_run, successful_run
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "reports.md"
+DOCS = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _summary(results: RunResults, tmp_path: Path) -> dict[str, Any]:
@@ -106,4 +106,4 @@ def test_totals_add_up(tmp_path: Path) -> None:
 def test_every_summary_field_is_documented(sample: Callable[[], RunResults]) -> None:
     documented = set(re.findall(r"^\| `([^`]+)` \|", DOCS.read_text(), flags=re.MULTILINE))
     missing = sorted(set(_key_paths(render_summary(sample()))) - documented)
-    assert not missing, f"docs/reports.md does not describe: {missing}"
+    assert not missing, f"README.md does not describe: {missing}"
