@@ -43,3 +43,25 @@ def test_mask_keeps_text_that_names_but_does_not_hold_a_secret(text: str) -> Non
 
 def test_mask_hides_known_values_anywhere() -> None:
     assert mask("login ok for s3cr3t-value today", known=["s3cr3t-value", ""]) == "login ok for *** today"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<p>password=abc</p>", "<p>password=***</p>"),
+        ("<h>Authorization: Bearer abc</h>", "<h>Authorization: Bearer ***</h>"),
+        ("{password: abc}", "{password: ***}"),
+        ("stringData:\n  password: two words</system-out>", "stringData:\n  password: ***</system-out>"),
+    ],
+)
+def test_mask_keeps_the_structure_around_a_masked_value(text: str, expected: str) -> None:
+    assert mask(text) == expected
+
+
+def test_mask_hides_a_quoted_flag_value_whole() -> None:
+    assert mask('helm install --password "two words" x') == 'helm install --password "***" x'
+
+
+def test_mask_hides_known_values_in_their_encoded_forms() -> None:
+    text = "url=redis://u:p%40ss%26w0rd@h b64=cEBzcyZ3MHJk xml=p@ss&amp;w0rd"
+    assert mask(text, known=["p@ss&w0rd"]) == "url=redis://u:***@h b64=*** xml=***"

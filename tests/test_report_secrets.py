@@ -8,8 +8,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from dbstack.masking import MASK, Masker, mask_patterns
 from dbstack.report import masked, write_reports
-from dbstack.report.masking import MASK, Masker, mask_patterns
 from dbstack.results import CheckResult, Outcome, RunResults
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st

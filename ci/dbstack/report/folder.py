@@ -9,9 +9,10 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from dbstack.masking import Masker
 from dbstack.report.junit import render_junit
 from dbstack.report.markdown import render_markdown
-from dbstack.report.masking import Masker, clean_text, map_strings, mask_files
+from dbstack.report.masking import clean_text, map_strings, mask_files
 from dbstack.report.summary_json import render_summary
 from dbstack.results import RunResults
 
