@@ -15,7 +15,6 @@ from dbstack.orchestrator import (
     BACKOFF_FIRST_S,
     WATCH_INTERVAL_S,
     run_plan,
-    run_teardown,
 )
 from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
 from dbstack.results import Outcome, RunResults, StepResult
@@ -363,7 +362,7 @@ def test_teardown_removes_clusters_before_addons_and_kubeblocks(values_dir: Path
         left["before"] = sim.live("cluster")
         plan = build_teardown_plan(config, remove_kubeblocks=True)
         found.append(
-            await run_teardown(plan, sim, tmp_path / "teardown", cluster_kind="simulated", clock=anyio.current_time)
+            await run_plan(plan, sim, tmp_path / "teardown", cluster_kind="simulated", clock=anyio.current_time)
         )
         left.update({kind: sim.live(kind) for kind in ("cluster", "clusterdefinition", "deployment", "crd")})
 

@@ -13,8 +13,8 @@ import anyio
 from dbstack.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
 from dbstack.hostrunner import HostRunner, ToolMissing
 from dbstack.kube import first_line, parse_json
-from dbstack.orchestrator import RESULTS_FILE, run_plan, run_teardown
-from dbstack.plan import Command, build_plan, build_teardown_plan
+from dbstack.orchestrator import RESULTS_FILE, run_plan
+from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
 from dbstack.progress import make_progress
 from dbstack.results import Outcome, RunResults
 from dbstack.runner import Runner
@@ -58,19 +58,23 @@ async def _checked_host(args: argparse.Namespace) -> HostRunner:
     return host
 
 
+def _run_on_cluster(plan: Plan, args: argparse.Namespace, runner: Runner | None, out: Path) -> RunResults:
+    """Run a deploy or teardown plan with `runner`, by default kubectl and helm from PATH (raises PreflightFailed)."""
+    progress = make_progress(getattr(args, "progress", "auto"))
+
+    async def main() -> RunResults:
+        host = runner or await _checked_host(args)
+        return await run_plan(plan, host, out, cluster_kind=CLUSTER_KIND, progress=progress)
+
+    return anyio.run(main)
+
+
 def deploy(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """Deploy with `runner`, by default kubectl and helm from PATH (checked first)."""
     plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
     out: Path = args.out
-    progress = make_progress(args.progress)
-
-    async def main() -> RunResults:
-        return await run_plan(
-            plan, runner or await _checked_host(args), out, cluster_kind=CLUSTER_KIND, progress=progress
-        )
-
     try:
-        results = anyio.run(main)
+        results = _run_on_cluster(plan, args, runner, out)
     except PreflightFailed as exc:
         print(f"dbstack deploy: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -90,15 +94,8 @@ def teardown(args: argparse.Namespace, runner: Runner | None = None) -> int:
     config = validate(values_dir(args), args.profile, args.overrides).config
     plan = build_teardown_plan(config, remove_kubeblocks=args.all)
     out: Path = getattr(args, "out", None) or Path("reports") / "teardown"
-    progress = make_progress(getattr(args, "progress", "auto"))
-
-    async def main() -> RunResults:
-        return await run_teardown(
-            plan, runner or await _checked_host(args), out, cluster_kind=CLUSTER_KIND, progress=progress
-        )
-
     try:
-        results = anyio.run(main)
+        results = _run_on_cluster(plan, args, runner, out)
     except PreflightFailed as exc:
         print(f"dbstack teardown: {exc}", file=sys.stderr)
         return EXIT_INVALID

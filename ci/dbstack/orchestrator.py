@@ -454,7 +454,8 @@ async def run_plan(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
 ) -> RunResults:
-    """Execute `plan` and return one StepResult per step and one DatabaseResult per endpoint.
+    """Execute `plan` (a deploy plan or one from `build_teardown_plan`) and return one StepResult per step and one
+    DatabaseResult per endpoint.
 
     Diagnostics of every failed, timed-out or cancelled step go to `out_dir/diagnostics/<database or step>/`;
     `out_dir/results.json` is written on every exit. On cancellation (including KeyboardInterrupt) the results
@@ -478,16 +479,3 @@ async def run_plan(
         run.finish(cancelled)
         run.progress.close()
     return results
-
-
-async def run_teardown(
-    plan: Plan,
-    runner: Runner,
-    out_dir: Path,
-    *,
-    cluster_kind: str,
-    progress: Progress | None = None,
-    clock: Callable[[], float] = time.time,
-) -> RunResults:
-    """Execute a plan from `build_teardown_plan`: the same engine (order, timeouts, retries, diagnostics)."""
-    return await run_plan(plan, runner, out_dir, cluster_kind=cluster_kind, progress=progress, clock=clock)
