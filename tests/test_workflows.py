@@ -39,7 +39,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 def _tool(name: str) -> str:
     """A console script installed beside this Python (the venv), else on PATH; fails when missing."""
     found = BIN / name if (BIN / name).exists() else shutil.which(name)
-    assert found, f"{name} is not installed: run scripts/setup (it is in the dev extra of ci/pyproject.toml)"
+    assert found, f"{name} is not installed: run scripts/setup (it is in requirements-dev.txt)"
     return str(found)
 
 
