@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/orchestration.py [--out DIR] [--values DIR]
 
 Runs the default plan (values/, no profile) on the simulated cluster in virtual time (trio's MockClock), with
-the latencies below, and then drives the same simulated cluster the way ApeRAG's deploy/databases scripts do:
-snapshot support, then KubeBlocks, then each addon installed and waited on one after another, then all clusters
-installed back to back and waited on together in a 10 s polling loop. The last line printed is one JSON object:
+the simulator's default latencies (the brief's figures, see dbstack.simcluster.Latencies), and then drives the
+same simulated cluster the way ApeRAG's deploy/databases scripts do: snapshot support, then KubeBlocks, then each
+addon installed and waited on one after another, then all clusters installed back to back and waited on together
+in a 10 s polling loop. The last line printed is one JSON object:
 
 - makespan_s: the pipeline's run, first command to last result.
 - baseline_s: the same deployment driven like ApeRAG's scripts.
@@ -30,44 +31,20 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-import trio.testing
 from dbstack.config import load_config
 from dbstack.kube import parse_json
-from dbstack.orchestrator import run_plan
 from dbstack.plan import KUBEBLOCKS_DEPLOYMENTS, Plan, Step, StepKind, build_plan, kubectl
 from dbstack.results import Outcome, RunResults
-from dbstack.simcluster import Failure, Latencies, Scenario, SimCluster
+from dbstack.simcluster import Failure, Latencies, Scenario, SimCluster, in_virtual_time, run_simulated
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The latencies, in seconds from the install command to ready (the brief's figures; KubeBlocks' 180 s sits in the
-# 2-5 min seen upstream, the clusters in the 1-3 min PostgreSQL takes).
-KUBEBLOCKS_S = 180.0
-ADDON_S = 60.0
-CLUSTER_S = {"postgresql": 150.0, "redis": 60.0, "qdrant": 60.0, "elasticsearch": 180.0, "neo4j": 150.0}
-API_S = 0.2
-"""One kubectl call (get, apply) answering."""
-HELM_S = 3.0
-"""`helm upgrade --install` / `helm uninstall` returning (it does not wait for readiness)."""
-SNAPSHOT_CRDS_S = 2.0
-SNAPSHOT_CONTROLLER_S = 20.0
-KUBEBLOCKS_CRDS_S = 5.0
-
-LATENCIES = Latencies(
-    api_s=API_S,
-    helm_s=HELM_S,
-    snapshot_crds_s=SNAPSHOT_CRDS_S,
-    snapshot_controller_s=SNAPSHOT_CONTROLLER_S,
-    kubeblocks_crds_s=KUBEBLOCKS_CRDS_S,
-    kubeblocks_s=KUBEBLOCKS_S,
-    addon_s=dict.fromkeys(CLUSTER_S, ADDON_S),
-    cluster_s=CLUSTER_S,
-)
+LATENCIES = Latencies()
+"""Seconds from an install command to ready: the brief's figures, which are the simulator's defaults."""
 BASELINE_POLL_S = 10.0
 """ApeRAG's readiness loop: every pod of every release Ready, checked every 10 s."""
 MAKESPAN_TARGET = 1.05
@@ -75,20 +52,9 @@ NOTICE_TARGET_S = 1.0
 SMOKE_NOT_RUN = "simulated cluster: the smoke suite needs real databases"
 
 
-def in_virtual_time(main: Callable[[], Awaitable[None]]) -> None:
-    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
-
-
 def run_pipeline(plan: Plan, scenario: Scenario, out: Path, epoch: float) -> tuple[RunResults, SimCluster]:
     sim = SimCluster(scenario)
-    found: list[RunResults] = []
-
-    async def main() -> None:
-        clock = lambda: epoch + anyio.current_time()  # noqa: E731
-        found.append(await run_plan(plan, sim, out, cluster_kind="simulated", clock=clock))
-
-    in_virtual_time(main)
-    return found[0], sim
+    return run_simulated(plan, sim, out, epoch), sim
 
 
 # --- ApeRAG's scripts, faithfully sequential -------------------------------------------------------------------
@@ -174,13 +140,7 @@ async def _cluster_ready(sim: SimCluster, cluster: Step) -> bool:
 
 def run_baseline(plan: Plan, scenario: Scenario) -> tuple[float, SimCluster]:
     sim = SimCluster(scenario)
-    found: list[float] = []
-
-    async def main() -> None:
-        found.append(await aperag_scripts(plan, sim))
-
-    in_virtual_time(main)
-    return found[0], sim
+    return in_virtual_time(lambda: aperag_scripts(plan, sim)), sim
 
 
 # --- measures --------------------------------------------------------------------------------------------------

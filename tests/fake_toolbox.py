@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from typing import Self, TypeVar
+from typing import Self
 
 import dagger
 import trio
-import trio.testing
 from dagger import ReturnType
 from dagger._exceptions import QueryErrorValue
 from dbstack.plan import Command
@@ -79,14 +78,6 @@ def scripted(result: CommandResult, delay_s: float = 0.0) -> Answer:
         return result
 
     return answer
-
-
-T = TypeVar("T")
-
-
-def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
-    """Run under trio's virtual clock: simulated minutes take milliseconds."""
-    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 def query_error(message: str, extensions: dict[str, object]) -> dagger.QueryError:

@@ -17,8 +17,8 @@ from dbstack.orchestrator import run_plan
 from dbstack.plan import Command, Plan, build_plan, helm, kubectl
 from dbstack.results import Outcome, RunResults
 from dbstack.runner import CommandResult
-from dbstack.simcluster import SimCluster
-from fake_toolbox import Answer, FakeToolbox, query_error, run_virtual, scripted, simulated
+from dbstack.simcluster import SimCluster, in_virtual_time
+from fake_toolbox import Answer, FakeToolbox, query_error, scripted, simulated
 
 
 def deploy_over_fake(plan: Plan, out_dir: Path) -> tuple[FakeToolbox, SimCluster, RunResults]:
@@ -29,7 +29,7 @@ def deploy_over_fake(plan: Plan, out_dir: Path) -> tuple[FakeToolbox, SimCluster
     async def main() -> RunResults:
         return await run_plan(plan, runner, out_dir, cluster_kind="k3s", clock=trio.current_time)
 
-    return toolbox, sim, run_virtual(main)
+    return toolbox, sim, in_virtual_time(main)
 
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
@@ -116,7 +116,7 @@ def run_once(answer: Answer, timeout_s: float = 30.0) -> CommandResult:
     async def main() -> CommandResult:
         return await runner.run(helm("list", "-A"), timeout_s=timeout_s)
 
-    return run_virtual(main)
+    return in_virtual_time(main)
 
 
 def test_exit_124_from_timeout_is_a_timeout() -> None:

@@ -18,20 +18,7 @@ TINY = 0.001
 
 
 def quick(**failures: Failure) -> SimCluster:
-    latencies = Latencies(
-        api_s=TINY,
-        helm_s=TINY,
-        snapshot_crds_s=TINY,
-        snapshot_controller_s=TINY,
-        kubeblocks_crds_s=TINY,
-        kubeblocks_s=TINY,
-        addon_s={key: TINY for key in Latencies().addon_s},
-        cluster_s={key: TINY for key in Latencies().cluster_s},
-        pods_after_s=TINY,
-        failure_after_s=TINY,
-        delete_s=TINY,
-    )
-    return SimCluster(Scenario(latencies=latencies, failures=failures))
+    return SimCluster(Scenario(latencies=Latencies.uniform(TINY), failures=failures))
 
 
 def deploy_args(values_dir: Path, out: Path) -> argparse.Namespace:

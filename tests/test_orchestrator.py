@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
-import trio.testing
 from dbstack.orchestrator import (
     BACKOFF_FIRST_S,
     WATCH_INTERVAL_S,
@@ -19,7 +17,16 @@ from dbstack.orchestrator import (
 from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
 from dbstack.results import Outcome, RunResults, StepResult
 from dbstack.runner import CommandResult
-from dbstack.simcluster import SIM_CREDENTIAL, Call, Failure, Latencies, Scenario, SimCluster
+from dbstack.simcluster import (
+    SIM_CREDENTIAL,
+    Call,
+    Failure,
+    Latencies,
+    Scenario,
+    SimCluster,
+    in_virtual_time,
+    run_simulated,
+)
 from dbstack.validate import validate
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -27,10 +34,6 @@ from dbstack.validate import validate
 
 def plan_for(values_dir: Path, *overrides: str) -> Plan:
     return build_plan(validate(values_dir, None, overrides).config)
-
-
-def in_virtual_time(main: Callable[[], Awaitable[None]]) -> None:
-    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
 
 
 @dataclass
@@ -54,14 +57,9 @@ class SimRun:
 
 def simulate(plan: Plan, scenario: Scenario, out: Path, sim: SimCluster | None = None) -> SimRun:
     sim = sim or SimCluster(scenario)
-    found: list[RunResults] = []
-
-    async def main() -> None:
-        found.append(await run_plan(plan, sim, out, cluster_kind="simulated", clock=anyio.current_time))
-
-    in_virtual_time(main)
+    results = run_simulated(plan, sim, out)
     assert sim.unknown == [], "the orchestrator issued commands the simulator does not model"
-    return SimRun(found[0], sim, out)
+    return SimRun(results, sim, out)
 
 
 def fast(**addon_s: float) -> Latencies:
@@ -292,19 +290,9 @@ class Sabotaged:
         return await self.sim.run(command, timeout_s=timeout_s)
 
 
-def _run_with(runner: Sabotaged, plan: Plan, out: Path) -> RunResults:
-    found: list[RunResults] = []
-
-    async def main() -> None:
-        found.append(await run_plan(plan, runner, out, cluster_kind="simulated", clock=anyio.current_time))
-
-    in_virtual_time(main)
-    return found[0]
-
-
 def test_a_runner_that_raises_fails_only_that_step(values_dir: Path, tmp_path: Path) -> None:
     runner = Sabotaged(SimCluster(), ("helm", "upgrade", "--install", "redis-cluster"), raises=True)
-    results = _run_with(runner, plan_for(values_dir), tmp_path)
+    results = run_simulated(plan_for(values_dir), runner, tmp_path)
     redis = next(s for s in results.steps if s.id == "cluster:redis")
     assert (redis.outcome, redis.cause) == (Outcome.FAILED, "runner error: RuntimeError: engine connection lost")
     assert {d.key for d in results.databases if d.outcome is Outcome.PASSED} == {
@@ -316,7 +304,7 @@ def test_a_runner_that_raises_fails_only_that_step(values_dir: Path, tmp_path: P
 
 def test_a_command_killed_by_the_runner_timeout_is_a_timeout(values_dir: Path, tmp_path: Path) -> None:
     runner = Sabotaged(SimCluster(), ("helm", "upgrade", "--install", "qdrant-cluster"), raises=False)
-    results = _run_with(runner, plan_for(values_dir), tmp_path)
+    results = run_simulated(plan_for(values_dir), runner, tmp_path)
     qdrant = next(s for s in results.steps if s.id == "cluster:qdrant")
     assert qdrant.outcome is Outcome.TIMED_OUT
     assert (qdrant.cause or "").startswith("timed out after 600 s running helm upgrade --install qdrant-cluster")
@@ -399,18 +387,7 @@ def test_teardown_without_all_only_removes_clusters_and_tolerates_missing_ones(
 
 
 def test_the_same_run_works_under_asyncio_in_real_time(values_dir: Path, tmp_path: Path) -> None:
-    tiny = 0.001
-    latencies = Latencies(
-        api_s=tiny,
-        helm_s=tiny,
-        snapshot_crds_s=tiny,
-        snapshot_controller_s=tiny,
-        kubeblocks_crds_s=tiny,
-        kubeblocks_s=tiny,
-        addon_s={key: tiny for key in Latencies().addon_s},
-        cluster_s={key: tiny for key in Latencies().cluster_s},
-    )
-    sim = SimCluster(Scenario(latencies=latencies))
+    sim = SimCluster(Scenario(latencies=Latencies.uniform(0.001)))
     found: list[RunResults] = []
 
     async def main() -> None:

@@ -16,8 +16,8 @@ from dbstack.config import load_config
 from dbstack.plan import Command, build_plan
 from dbstack.results import Outcome, RunResults
 from dbstack.runner import CommandResult
-from dbstack.simcluster import SimCluster
-from fake_toolbox import Answer, FakeToolbox, query_error, run_virtual, simulated
+from dbstack.simcluster import SimCluster, in_virtual_time
+from fake_toolbox import Answer, FakeToolbox, query_error, simulated
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
 READY = {check.command for check in k3s.ready_checks(pipeline.K3S_READY_TIMEOUT_S)}
@@ -89,7 +89,7 @@ def deploy(answer: Answer, out_dir: Path) -> tuple[FakeToolbox, dict[str, object
     async def main() -> dagger.Directory:
         return await pipeline._deploy_and_test(run, None)
 
-    assert isinstance(run_virtual(main), dagger.Directory)
+    assert isinstance(in_virtual_time(main), dagger.Directory)
     summary: dict[str, object] = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
     return toolbox, summary
 
@@ -133,7 +133,7 @@ def test_when_the_cluster_cannot_be_reached_at_all_the_reports_carry_the_command
     async def main() -> dagger.Directory:
         return await pipeline._deploy_and_test(run, None)
 
-    run_virtual(main)
+    in_virtual_time(main)
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert (
         results["steps"][0]["cause"] == "the cluster did not start: k3s wrote no kubeconfig within 180s (exit code 1)"

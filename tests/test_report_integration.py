@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import anyio
-import trio.testing
-from dbstack.orchestrator import run_plan
 from dbstack.plan import build_plan
 from dbstack.report import write_reports
 from dbstack.results import Outcome, RunResults
-from dbstack.simcluster import SIM_CREDENTIAL, Failure, Scenario, SimCluster
+from dbstack.simcluster import SIM_CREDENTIAL, Failure, Scenario, SimCluster, run_simulated
 from dbstack.validate import validate
 from report_samples import parse_gantt, written_files
 
@@ -20,15 +17,7 @@ REPORT_FILES = {"junit.xml", "summary.json", "summary.md", "results.json"}
 
 def _simulated_run(values_dir: Path, out: Path, scenario: Scenario) -> RunResults:
     plan = build_plan(validate(values_dir, None, ()).config)
-    found: list[RunResults] = []
-
-    async def main() -> None:
-        found.append(
-            await run_plan(plan, SimCluster(scenario), out, cluster_kind="simulated", clock=anyio.current_time)
-        )
-
-    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
-    return found[0]
+    return run_simulated(plan, SimCluster(scenario), out)
 
 
 def test_successful_simulated_run_leaves_a_complete_passing_folder(values_dir: Path, tmp_path: Path) -> None:

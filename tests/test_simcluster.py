@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import anyio
 import pytest
-import trio.testing
 from dbstack.plan import Command
 from dbstack.runner import CommandResult
-from dbstack.simcluster import Scenario, SimCluster, UnknownCommand
+from dbstack.simcluster import Scenario, SimCluster, UnknownCommand, in_virtual_time
 
 
 def ask(sim: SimCluster, *argv: str, timeout_s: float = 600) -> CommandResult:
-    found: list[CommandResult] = []
-
-    async def main() -> None:
-        found.append(await sim.run(Command(argv), timeout_s=timeout_s))
-
-    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
-    return found[0]
+    return in_virtual_time(lambda: sim.run(Command(argv), timeout_s=timeout_s))
 
 
 def test_unknown_commands_fail_loudly() -> None:
@@ -73,7 +66,7 @@ def test_an_addon_goes_from_enabling_to_enabled_once_its_definitions_are_availab
         await anyio.sleep(Scenario().latencies.addon_s["redis"])
         phases.append((await sim.run(addon, timeout_s=10)).stdout)
 
-    anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
+    in_virtual_time(main)
     assert [next(line for line in p.splitlines() if "phase:" in line).strip() for p in phases] == [
         "phase: Disabled",
         "phase: Enabling",
