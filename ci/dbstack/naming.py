@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 RELEASE_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 RELEASE_MAX = 16
@@ -10,26 +11,46 @@ NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE_MAX = 63
 
 
+@dataclass(frozen=True)
+class NameRule:
+    """At most `maximum` characters matching `pattern`, as `authority` demands; `shape` puts the pattern in words."""
+
+    maximum: int
+    pattern: re.Pattern[str]
+    authority: str
+    shape: str
+
+    def problem(self, value: str) -> str | None:
+        """Why `value` breaks the rule, or None when it keeps it."""
+        if len(value) > self.maximum:
+            return f"is {len(value)} characters long, {self.authority} allows at most {self.maximum}"
+        if not self.pattern.fullmatch(value):
+            return self.shape
+        return None
+
+
+RELEASE_RULE = NameRule(
+    RELEASE_MAX,
+    RELEASE_PATTERN,
+    "KubeBlocks",
+    "must start with a lowercase letter and hold only lowercase letters, digits and '-', not ending in '-'",
+)
+NAMESPACE_RULE = NameRule(
+    NAMESPACE_MAX,
+    NAMESPACE_PATTERN,
+    "Kubernetes",
+    "must hold only lowercase letters, digits and '-', starting and ending with a letter or digit",
+)
+
+
 def release_problem(name: str) -> str | None:
     """Why `name` cannot be a KubeBlocks Cluster (Helm release) name, or None when it can."""
-    if not name:
-        return "is empty"
-    if len(name) > RELEASE_MAX:
-        return f"is {len(name)} characters long, KubeBlocks allows at most {RELEASE_MAX}"
-    if not RELEASE_PATTERN.fullmatch(name):
-        return "must start with a lowercase letter and hold only lowercase letters, digits and '-', not ending in '-'"
-    return None
+    return RELEASE_RULE.problem(name) if name else "is empty"
 
 
 def namespace_problem(name: str) -> str | None:
     """Why `name` cannot be a Kubernetes namespace (an RFC 1123 label), or None when it can."""
-    if not name:
-        return "is empty"
-    if len(name) > NAMESPACE_MAX:
-        return f"is {len(name)} characters long, Kubernetes allows at most {NAMESPACE_MAX}"
-    if not NAMESPACE_PATTERN.fullmatch(name):
-        return "must hold only lowercase letters, digits and '-', starting and ending with a letter or digit"
-    return None
+    return NAMESPACE_RULE.problem(name) if name else "is empty"
 
 
 def preview_namespace(pr_number: int) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from dbstack.masking import mask
-from dbstack.naming import preview_namespace
+from dbstack.naming import NameRule, preview_namespace
 from dbstack.plan import Command, helm, kubectl
 from dbstack.results import DatabaseResult, Outcome, RunResults
 from dbstack.runner import Runner
@@ -47,8 +47,12 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dbstack"
 COMMENT_MARKER = "<!-- dbstack-preview -->"
 DEFAULT_TTL_S = 72 * 3600
-LABEL_VALUE_MAX = 63
-LABEL_VALUE_PATTERN = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+LABEL_VALUE_RULE = NameRule(
+    63,
+    re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"),
+    "Kubernetes",
+    "must start and end with a letter or digit and hold only letters, digits, '-', '_' and '.'",
+)
 HEAD_SHA_PATTERN = re.compile(r"[0-9a-f]{7,64}")
 PREVIEW_NAMESPACE_PATTERN = re.compile(r"pr-[1-9][0-9]*")
 OBJECT_NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -72,11 +76,7 @@ class PreviewError(Exception):
 
 def label_value_problem(value: str) -> str | None:
     """Why `value` cannot be a Kubernetes label value, or None when it can."""
-    if len(value) > LABEL_VALUE_MAX:
-        return f"is {len(value)} characters long, Kubernetes allows at most {LABEL_VALUE_MAX}"
-    if not LABEL_VALUE_PATTERN.fullmatch(value):
-        return "must start and end with a letter or digit and hold only letters, digits, '-', '_' and '.'"
-    return None
+    return LABEL_VALUE_RULE.problem(value)
 
 
 @dataclass(frozen=True)
