@@ -275,10 +275,7 @@ _API_NAMES = {
 
 
 _CRD_OF = {
-    "cluster": "clusters.apps.kubeblocks.io",
-    "clusterdefinition": "clusterdefinitions.apps.kubeblocks.io",
-    "componentversion": "componentversions.apps.kubeblocks.io",
-    "componentdefinition": "componentdefinitions.apps.kubeblocks.io",
+    kind: _API_NAMES[kind] for kind in ("cluster", "clusterdefinition", "componentversion", "componentdefinition")
 }
 """Kinds that exist only while their CRD is installed."""
 
