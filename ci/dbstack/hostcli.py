@@ -16,7 +16,7 @@ from dbstack.kube import first_line, parse_json
 from dbstack.orchestrator import RESULTS_FILE, run_plan
 from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
 from dbstack.progress import make_progress
-from dbstack.results import Outcome, RunResults
+from dbstack.results import Outcome, RunResults, StepResult
 from dbstack.runner import Runner
 from dbstack.validate import validate
 
@@ -104,9 +104,13 @@ def teardown(args: argparse.Namespace, runner: Runner | None = None) -> int:
         return EXIT_INTERRUPTED
     failed = [s for s in results.steps if not s.outcome.ok]
     for step in failed:
-        print(f"{step.id}: {step.outcome.value}: {first_line(step.cause or '')}", file=sys.stderr)
+        _say_what_went_wrong(step)
     print(f"teardown {'failed' if failed else 'done'}; details in {out / RESULTS_FILE}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _say_what_went_wrong(step: StepResult) -> None:
+    print(f"{step.id}: {step.outcome.value}: {first_line(step.cause or '')}", file=sys.stderr)
 
 
 def _saved(out: Path) -> RunResults | None:
@@ -128,7 +132,7 @@ def _finish(results: RunResults, out: Path, verdict: str | None = None) -> None:
         (out / RESULTS_FILE).write_text(json.dumps(results.to_json(), indent=2), encoding="utf-8")
     for step in results.steps:
         if not step.outcome.ok and step.outcome is not Outcome.NOT_RUN:
-            print(f"{step.id}: {step.outcome.value}: {first_line(step.cause or '')}", file=sys.stderr)
+            _say_what_went_wrong(step)
     for database in results.databases:
         if database.outcome is Outcome.PASSED:
             print(f"{database.key:14} ready: {database.host}:{database.port} (Secret {database.secret or 'none'})")
