@@ -479,6 +479,31 @@ def test_missing_values_file_of_an_enabled_database(capsys: pytest.CaptureFixtur
     )
 
 
+def test_missing_values_file_is_reported_even_when_the_profile_has_one(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    (values_dir / "redis.yaml").unlink()
+    pipeline = values_dir / "pipeline.yaml"
+    line = line_of(pipeline, "enabled: true", after="redis:")
+    assert_invalid(
+        run_validate(capsys, values_dir, "--profile", "ci"),
+        f"{pipeline}:{line}: databases.redis.enabled: database is enabled but its values file "
+        f"{values_dir / 'redis.yaml'} is missing (the profile's redis.yaml only overrides it) "
+        "(allowed: create redis.yaml, or set enabled: false)",
+    )
+
+
+def test_a_profile_file_of_a_disabled_database_without_base_is_still_checked(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    (values_dir / "neo4j.yaml").unlink()
+    profile_file = values_dir / "profiles" / "ci" / "neo4j.yaml"
+    profile_file.write_text("storage: 0\n", encoding="utf-8")
+    run = run_validate(capsys, values_dir, "--profile", "ci")
+    assert run.code == EXIT_INVALID
+    assert run.line_starting(f"{profile_file}:1: storage: 0 is below the minimum")
+
+
 def test_missing_values_file_of_a_disabled_database_is_fine(
     capsys: pytest.CaptureFixture[str], values_dir: Path
 ) -> None:

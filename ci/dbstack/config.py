@@ -49,7 +49,9 @@ SETTINGS_RULES: dict[str, Rule] = {
     ),
     "timeouts": Rule(
         ("mapping",),
-        children={name: _TIMEOUT for name in ("snapshotController", "kubeblocks", "addon", "cluster", "smoke")},
+        children={
+            name: _TIMEOUT for name in ("crds", "snapshotController", "kubeblocks", "addon", "cluster", "smoke")
+        },
     ),
 }
 CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
@@ -189,6 +191,7 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class Timeouts:
+    crds: int
     snapshot_controller: int
     kubeblocks: int
     addon: int
@@ -282,16 +285,20 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
         entry: Mapping[str, Any] | None = s["databases"][db.key] if settings_ok else None
         layers = Layers()
         base = values_dir / f"{db.key}.yaml"
-        if not base.exists() and not (profile_dir and (profile_dir / base.name).exists()):
+        in_profile = profile_dir is not None and (profile_dir / base.name).exists()
+        if not base.exists():
             if entry is not None and entry["enabled"]:
+                # A profile only overrides: alone it would deploy the chart's defaults, not ApeRAG's values.
+                only = f" (the profile's {base.name} only overrides it)" if in_profile else ""
                 problems.append(
                     settings.problem(
                         f"databases.{db.key}.enabled",
-                        f"database is enabled but its values file {base} is missing",
+                        f"database is enabled but its values file {base} is missing{only}",
                         f"create {base.name}, or set enabled: false",
                     )
                 )
-            continue
+            if not in_profile:
+                continue
         _layer(layers, base, profile_dir, problems, required=False)
         check_rules(layers, db.values_rules, problems, require_all=False)
         _check_chart_values(db, layers, problems)
@@ -324,6 +331,7 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
         node_cpu=float(s["node"]["cpu"]),
         node_memory_gi=float(s["node"]["memoryGi"]),
         timeouts=Timeouts(
+            crds=s["timeouts"]["crds"],
             snapshot_controller=s["timeouts"]["snapshotController"],
             kubeblocks=s["timeouts"]["kubeblocks"],
             addon=s["timeouts"]["addon"],

@@ -262,7 +262,7 @@ def build_plan(config: Config) -> Plan:
             done_when=tuple(
                 Wait(f"crd/{c}.snapshot.storage.k8s.io", None, "condition=Established") for c in SNAPSHOT_CRDS
             ),
-            timeout_s=120,
+            timeout_s=config.timeouts.crds,
             diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
         ),
         Step(
@@ -310,7 +310,7 @@ def build_plan(config: Config) -> Plan:
                 ),
             ),
             done_when=tuple(Wait(f"crd/{c}", None, "condition=Established") for c in KUBEBLOCKS_CRDS),
-            timeout_s=180,
+            timeout_s=config.timeouts.crds,
             diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
         ),
         Step(
