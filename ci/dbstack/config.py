@@ -49,9 +49,7 @@ SETTINGS_RULES: dict[str, Rule] = {
     ),
     "timeouts": Rule(
         ("mapping",),
-        children={
-            name: _TIMEOUT for name in ("crds", "snapshotController", "kubeblocks", "addon", "cluster", "smoke")
-        },
+        children={name: _TIMEOUT for name in ("crds", "snapshotController", "kubeblocks", "addon", "cluster", "smoke")},
     ),
 }
 CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
