@@ -397,7 +397,10 @@ def test_unclosed_bracket_points_at_the_last_line_not_past_it(
 ) -> None:
     (values_dir / "qdrant.yaml").write_text("version: 1.10.0\nextra: {terminationPolicy: Delete" + ending)
     problem = run_validate(capsys, values_dir).line_starting(f"{values_dir / 'qdrant.yaml'}:")
-    assert problem.startswith(f"{values_dir / 'qdrant.yaml'}:2: -: invalid YAML at the end of the file: ")
+    assert problem.startswith(
+        f"{values_dir / 'qdrant.yaml'}:2: -: invalid YAML at the end of the file (line 2, column 34): "
+    )
+    assert problem.endswith("while parsing a flow mapping started at line 2, column 8")
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n", "null\n"])

@@ -71,7 +71,22 @@ def _single_root(path: Path, text: str, problems: list[Problem]) -> yaml.Mapping
             problems.append(Problem(path, 1, "-", f"invalid YAML: {what}"))
         elif mark.line + 1 > _last_line(text):
             # The parser ran off the end (an unclosed bracket or quote): point at the last line, not past it.
-            problems.append(Problem(path, _last_line(text), "-", f"invalid YAML at the end of the file: {what}"))
+            last = _last_line(text)
+            column = len(text.splitlines()[last - 1]) + 1 if text.strip() else 1
+            opened = exc.context_mark
+            where = (
+                f"; {_one_line(exc.context or 'it')} started at line {opened.line + 1}, column {opened.column + 1}"
+                if opened is not None and opened is not mark
+                else ""
+            )
+            problems.append(
+                Problem(
+                    path,
+                    last,
+                    "-",
+                    f"invalid YAML at the end of the file (line {last}, column {column}): {what}{where}",
+                )
+            )
         else:
             line, column = mark.line + 1, mark.column + 1
             problems.append(Problem(path, line, "-", f"invalid YAML at line {line}, column {column}: {what}"))
