@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from conftest import REPO
 from dbstack.cli import main
 from dbstack.plan import StepKind, build_plan
 from dbstack.validate import validate
@@ -101,3 +103,30 @@ def test_plan_json_is_documented_shape(values_dir: Path, capsys) -> None:  # typ
     assert cluster["timeoutSeconds"] == 600
     assert cluster["diagnostics"]
     assert {e["database"] for e in data["endpoints"]} == {"postgresql", "redis", "qdrant", "elasticsearch"}
+
+
+def _field_paths(value: object, prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            paths.add(path)
+            paths |= _field_paths(child, path)
+    elif isinstance(value, list):
+        for item in value:
+            paths |= _field_paths(item, f"{prefix}[]")
+    return paths
+
+
+def test_every_plan_json_field_is_documented(values_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["plan", "--json", "--values", str(values_dir), "--set", "databases.neo4j.enabled=true"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    documented = set(re.findall(r"^\| `([^`]+)` \|", (REPO / "docs" / "plan.md").read_text(), re.MULTILINE))
+    # Every command object has the shape documented once, under steps[].commands[].
+    fields = {
+        re.sub(r"^.*\.command\.(argv|stdin)$", r"steps[].commands[].\1", p)
+        for p in _field_paths(data)
+        if not p.startswith("versions.")
+    }
+    missing = sorted(fields - documented)
+    assert not missing, f"docs/plan.md does not describe: {missing}"

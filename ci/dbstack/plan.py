@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -176,12 +176,40 @@ class Plan:
             "profile": self.profile,
             "versions": self.versions,
             "steps": [_step_json(s) for s in self.steps],
-            "endpoints": [{**asdict(e), "host": e.host} for e in self.endpoints],
+            "endpoints": [_endpoint_json(e) for e in self.endpoints],
         }
 
 
 def _command_json(c: Command) -> dict[str, Any]:
     return {"argv": list(c.argv), "stdin": c.stdin}
+
+
+def _endpoint_json(e: Endpoint) -> dict[str, Any]:
+    return {
+        "database": e.database,
+        "title": e.title,
+        "release": e.release,
+        "namespace": e.namespace,
+        "service": e.service,
+        "host": e.host,
+        "port": e.port,
+        "secret": e.secret,
+        "chartVersion": e.chart_version,
+        "version": e.version,
+        "mode": e.mode,
+        "replicas": e.replicas,
+    }
+
+
+def _watch_json(w: Watch) -> dict[str, Any]:
+    return {
+        "cluster": w.cluster,
+        "namespace": w.namespace,
+        "podSelector": w.pod_selector,
+        "failPhases": list(w.fail_phases),
+        "stuckReasons": list(w.stuck_reasons),
+        "unschedulableMessages": list(w.unschedulable_messages),
+    }
 
 
 def _step_json(s: Step) -> dict[str, Any]:
@@ -208,7 +236,7 @@ def _step_json(s: Step) -> dict[str, Any]:
         ],
         "timeoutSeconds": s.timeout_s,
         "retryOn": list(s.retry_on),
-        "watch": asdict(s.watch) if s.watch else None,
+        "watch": _watch_json(s.watch) if s.watch else None,
         "diagnostics": [{"name": d.name, "command": _command_json(d.command)} for d in s.diagnostics],
     }
 
