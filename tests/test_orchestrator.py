@@ -14,7 +14,7 @@ from dbstack.orchestrator import (
     WATCH_INTERVAL_S,
     run_plan,
 )
-from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
+from dbstack.plan import KUBEBLOCKS_CRDS, SNAPSHOT_CRDS, Command, Plan, build_plan, build_teardown_plan
 from dbstack.results import Outcome, RunResults, StepResult
 from dbstack.runner import CommandResult
 from dbstack.simcluster import (
@@ -357,11 +357,10 @@ def test_teardown_removes_clusters_before_addons_and_kubeblocks(values_dir: Path
     in_virtual_time(main)
     assert sim.unknown == []
     assert len(left["before"]) == 4
-    assert {kind: names for kind, names in left.items() if kind != "before"} == {
+    assert {kind: names for kind, names in left.items() if kind not in ("before", "crd")} == {
         "cluster": [],
         "clusterdefinition": [],
-        "deployment": [],
-        "crd": [],
+        "deployment": ["snapshot-controller"],
     }
     steps = {s.id: s for s in found[0].steps}
     assert {s.outcome for s in steps.values()} == {Outcome.PASSED}
@@ -371,6 +370,28 @@ def test_teardown_removes_clusters_before_addons_and_kubeblocks(values_dir: Path
     assert (steps["uninstall-kubeblocks"].started_at or 0) >= max(
         s.ended_at or 0 for s in steps.values() if s.kind == "uninstall-addon"
     )
+
+
+def test_teardown_all_leaves_the_crds_and_snapshot_support_it_cannot_know_it_installed(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    config = validate(values_dir).config
+    plan = build_teardown_plan(config, remove_kubeblocks=True)
+    sim = SimCluster(Scenario(preinstalled=True))  # CRDs, snapshot support and KubeBlocks were there before dbstack
+    found: list[RunResults] = []
+    left: dict[str, list[str]] = {}
+
+    async def main() -> None:
+        found.append(await run_plan(plan, sim, tmp_path, cluster_kind="simulated"))
+        left.update({kind: sim.live(kind) for kind in ("crd", "deployment")})
+
+    in_virtual_time(main)
+    assert sim.unknown == []
+    assert {s.outcome for s in found[0].steps} == {Outcome.PASSED}
+    assert left["crd"] == sorted([*KUBEBLOCKS_CRDS, *(f"{c}.snapshot.storage.k8s.io" for c in SNAPSHOT_CRDS)])
+    assert left["deployment"] == ["snapshot-controller"]
+    deletes = [c.argv for c in sim.calls if c.argv[:2] == ("kubectl", "delete")]
+    assert deletes == [("kubectl", "delete", "namespace", config.kubeblocks_namespace, "--ignore-not-found")]
 
 
 def test_teardown_without_all_only_removes_clusters_and_tolerates_missing_ones(

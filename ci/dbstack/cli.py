@@ -63,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teardown", help="remove what deploy installed (clusters; with --all, KubeBlocks too)")
     _add_values_args(p)
     p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")
-    p.add_argument("--all", action="store_true", help="also remove addons, KubeBlocks and snapshot support")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="also remove the addons, KubeBlocks and its namespace; never the CRDs or snapshot support (deleting "
+        "a CRD deletes every object of its kind in the whole cluster)",
+    )
     p.set_defaults(handler=_lazy("dbstack.hostcli", "teardown"))
 
     p = sub.add_parser("report", help="render a saved results.json into reports again")

@@ -36,8 +36,6 @@ class StepKind(StrEnum):
     UNINSTALL_CLUSTER = "uninstall-cluster"
     UNINSTALL_ADDON = "uninstall-addon"
     UNINSTALL_KUBEBLOCKS = "uninstall-kubeblocks"
-    DELETE_SNAPSHOT_CONTROLLER = "delete-snapshot-controller"
-    DELETE_CRDS = "delete-crds"
     DELETE_NAMESPACE = "delete-namespace"
 
 
@@ -529,8 +527,12 @@ TEARDOWN_TIMEOUT_S = 300
 
 def build_teardown_plan(config: Config, remove_kubeblocks: bool) -> Plan:
     """The reverse of `build_plan`: clusters first (their definitions cannot go while they exist), then, with
-    `remove_kubeblocks`, the addons, KubeBlocks, snapshot support, the CRDs and the KubeBlocks namespace.
-    Every command tolerates what is already gone, so a teardown can be re-run after a partial one."""
+    `remove_kubeblocks`, the addons, KubeBlocks and the KubeBlocks namespace. Every command tolerates what is
+    already gone, so a teardown can be re-run after a partial one.
+
+    The CRDs and snapshot support are never removed: dbstack cannot know it installed them (deploy skips what is
+    there), and deleting a CRD deletes every object of its kind cluster-wide: every KubeBlocks Cluster in every
+    namespace, every VolumeSnapshot. Remove them by hand once nothing else uses them."""
     ns = config.namespace
     steps: list[Step] = [
         Step(
@@ -563,7 +565,6 @@ def build_teardown_plan(config: Config, remove_kubeblocks: bool) -> Plan:
 
 def _kubeblocks_teardown_steps(config: Config, cluster_steps: tuple[str, ...]) -> list[Step]:
     kb_ns = config.kubeblocks_namespace
-    raw = f"https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/{config.snapshotter_version}"
     addons = [
         Step(
             id=f"uninstall-addon:{d.key}",
@@ -592,49 +593,10 @@ def _kubeblocks_teardown_steps(config: Config, cluster_steps: tuple[str, ...]) -
             diagnostics=kb_diagnostics,
         ),
         Step(
-            id="delete-snapshot-controller",
-            title="Delete the snapshot controller",
-            kind=StepKind.DELETE_SNAPSHOT_CONTROLLER,
-            needs=("uninstall-kubeblocks",),
-            commands=tuple(
-                kubectl("delete", "--ignore-not-found", "-f", f"{raw}/deploy/kubernetes/snapshot-controller/{m}.yaml")
-                for m in reversed(SNAPSHOT_CONTROLLER_MANIFESTS)
-            ),
-            done_when=(Wait("deployment/snapshot-controller", "kube-system", "delete"),),
-            timeout_s=TEARDOWN_TIMEOUT_S,
-        ),
-        Step(
-            id="delete-crds",
-            title="Delete the KubeBlocks and VolumeSnapshot CRDs",
-            kind=StepKind.DELETE_CRDS,
-            needs=("uninstall-kubeblocks", "delete-snapshot-controller"),
-            commands=(
-                kubectl(
-                    "delete",
-                    "--ignore-not-found",
-                    "-f",
-                    "https://github.com/apecloud/kubeblocks/releases/download/"
-                    f"v{config.kubeblocks_version}/kubeblocks_crds.yaml",
-                ),
-                *(
-                    kubectl(
-                        "delete",
-                        "--ignore-not-found",
-                        "-f",
-                        f"{raw}/client/config/crd/snapshot.storage.k8s.io_{c}.yaml",
-                    )
-                    for c in SNAPSHOT_CRDS
-                ),
-            ),
-            done_when=(),
-            timeout_s=TEARDOWN_TIMEOUT_S,
-            diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
-        ),
-        Step(
             id="delete-namespace",
             title=f"Delete namespace {kb_ns}",
             kind=StepKind.DELETE_NAMESPACE,
-            needs=("delete-crds",),
+            needs=("uninstall-kubeblocks",),
             commands=(kubectl("delete", "namespace", kb_ns, "--ignore-not-found"),),
             done_when=(Wait(f"namespace/{kb_ns}", None, "delete"),),
             timeout_s=TEARDOWN_TIMEOUT_S,
