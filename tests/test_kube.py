@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dbstack.kube import cluster_state, is_transient
+from dbstack.kube import FatalStreaks, cluster_state, is_transient
 from dbstack.plan import Watch
 
 WATCH = Watch(cluster="pg-cluster", namespace="default", pod_selector="app.kubernetes.io/instance=pg-cluster")
@@ -91,3 +91,36 @@ def test_a_failed_cluster_is_fatal_with_its_false_condition_when_components_say_
 def test_a_running_cluster_with_ready_pods_is_neither_fatal_nor_stuck() -> None:
     state = cluster_state(WATCH, cluster("Running"), pods(pod("x-0", ready=True), pod("x-1", ready=True)))
     assert (state.fatal, state.stuck, state.summary) == (None, (), "Cluster Running; pods 2/2 ready")
+
+
+def crashing(restarts: int) -> str:
+    container = {
+        "name": "postgresql",
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+    }
+    item = {"metadata": {"name": "p-1"}, "status": {"phase": "Running", "containerStatuses": [container]}}
+    return pods(item)
+
+
+def test_one_restart_in_crash_loop_fails_only_when_the_next_look_still_shows_it() -> None:
+    streaks = FatalStreaks(WATCH)
+    once = cluster_state(WATCH, cluster("Creating"), crashing(1))
+    assert once.fatal is not None
+    assert streaks.judge(once) is None
+    again = cluster_state(WATCH, cluster("Creating"), crashing(2))
+    assert streaks.judge(again) == again.fatal
+
+
+def test_a_blip_between_looks_starts_the_count_again() -> None:
+    streaks = FatalStreaks(WATCH)
+    abnormal = cluster_state(WATCH, cluster("Abnormal"), pods())
+    assert streaks.judge(abnormal) is None
+    assert streaks.judge(cluster_state(WATCH, cluster("Creating"), pods())) is None
+    assert streaks.judge(abnormal) is None
+    assert streaks.judge(abnormal) == abnormal.fatal
+
+
+def test_a_crash_loop_that_restarted_often_enough_fails_on_first_sight() -> None:
+    state = cluster_state(WATCH, cluster("Creating"), crashing(WATCH.crashloop_restarts))
+    assert FatalStreaks(WATCH).judge(state) == state.fatal

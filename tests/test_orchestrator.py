@@ -159,6 +159,31 @@ def test_a_failing_cluster_ends_its_wait_at_once_with_the_cause_and_the_others_s
         assert (tmp_path / "diagnostics" / "redis" / name).is_file()
 
 
+@pytest.mark.parametrize("failure", [Failure.CRASH_ONCE, Failure.ABNORMAL_BLIP])
+def test_a_failure_seen_on_one_look_only_is_a_bootstrap_blip_and_the_cluster_still_passes(
+    values_dir: Path, tmp_path: Path, failure: Failure
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": failure}), tmp_path)
+    assert run.sim.sightings == {"pg-cluster": 1}  # the watch did see it, once
+    assert run.step("cluster:postgresql").outcome is Outcome.PASSED
+    assert run.outcome("postgresql") is Outcome.PASSED
+
+
+@pytest.mark.parametrize("failure", [Failure.ABNORMAL, Failure.IMAGE_PULL, Failure.PENDING_CPU])
+def test_a_failure_seen_on_two_looks_in_a_row_fails_on_the_second(
+    values_dir: Path, tmp_path: Path, failure: Failure
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": failure}), tmp_path)
+    assert run.sim.sightings == {"pg-cluster": 2}
+    assert run.step("cluster:postgresql").outcome is Outcome.FAILED
+
+
+def test_a_crash_loop_with_three_restarts_fails_on_first_sight(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": Failure.CRASHLOOP}), tmp_path)
+    assert run.sim.sightings == {"pg-cluster": 1}
+    assert run.step("cluster:postgresql").outcome is Outcome.FAILED
+
+
 def test_diagnostics_never_hold_the_credentials_pods_print(values_dir: Path, tmp_path: Path) -> None:
     run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": Failure.CRASHLOOP}), tmp_path)
     files = [p for p in (tmp_path / "diagnostics").rglob("*") if p.is_file()]

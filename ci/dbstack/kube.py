@@ -55,6 +55,27 @@ class ClusterState:
     """Why waiting longer is pointless, most useful line first; None while the cluster may still come up."""
     stuck: tuple[str, ...] = ()
     """Pods that are not (yet) fine, one line each, for a timeout's cause."""
+    signs: frozenset[str] = frozenset()
+    """What made `fatal` ("phase Abnormal", "<pod> CrashLoopBackOff"), to tell a lasting state from a blip."""
+    certain: bool = False
+    """`fatal` needs no second look (a container has crash-looped `Watch.crashloop_restarts` times already)."""
+
+
+class FatalStreaks:
+    """Counts on how many consecutive looks each fatal sign has shown, and says when one has lasted long enough."""
+
+    def __init__(self, watch: Watch) -> None:
+        self._confirm = max(1, watch.confirm_looks)
+        self._streaks: dict[str, int] = {}
+
+    def judge(self, state: ClusterState) -> str | None:
+        """The cause to fail with after this look, or None while nothing fatal has persisted."""
+        self._streaks = {sign: self._streaks.get(sign, 0) + 1 for sign in state.signs}
+        if state.fatal is None:
+            return None
+        if state.certain or any(streak >= self._confirm for streak in self._streaks.values()):
+            return state.fatal
+        return None
 
 
 def parse_json(text: str) -> Any:
@@ -71,7 +92,10 @@ def cluster_state(watch: Watch, cluster_json: str, pods_json: str) -> ClusterSta
     pods = _items(parse_json(pods_json))
     phase = _get(cluster, "status", "phase") if cluster else None
     lines = [line for pod in pods if (line := _pod_problem(pod, watch))]
-    fatal_lines = [line for pod in pods if (line := _pod_fatal(pod, watch))]
+    fatal_signs = [sign for pod in pods if (sign := _pod_fatal(pod, watch))]
+    fatal_lines = [sign.line for sign in fatal_signs]
+    signs = frozenset(sign.key for sign in fatal_signs)
+    certain = any(sign.certain for sign in fatal_signs)
     ready = sum(1 for pod in pods if _pod_ready(pod))
     if cluster is None:
         summary = f"Cluster {watch.cluster} not created yet"
@@ -80,10 +104,10 @@ def cluster_state(watch: Watch, cluster_json: str, pods_json: str) -> ClusterSta
     if isinstance(phase, str) and phase in watch.fail_phases:
         detail = _cluster_detail(cluster)
         head = f"Cluster {watch.cluster} is {phase}" + (f": {detail}" if detail else "")
-        return ClusterState(summary, "\n".join([head, *lines]), tuple(lines))
+        return ClusterState(summary, "\n".join([head, *lines]), tuple(lines), signs | {f"phase {phase}"}, certain)
     if fatal_lines:
         others = [line for line in lines if line not in fatal_lines]
-        return ClusterState(summary, "\n".join([*fatal_lines, *others]), tuple(lines))
+        return ClusterState(summary, "\n".join([*fatal_lines, *others]), tuple(lines), signs, certain)
     return ClusterState(summary, None, tuple(lines))
 
 
@@ -142,21 +166,33 @@ def _container_line(pod: Mapping[str, Any], container: Mapping[str, Any], reason
     return f"{line}: {message}" if message else line
 
 
-def _pod_fatal(pod: Mapping[str, Any], watch: Watch) -> str | None:
+@dataclass(frozen=True)
+class _FatalSign:
+    line: str
+    key: str
+    certain: bool = False
+
+
+def _pod_fatal(pod: Mapping[str, Any], watch: Watch) -> _FatalSign | None:
     message = _unschedulable(pod)
     if message and any(fragment in message for fragment in watch.unschedulable_messages):
-        return f"{_name(pod)} Pending: {_first_sentence(message)}"
+        return _FatalSign(f"{_name(pod)} Pending: {_first_sentence(message)}", f"{_name(pod)} Unschedulable")
     for container in _containers(pod):
         waiting = _waiting(container)
         if waiting and waiting[0] in watch.stuck_reasons:
-            return _container_line(pod, container, *waiting)
+            restarts = container.get("restartCount")
+            certain = (
+                waiting[0] == "CrashLoopBackOff" and isinstance(restarts, int) and restarts >= watch.crashloop_restarts
+            )
+            key = f"{_name(pod)} {container.get('name', '?')} {waiting[0]}"
+            return _FatalSign(_container_line(pod, container, *waiting), key, certain)
     return None
 
 
 def _pod_problem(pod: Mapping[str, Any], watch: Watch) -> str | None:
     fatal = _pod_fatal(pod, watch)
     if fatal:
-        return fatal
+        return fatal.line
     message = _unschedulable(pod)
     if message:
         return f"{_name(pod)} Pending: {_first_sentence(message)}"

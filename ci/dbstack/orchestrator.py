@@ -4,9 +4,10 @@ Every step starts the moment the steps it needs have succeeded (the plan is a DA
 parallel and each cluster installs as soon as its own addon is Available. Readiness is event-driven: a blocking
 `kubectl wait` / `kubectl rollout status` whose return is the notice. Beside each cluster's wait runs a watch
 that looks at the Cluster and its pods every `WATCH_INTERVAL_S` seconds and ends the wait at once with the cause
-when the Cluster turns Failed/Abnormal or a pod is stuck (Insufficient cpu, ImagePullBackOff, CrashLoopBackOff):
-polling only for the failure path, at a modest interval. On failure, timeout or cancellation the step's
-diagnostics are collected into files (secret values masked) and results.json is still written.
+when the Cluster turns Failed/Abnormal or a pod is stuck (Insufficient cpu, ImagePullBackOff, CrashLoopBackOff)
+on consecutive looks (a bootstrap blip is not a failure): polling only for the failure path, at a modest
+interval. On failure, timeout or cancellation the step's diagnostics are collected into files (secret values
+masked) and results.json is still written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import anyio
 
-from dbstack.kube import NO_SUCH_TYPE, TIMED_OUT, ClusterState, cluster_state, first_line, is_transient
+from dbstack.kube import NO_SUCH_TYPE, TIMED_OUT, ClusterState, FatalStreaks, cluster_state, first_line, is_transient
 from dbstack.masking import mask
 from dbstack.plan import Command, Plan, Step, Wait, Watch, kubectl
 from dbstack.progress import Progress
@@ -295,6 +296,7 @@ class _Run:
             *ns, "get", "clusters.apps.kubeblocks.io", watch.cluster, "-o", "json", "--ignore-not-found"
         )
         get_pods = kubectl(*ns, "get", "pods", "-l", watch.pod_selector, "-o", "json")
+        streaks = FatalStreaks(watch)
         while True:
             await anyio.sleep(WATCH_INTERVAL_S)
             cluster = await self.runner.run(get_cluster, timeout_s=WATCH_COMMAND_TIMEOUT_S)
@@ -304,8 +306,9 @@ class _Run:
             state = cluster_state(watch, cluster.stdout, pods.stdout)
             self.last_state[step.id] = state
             self.progress.waiting(step, state.summary, self.clock())
-            if state.fatal:
-                return state.fatal
+            fatal = streaks.judge(state)
+            if fatal:
+                return fatal
 
     # --- diagnostics -----------------------------------------------------------------------------------------
 

@@ -105,6 +105,11 @@ class Watch:
     kubelet retries once and reports ImagePullBackOff when the pull keeps failing."""
     unschedulable_messages: tuple[str, ...] = ("Insufficient cpu", "Insufficient memory")
     """An Unschedulable pod is stuck only for these; "unbound PersistentVolumeClaims" resolves by itself."""
+    confirm_looks: int = 2
+    """A fatal sign (the same phase, or the same pod's reason) must show on this many consecutive looks: one
+    restart while a replica waits for its primary, or a moment of Abnormal during bootstrap, clears by itself."""
+    crashloop_restarts: int = 3
+    """A CrashLoopBackOff container restarted this often already has proved it persists: fatal on first sight."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,8 @@ def _watch_json(w: Watch) -> dict[str, Any]:
         "failPhases": list(w.fail_phases),
         "stuckReasons": list(w.stuck_reasons),
         "unschedulableMessages": list(w.unschedulable_messages),
+        "confirmLooks": w.confirm_looks,
+        "crashloopRestarts": w.crashloop_restarts,
     }
 
 

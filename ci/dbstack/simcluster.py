@@ -51,6 +51,14 @@ class Failure(StrEnum):
     ABNORMAL = "abnormal"
     STALLED = "stalled"
     """Pods run but never become ready, with no signal: only the timeout ends the wait."""
+    CRASH_ONCE = "crash-once"
+    """A container crashes once during bootstrap (a replica before its primary is up): CrashLoopBackOff with one
+    restart for `Latencies.blip_s`, then the cluster comes up as usual."""
+    ABNORMAL_BLIP = "abnormal-blip"
+    """The Cluster shows Abnormal for `Latencies.blip_s` during bootstrap, then comes up as usual."""
+
+
+PASSING_FAILURES = frozenset({Failure.CRASH_ONCE, Failure.ABNORMAL_BLIP})
 
 
 def _default_clusters() -> dict[str, float]:
@@ -77,6 +85,8 @@ class Latencies:
     """From a cluster's definitions being Available to its pods existing."""
     failure_after_s: float = 20.0
     """From a cluster's pods existing to its failure showing."""
+    blip_s: float = 5.0
+    """How long a passing failure (CRASH_ONCE, ABNORMAL_BLIP) shows."""
     delete_s: float = 5.0
 
     @classmethod
@@ -93,6 +103,7 @@ class Latencies:
             cluster_s=dict.fromkeys(DATABASES, seconds),
             pods_after_s=seconds,
             failure_after_s=seconds,
+            blip_s=seconds,
             delete_s=seconds,
         )
 
@@ -168,6 +179,12 @@ class _Object:
 
     def ready(self, now: float) -> bool:
         return self.exists(now) and now >= self.ready_at
+
+    def failing(self, now: float, blip_s: float) -> bool:
+        """Whether the failure shows at `now` (a passing one only for `blip_s`)."""
+        if self.failure is None or now < self.fail_at:
+            return False
+        return self.failure not in PASSING_FAILURES or now < self.fail_at + blip_s
 
 
 @dataclass
@@ -312,6 +329,8 @@ class SimCluster:
         self._times: set[float] = set()
         self._changed: anyio.Event | None = None
         self._raced: set[str] = set()
+        self.sightings: dict[str, int] = {}
+        """Cluster name -> how many `kubectl get -o json` reads (the watch's) showed its failure."""
 
     # --- the Runner interface --------------------------------------------------------------------------------
 
@@ -519,10 +538,10 @@ class SimCluster:
             existing.running_before_update = existing.ready(now)
             existing.generation += 1
             existing.observed_at = now + lat.pods_after_s
-            existing.ready_at = existing.observed_at + lat.cluster_s[key] if failure is None else NEVER
+            existing.ready_at = existing.observed_at + lat.cluster_s[key] if _comes_up(failure) else NEVER
             self._add(existing)
             return
-        ready_at = max(now, available) + lat.cluster_s[key] if failure is None else NEVER
+        ready_at = max(now, available) + lat.cluster_s[key] if _comes_up(failure) else NEVER
         fail_at = pods_at + lat.failure_after_s if failure else NEVER
         self._add(
             _Object(
@@ -711,7 +730,8 @@ class SimCluster:
         if obj is None:
             return None
         if kind == "cluster":
-            if obj.failure is Failure.ABNORMAL and now >= obj.fail_at:
+            abnormal = obj.failure in (Failure.ABNORMAL, Failure.ABNORMAL_BLIP)
+            if abnormal and obj.failing(now, self.scenario.latencies.blip_s):
                 return "Abnormal"
             if now < obj.observed_at:
                 return "Running" if obj.running_before_update else "Creating"
@@ -779,6 +799,8 @@ class SimCluster:
                     return _ok("")
                 return _error(f'Error from server (NotFound): clusters.apps.kubeblocks.io "{names[0]}" not found')
             data = self._cluster_json(cluster)
+            if output == "json" and data["status"]["phase"] == "Abnormal":
+                self._sighted(cluster)
             if output == "jsonpath={.metadata.generation}":
                 return _ok(str(data["metadata"]["generation"]))
             if output == "json":
@@ -787,7 +809,15 @@ class SimCluster:
                 return _ok(yaml.safe_dump(data))
             raise UnknownCommand(f"kubectl get cluster -o {output}")
         if kind == "pod" and "-l" in args.flags and output == "json":
-            return _ok(json.dumps({"apiVersion": "v1", "kind": "List", "items": self._pods(ns, args.flags["-l"])}))
+            pods = self._pods(ns, args.flags["-l"])
+            for cluster in self._clusters_for(ns, args.flags["-l"]):
+                if any(
+                    _stuck(pod)
+                    for pod in pods
+                    if pod["metadata"]["labels"]["app.kubernetes.io/instance"] == cluster.name
+                ):
+                    self._sighted(cluster)
+            return _ok(json.dumps({"apiVersion": "v1", "kind": "List", "items": pods}))
         if kind == "pod" and output == "wide":
             return _ok(self._pod_table(ns))
         if kind == "addon" and len(names) == 1 and output == "yaml":
@@ -806,6 +836,9 @@ class SimCluster:
                 "local-path (default)\trancher.io/local-path\tDelete\tWaitForFirstConsumer\n"
             )
         raise UnknownCommand(f"kubectl get {' '.join(rest)} -o {output}")
+
+    def _sighted(self, cluster: _Object) -> None:
+        self.sightings[cluster.name] = self.sightings.get(cluster.name, 0) + 1
 
     def _addon_yaml(self, name: str) -> CommandResult:
         """The Addon the KubeBlocks chart registers for every addon: Disabled until its chart is installed, then
@@ -862,7 +895,7 @@ class SimCluster:
         """A pod as `kubectl get pods -o json` shows it: running but not ready until the Cluster is Running; with a
         failure, the failing pod (or all pods, for image and crash failures) stuck, the others ready."""
         failure = cluster.failure
-        failing = failure is not None and now >= cluster.fail_at
+        failing = cluster.failing(now, self.scenario.latencies.blip_s)
         conditions: list[dict[str, Any]] = []
         containers: list[dict[str, Any]] = []
         phase = "Running"
@@ -876,13 +909,13 @@ class SimCluster:
             image = f"docker.io/apecloud/{cluster.database}:missing"
             waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
             containers.append({"name": container, "ready": False, "restartCount": 0, "state": {"waiting": waiting}})
-        elif failing and failure is Failure.CRASHLOOP:
-            message = f"back-off 40s restarting failed container={container} pod={name}"
+        elif failing and failure in (Failure.CRASHLOOP, Failure.CRASH_ONCE):
+            message = f"back-off 10s restarting failed container={container} pod={name}"
             containers.append(
                 {
                     "name": container,
                     "ready": False,
-                    "restartCount": 3,
+                    "restartCount": 1 if failure is Failure.CRASH_ONCE else 3,
                     "state": {"waiting": {"reason": "CrashLoopBackOff", "message": message}},
                     "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
                 }
@@ -977,6 +1010,17 @@ class SimCluster:
                     )
             return _ok("\n".join(lines) + "\n")
         raise UnknownCommand(f"kubectl logs {' '.join(rest)}")
+
+
+def _stuck(pod: Mapping[str, Any]) -> bool:
+    """A pod that shows a failure: a container waiting in back-off, or the pod unschedulable."""
+    status = pod["status"]
+    waiting = any("waiting" in c["state"] for c in status["containerStatuses"])
+    return waiting or any(c.get("reason") == "Unschedulable" for c in status["conditions"])
+
+
+def _comes_up(failure: Failure | None) -> bool:
+    return failure is None or failure in PASSING_FAILURES
 
 
 def _helm_changes(args: _Args) -> bool:
