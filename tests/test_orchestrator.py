@@ -11,10 +11,11 @@ import anyio
 import pytest
 from dbstack.orchestrator import (
     BACKOFF_FIRST_S,
+    RACE_RETRY_PAUSE_S,
     WATCH_INTERVAL_S,
     run_plan,
 )
-from dbstack.plan import KUBEBLOCKS_CRDS, SNAPSHOT_CRDS, Command, Plan, build_plan, build_teardown_plan
+from dbstack.plan import HELM_LOCKED, KUBEBLOCKS_CRDS, SNAPSHOT_CRDS, Command, Plan, build_plan, build_teardown_plan
 from dbstack.results import Outcome, RunResults, StepResult
 from dbstack.runner import CommandResult
 from dbstack.simcluster import (
@@ -275,6 +276,39 @@ def test_helm_already_exists_race_is_retried_once(values_dir: Path, tmp_path: Pa
     assert [c.exit_code for c in installs] == [1, 0]
     assert run.step("addon:redis").outcome is Outcome.PASSED
     assert run.step("addon:redis").attempts == 2
+
+
+def test_an_addon_another_preview_is_installing_is_waited_for_and_then_skipped(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    held_s = 2.5 * RACE_RETRY_PAUSE_S
+    run = simulate(plan_for(values_dir), Scenario(helm_locked={"kb-addon-redis": held_s}), tmp_path)
+    installs = run.helm_installs("kb-addon-redis")
+    assert len(installs) >= 2  # retried while the other client held the lock ...
+    assert {c.exit_code for c in installs} == {1}  # ... and never needed to install it itself
+    step = run.step("addon:redis")
+    assert (step.outcome, step.cause) == (Outcome.SKIPPED, "already present; verified healthy")
+    assert run.outcome("redis") is Outcome.PASSED
+
+
+def test_kubeblocks_another_preview_is_installing_is_verified_instead_of_failing(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(helm_locked={"kubeblocks": 20.0}), tmp_path)
+    assert [c.exit_code for c in run.helm_installs("kubeblocks")] == [1]
+    assert run.step("kubeblocks").outcome is Outcome.SKIPPED
+    assert {d.outcome for d in run.results.databases} == {Outcome.PASSED}
+
+
+def test_a_helm_lock_that_is_never_released_fails_with_helms_words_within_the_step_timeout(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    run = simulate(plan_for(values_dir, "timeouts.addon=60"), Scenario(helm_locked={"kb-addon-redis": 1e9}), tmp_path)
+    step = run.step("addon:redis")
+    assert step.outcome is Outcome.FAILED
+    assert HELM_LOCKED in (step.cause or "")
+    assert (step.duration_s or 0) <= 60 + Scenario().latencies.helm_s  # the budget, plus the last refusal
+    assert len(run.helm_installs("kb-addon-redis")) > 2
 
 
 def test_transient_api_errors_are_retried_with_growing_pauses(values_dir: Path, tmp_path: Path) -> None:

@@ -138,18 +138,42 @@ class _Run:
         if step.skip_when and await self._probes_pass(step, deadline):
             outcome = Outcome.SKIPPED
         else:
-            for command in step.commands:
-                result.attempts += 1
-                done = await self._call(step, command, deadline, f"running {command.argv[0]}", step.retry_on, result)
-                if done.timed_out:
-                    raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s running {command}")
-                if not done.ok:
-                    raise StepError(Outcome.FAILED, _command_failure(command, done))
+            outcome = await self._install(step, result, deadline)
         if step.watch is not None:
             await self._wait_for_cluster(step, deadline)
         else:
             await _first_error([partial(self._wait, step, w, deadline) for w in step.done_when])
         return outcome
+
+    async def _install(self, step: Step, result: StepResult, deadline: float) -> Outcome:
+        """Run the step's commands. While another client holds a lock on what they change (`retry_while`), pause,
+        look again whether that client installed it (then the step is skipped), and retry."""
+        while True:
+            locked = await self._run_commands(step, result, deadline)
+            if locked is None:
+                return Outcome.PASSED
+            command, done = locked
+            if anyio.current_time() + RACE_RETRY_PAUSE_S >= deadline:
+                raise StepError(Outcome.FAILED, _command_failure(command, done))
+            self.progress.waiting(step, f"waiting for another client: {first_line(done.stderr)}", self.clock())
+            await anyio.sleep(RACE_RETRY_PAUSE_S)
+            if step.skip_when and await self._probes_pass(step, deadline):
+                return Outcome.SKIPPED
+
+    async def _run_commands(
+        self, step: Step, result: StepResult, deadline: float
+    ) -> tuple[Command, CommandResult] | None:
+        """Run the commands in order; return the one another client's lock refused, or None when all passed."""
+        for command in step.commands:
+            result.attempts += 1
+            done = await self._call(step, command, deadline, f"running {command.argv[0]}", step.retry_on, result)
+            if done.timed_out:
+                raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s running {command}")
+            if not done.ok and any(fragment in done.stderr for fragment in step.retry_while):
+                return command, done
+            if not done.ok:
+                raise StepError(Outcome.FAILED, _command_failure(command, done))
+        return None
 
     # --- commands with retries -------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ KUBEBLOCKS_CRDS = (
 )
 KUBEBLOCKS_DEPLOYMENTS = ("kubeblocks", "kubeblocks-dataprotection")
 ALREADY_EXISTS = "already exists"
+HELM_LOCKED = "another operation (install/upgrade/rollback) is in progress"
+"""Helm's answer while another client (a second preview's first run) installs the same release."""
 
 
 class StepKind(StrEnum):
@@ -132,6 +134,9 @@ class Step:
     """All pass: the step's work is already there; it is skipped but `done_when` is still checked."""
     retry_on: tuple[str, ...] = ()
     """stderr fragments after which the commands are retried once (races that resolve themselves)."""
+    retry_while: tuple[str, ...] = ()
+    """stderr fragments of a lock another client holds: after a pause the skip probes run again (that client may
+    have installed it) and the commands are retried, for as long as the step's time allows."""
     database: str | None = None
     watch: Watch | None = None
     diagnostics: tuple[Diagnostic, ...] = ()
@@ -241,6 +246,7 @@ def _step_json(s: Step) -> dict[str, Any]:
         ],
         "timeoutSeconds": s.timeout_s,
         "retryOn": list(s.retry_on),
+        "retryWhile": list(s.retry_while),
         "watch": _watch_json(s.watch) if s.watch else None,
         "diagnostics": [{"name": d.name, "command": _command_json(d.command)} for d in s.diagnostics],
     }
@@ -382,6 +388,7 @@ def build_plan(config: Config) -> Plan:
                 ),
             ),
             retry_on=(ALREADY_EXISTS,),
+            retry_while=(HELM_LOCKED,),
             done_when=tuple(Wait(f"deployment/{d}", kb_ns, "rollout") for d in KUBEBLOCKS_DEPLOYMENTS),
             timeout_s=config.timeouts.kubeblocks,
             diagnostics=_kubeblocks_diagnostics(kb_ns),
@@ -447,6 +454,8 @@ def _addon_step(config: Config, d: DatabaseConfig) -> Step:
         ),
         # The KubeBlocks addon controller may be installing the same release at the same moment.
         retry_on=(ALREADY_EXISTS,),
+        # Two pull requests' first previews install the shared addon releases at the same moment.
+        retry_while=(HELM_LOCKED,),
         done_when=(
             Wait(f"clusterdefinition.apps.kubeblocks.io/{name}", None, "jsonpath={.status.phase}=Available", True),
             Wait(f"componentversion.apps.kubeblocks.io/{name}", None, "jsonpath={.status.phase}=Available", True),

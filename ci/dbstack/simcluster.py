@@ -24,7 +24,16 @@ import yaml
 
 from dbstack.catalog import DATABASES
 from dbstack.orchestrator import run_plan
-from dbstack.plan import KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT_CRDS, Command, Plan, Step, StepKind
+from dbstack.plan import (
+    HELM_LOCKED,
+    KUBEBLOCKS_CRDS,
+    KUBEBLOCKS_DEPLOYMENTS,
+    SNAPSHOT_CRDS,
+    Command,
+    Plan,
+    Step,
+    StepKind,
+)
 from dbstack.results import RunResults
 from dbstack.runner import CommandResult, Runner
 
@@ -120,6 +129,9 @@ class Scenario:
     preinstalled_addons: frozenset[str] = frozenset()
     already_exists: frozenset[str] = frozenset()
     """Helm releases whose first install fails with "already exists" (the addon controller's race)."""
+    helm_locked: Mapping[str, float] = field(default_factory=dict)
+    """Helm release -> seconds another client (a second preview) holds its lock: that client's install starts the
+    moment this run first installs it, refusing this run with "another operation ... is in progress" meanwhile."""
     api_outage: tuple[float, float] | None = None
     """Seconds after the first command between which every new command fails as if the API server were down."""
     outage_message: str = "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
@@ -194,6 +206,11 @@ class _Release:
     chart: str
     version: str
     installed_at: float
+    deployed_at: float = 0.0
+    """Until then the release is `pending-install` and Helm's lock on it is held."""
+
+    def status(self, now: float) -> str:
+        return "deployed" if now >= self.deployed_at else "pending-install"
 
 
 @dataclass
@@ -468,13 +485,14 @@ class SimCluster:
             release = self._releases.get((ns, args.positional[1]))
             if release is None:
                 return _error("Error: release: not found")
+            status = release.status(self._now())
             if args.flags.get("-o") == "json":
-                info = {"status": "deployed", "first_deployed": "2026-01-01T00:00:00Z"}
+                info = {"status": status, "first_deployed": "2026-01-01T00:00:00Z"}
                 return _ok(json.dumps({"name": release.name, "namespace": ns, "info": info}, separators=(",", ":")))
-            return _ok(f"NAME: {release.name}\nNAMESPACE: {ns}\nSTATUS: deployed\nREVISION: 1\n")
+            return _ok(f"NAME: {release.name}\nNAMESPACE: {ns}\nSTATUS: {status}\nREVISION: 1\n")
         if verb == "list" and args.flags.get("-A"):
             rows = [
-                f"{r.name}\t{r.namespace}\t1\tdeployed\t{r.chart}-{r.version}\t{r.version}"
+                f"{r.name}\t{r.namespace}\t1\t{r.status(self._now())}\t{r.chart}-{r.version}\t{r.version}"
                 for r in self._releases.values()
             ]
             return _ok("NAME\tNAMESPACE\tREVISION\tSTATUS\tCHART\tAPP VERSION\n" + "\n".join(rows) + "\n")
@@ -491,6 +509,22 @@ class SimCluster:
                 f'continue with install: ComponentDefinition "{chart}" in namespace "" exists and cannot be '
                 "imported into the current release"
             )
+        held = self.scenario.helm_locked.get(release)
+        if held is not None:
+            existing = self._releases.get((ns, release))
+            if existing is None:  # The other client starts its install now and holds the lock for `held`.
+                installed = self._install_release(release, chart, ns, args, stdin)
+                if not installed.ok:
+                    return installed
+                self._releases[(ns, release)].deployed_at = now + held
+                self._times.add(now + held)
+                return _error(f"Error: UPGRADE FAILED: {HELM_LOCKED}")
+            if existing.status(now) != "deployed":
+                return _error(f"Error: UPGRADE FAILED: {HELM_LOCKED}")
+        return self._install_release(release, chart, ns, args, stdin)
+
+    def _install_release(self, release: str, chart: str, ns: str, args: _Args, stdin: str | None) -> CommandResult:
+        now = self._now()
         if not args.flags.get("--repo") or not args.flags.get("--version"):
             raise UnknownCommand(f"helm install of {chart} without --repo and --version")
         lat = self.scenario.latencies
