@@ -55,6 +55,11 @@ class SimRun:
     def helm_installs(self, release: str) -> list[Call]:
         return self.calls("helm", "upgrade", "--install", release)
 
+    def sightings(self, step_id: str, cluster: str) -> int:
+        """How many reads showed `cluster`'s failure while its step ran (diagnostics read the pods again later)."""
+        ended = (self.step(step_id).ended_at or 0) - self.sim.origin
+        return sum(1 for at in self.sim.sightings.get(cluster, []) if at <= ended)
+
 
 def simulate(plan: Plan, scenario: Scenario, out: Path, sim: SimCluster | None = None) -> SimRun:
     sim = sim or SimCluster(scenario)
@@ -165,7 +170,7 @@ def test_a_failure_seen_on_one_look_only_is_a_bootstrap_blip_and_the_cluster_sti
     values_dir: Path, tmp_path: Path, failure: Failure
 ) -> None:
     run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": failure}), tmp_path)
-    assert run.sim.sightings == {"pg-cluster": 1}  # the watch did see it, once
+    assert run.sightings("cluster:postgresql", "pg-cluster") == 1  # the watch did see it, once
     assert run.step("cluster:postgresql").outcome is Outcome.PASSED
     assert run.outcome("postgresql") is Outcome.PASSED
 
@@ -175,14 +180,45 @@ def test_a_failure_seen_on_two_looks_in_a_row_fails_on_the_second(
     values_dir: Path, tmp_path: Path, failure: Failure
 ) -> None:
     run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": failure}), tmp_path)
-    assert run.sim.sightings == {"pg-cluster": 2}
+    assert run.sightings("cluster:postgresql", "pg-cluster") == 2
     assert run.step("cluster:postgresql").outcome is Outcome.FAILED
 
 
 def test_a_crash_loop_with_three_restarts_fails_on_first_sight(values_dir: Path, tmp_path: Path) -> None:
     run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": Failure.CRASHLOOP}), tmp_path)
-    assert run.sim.sightings == {"pg-cluster": 1}
+    assert run.sightings("cluster:postgresql", "pg-cluster") == 1
     assert run.step("cluster:postgresql").outcome is Outcome.FAILED
+
+
+def test_logs_are_collected_per_container_and_an_unreadable_one_is_noted_not_fatal(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": Failure.PENDING_CPU}), tmp_path)
+    logs = (tmp_path / "diagnostics" / "postgresql" / "logs.txt").read_text()
+    assert "==> pod/pg-cluster-postgresql-0 container/postgresql <==" in logs
+    assert "starting with DATABASE_URL=postgresql://postgres:***@" in logs  # the running pod's log, masked
+    assert "==> pod/pg-cluster-postgresql-1 container/postgresql <==" in logs
+    assert "pod pg-cluster-postgresql-1 does not have a host assigned" in logs  # the Pending one, noted
+    previous = (tmp_path / "diagnostics" / "postgresql" / "logs-previous.txt").read_text()
+    assert "[no container has restarted]" in previous
+    assert not run.calls(
+        "kubectl", "-n", "default", "logs", "pg-cluster-postgresql-0", "-c", "postgresql", "--previous"
+    )
+
+
+def test_previous_logs_are_read_only_from_restarted_containers(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"redis": Failure.CRASHLOOP}), tmp_path)
+    previous = (tmp_path / "diagnostics" / "redis" / "logs-previous.txt").read_text()
+    assert "==> pod/redis-cluster-redis-0 container/redis (previous), restarted 3 times <==" in previous
+    assert "FATAL: could not start: exit 1" in previous
+    reads = [c for c in run.sim.calls if c.argv[3:4] == ("logs",) and "--previous" in c.argv]
+    assert reads and {c.exit_code for c in reads} == {0}
+
+
+def test_a_container_waiting_to_start_is_noted_in_the_logs(values_dir: Path, tmp_path: Path) -> None:
+    simulate(plan_for(values_dir), Scenario(failures={"redis": Failure.IMAGE_PULL}), tmp_path)
+    logs = (tmp_path / "diagnostics" / "redis" / "logs.txt").read_text()
+    assert 'container "redis" in pod "redis-cluster-redis-0" is waiting to start: ImagePullBackOff' in logs
 
 
 def test_diagnostics_never_hold_the_credentials_pods_print(values_dir: Path, tmp_path: Path) -> None:

@@ -111,6 +111,30 @@ def cluster_state(watch: Watch, cluster_json: str, pods_json: str) -> ClusterSta
     return ClusterState(summary, None, tuple(lines))
 
 
+@dataclass(frozen=True)
+class PodContainer:
+    pod: str
+    container: str
+    restarts: int
+
+
+def pod_containers(pods_json: str) -> list[PodContainer] | None:
+    """Every (init) container of the pods in `kubectl get pods -o json`, with its restart count; None when the
+    text is not such a list."""
+    data = parse_json(pods_json)
+    if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
+        return None
+    found = []
+    for pod in _items(data):
+        restarts = {str(c.get("name")): c.get("restartCount") for c in _containers(pod)}
+        spec = pod.get("spec")
+        for container in [*_list(_get(spec, "initContainers")), *_list(_get(spec, "containers"))]:
+            name = str(container.get("name") or "?")
+            count = restarts.get(name)
+            found.append(PodContainer(_name(pod), name, count if isinstance(count, int) else 0))
+    return found
+
+
 def _items(data: Any) -> list[Mapping[str, Any]]:
     if isinstance(data, Mapping) and isinstance(data.get("items"), list):
         return [item for item in data["items"] if isinstance(item, Mapping)]

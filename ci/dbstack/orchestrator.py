@@ -23,9 +23,18 @@ from pathlib import Path
 
 import anyio
 
-from dbstack.kube import NO_SUCH_TYPE, TIMED_OUT, ClusterState, FatalStreaks, cluster_state, first_line, is_transient
+from dbstack.kube import (
+    NO_SUCH_TYPE,
+    TIMED_OUT,
+    ClusterState,
+    FatalStreaks,
+    cluster_state,
+    first_line,
+    is_transient,
+    pod_containers,
+)
 from dbstack.masking import mask
-from dbstack.plan import Command, Plan, Step, Wait, Watch, kubectl
+from dbstack.plan import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
 from dbstack.progress import Progress
 from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.runner import CommandResult, Runner
@@ -344,17 +353,14 @@ class _Run:
         limiter = anyio.CapacityLimiter(DIAGNOSTICS_PARALLEL)
         written: dict[str, str] = {}
 
-        async def collect(name: str, command: Command) -> None:
+        async def collect(diagnostic: Diagnostic) -> None:
             async with limiter:
-                try:
-                    done = await self.runner.run(command, timeout_s=DIAGNOSTIC_TIMEOUT_S)
-                except Exception as error:  # One diagnostic that cannot be collected must not cost the others.
-                    done = CommandResult(-1, "", f"could not collect: {_exception_text(error)}")
-            text = f"$ {command}\n{done.stdout}"
-            if not done.ok:
-                text += f"\n[exit code {done.exit_code}{', timed out' if done.timed_out else ''}]\n{done.stderr}"
-            (self.out_dir / folder / name).write_text(mask(text), encoding="utf-8")
-            written[name] = (folder / name).as_posix()
+                listing = await self._diagnostic_output(diagnostic.command)
+                text = _section(diagnostic.command, listing)
+                if diagnostic.pod_logs is not None and listing.ok:
+                    text = await self._pod_logs(diagnostic.command, listing, diagnostic.pod_logs)
+            (self.out_dir / folder / diagnostic.name).write_text(mask(text), encoding="utf-8")
+            written[diagnostic.name] = (folder / diagnostic.name).as_posix()
 
         state = self.last_state.get(step.id)
         if state is not None:
@@ -364,8 +370,32 @@ class _Run:
             result.diagnostics.append((folder / "watch.txt").as_posix())
         async with anyio.create_task_group() as group:
             for diagnostic in step.diagnostics:
-                group.start_soon(collect, diagnostic.name, diagnostic.command)
+                group.start_soon(collect, diagnostic)
         result.diagnostics.extend(written[d.name] for d in step.diagnostics if d.name in written)
+
+    async def _diagnostic_output(self, command: Command) -> CommandResult:
+        try:
+            return await self.runner.run(command, timeout_s=DIAGNOSTIC_TIMEOUT_S)
+        except Exception as error:  # One diagnostic that cannot be collected must not cost the others.
+            return CommandResult(-1, "", f"could not collect: {_exception_text(error)}")
+
+    async def _pod_logs(self, listing_command: Command, listing: CommandResult, logs: PodLogs) -> str:
+        """One section per container of the listed pods; kubectl's error in the section of one it cannot read."""
+        containers = pod_containers(listing.stdout)
+        if containers is None:
+            return _section(listing_command, listing) + "\n[not a pod list: no logs collected]\n"
+        if logs.previous:
+            containers = [c for c in containers if c.restarts > 0]
+        if not containers:
+            what = "no container has restarted" if logs.previous else "no pods"
+            return f"$ {listing_command}\n[{what}]\n"
+        sections = []
+        for c in containers:
+            command = logs.command(c.pod, c.container)
+            restarted = f", restarted {c.restarts} times" if c.restarts else ""
+            header = f"==> pod/{c.pod} container/{c.container}{' (previous)' if logs.previous else ''}{restarted} <=="
+            sections.append(f"{header}\n{_section(command, await self._diagnostic_output(command))}")
+        return "\n".join(sections)
 
     # --- results ---------------------------------------------------------------------------------------------
 
@@ -432,6 +462,14 @@ def _exception_text(error: BaseException) -> str:
 def _command_failure(command: Command, done: CommandResult) -> str:
     reason = first_line(done.stderr) or first_line(done.stdout) or f"exit code {done.exit_code}"
     return f"{reason}\ncommand: {command}"
+
+
+def _section(command: Command, done: CommandResult) -> str:
+    """A diagnostic command and what it printed, or its exit code and error when it failed."""
+    text = f"$ {command}\n{done.stdout}"
+    if not done.ok:
+        text += f"\n[exit code {done.exit_code}{', timed out' if done.timed_out else ''}]\n{done.stderr}"
+    return text
 
 
 def _folder_name(step: Step) -> str:

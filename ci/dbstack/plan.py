@@ -115,10 +115,28 @@ class Watch:
 
 
 @dataclass(frozen=True)
+class PodLogs:
+    """Logs per container of the pods `Diagnostic.command` lists (`kubectl get pods -l ... -o json`): one
+    `kubectl logs <pod> -c <container>` each, so a container that cannot be read (a Pending pod, one still
+    waiting to start, one without a previous instance) is noted and the others are still collected."""
+
+    namespace: str
+    tail: int
+    previous: bool = False
+    """The previous instance's logs, only of containers that have restarted."""
+
+    def command(self, pod: str, container: str) -> Command:
+        previous = ("--previous",) if self.previous else ()
+        return kubectl("-n", self.namespace, "logs", pod, "-c", container, *previous, f"--tail={self.tail}")
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     name: str
     """File name under diagnostics/<database or step>/."""
     command: Command
+    pod_logs: PodLogs | None = None
+    """Set: `command` lists pods and the file holds each container's logs, one section per container."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +240,12 @@ def _watch_json(w: Watch) -> dict[str, Any]:
     }
 
 
+def _diagnostic_json(d: Diagnostic) -> dict[str, Any]:
+    logs = d.pod_logs
+    pod_logs = {"tail": logs.tail, "previous": logs.previous} if logs else None
+    return {"name": d.name, "command": _command_json(d.command), "podLogs": pod_logs}
+
+
 def _step_json(s: Step) -> dict[str, Any]:
     return {
         "id": s.id,
@@ -248,7 +272,7 @@ def _step_json(s: Step) -> dict[str, Any]:
         "retryOn": list(s.retry_on),
         "retryWhile": list(s.retry_while),
         "watch": _watch_json(s.watch) if s.watch else None,
-        "diagnostics": [{"name": d.name, "command": _command_json(d.command)} for d in s.diagnostics],
+        "diagnostics": [_diagnostic_json(d) for d in s.diagnostics],
     }
 
 
@@ -413,6 +437,19 @@ def build_plan(config: Config) -> Plan:
     )
 
 
+POD_LOG_TAIL = 1000
+
+
+def pod_logs_diagnostic(name: str, namespace: str, selector: str, *, previous: bool) -> Diagnostic:
+    """Every container's logs (or, with `previous`, every restarted container's previous logs) of the pods
+    `selector` picks."""
+    return Diagnostic(
+        name,
+        kubectl("-n", namespace, "get", "pods", "-l", selector, "-o", "json"),
+        PodLogs(namespace, POD_LOG_TAIL, previous),
+    )
+
+
 def _kubeblocks_diagnostics(kb_ns: str) -> tuple[Diagnostic, ...]:
     return (
         Diagnostic("kb-system-pods.txt", kubectl("-n", kb_ns, "get", "pods", "-o", "wide")),
@@ -514,13 +551,8 @@ def _cluster_step(config: Config, d: DatabaseConfig) -> Step:
             Diagnostic("instancesets.txt", kubectl("-n", ns, "describe", "its", "-l", selector)),
             Diagnostic("pods.txt", kubectl("-n", ns, "describe", "pods", "-l", selector)),
             Diagnostic("pvcs.txt", kubectl("-n", ns, "get", "pvc", "-l", selector, "-o", "wide")),
-            Diagnostic(
-                "logs.txt", kubectl("-n", ns, "logs", "-l", selector, "--all-containers", "--prefix", "--tail=1000")
-            ),
-            Diagnostic(
-                "logs-previous.txt",
-                kubectl("-n", ns, "logs", "-l", selector, "--all-containers", "--prefix", "--previous", "--tail=1000"),
-            ),
+            pod_logs_diagnostic("logs.txt", ns, selector, previous=False),
+            pod_logs_diagnostic("logs-previous.txt", ns, selector, previous=True),
             Diagnostic("events.txt", kubectl("-n", ns, "get", "events", "--sort-by=.lastTimestamp")),
             Diagnostic("kb-system-events.txt", kubectl("-n", kb_ns, "get", "events", "--sort-by=.lastTimestamp")),
             Diagnostic(

@@ -223,6 +223,7 @@ class _Args:
 
 
 _VALUE_FLAGS = {"-n", "--namespace", "-l", "--selector", "-o", "--output", "-f", "--filename", "--repo", "--version"}
+_VALUE_FLAGS |= {"-c", "--container"}
 _VALUE_FLAGS |= {"--set"}
 _BOOL_FLAGS = {
     "-A",
@@ -231,7 +232,6 @@ _BOOL_FLAGS = {
     "--server-side",
     "--force-conflicts",
     "--all-containers",
-    "--prefix",
     "--previous",
     "--install",
     "--create-namespace",
@@ -239,6 +239,7 @@ _BOOL_FLAGS = {
 }
 _EQ_FLAGS = {"--for", "--timeout", "--tail", "--sort-by", "--ignore-not-found", "--all-containers"}
 _SHORT = {"--namespace": "-n", "--selector": "-l", "--output": "-o", "--filename": "-f", "--all-namespaces": "-A"}
+_SHORT["--container"] = "-c"
 
 
 def _parse(argv: tuple[str, ...]) -> _Args:
@@ -346,8 +347,8 @@ class SimCluster:
         self._times: set[float] = set()
         self._changed: anyio.Event | None = None
         self._raced: set[str] = set()
-        self.sightings: dict[str, int] = {}
-        """Cluster name -> how many `kubectl get -o json` reads (the watch's) showed its failure."""
+        self.sightings: dict[str, list[float]] = {}
+        """Cluster name -> when (seconds since the first command) a `kubectl get -o json` read showed its failure."""
 
     # --- the Runner interface --------------------------------------------------------------------------------
 
@@ -872,7 +873,7 @@ class SimCluster:
         raise UnknownCommand(f"kubectl get {' '.join(rest)} -o {output}")
 
     def _sighted(self, cluster: _Object) -> None:
-        self.sightings[cluster.name] = self.sightings.get(cluster.name, 0) + 1
+        self.sightings.setdefault(cluster.name, []).append(self._now() - self.origin)
 
     def _addon_yaml(self, name: str) -> CommandResult:
         """The Addon the KubeBlocks chart registers for every addon: Disabled until its chart is installed, then
@@ -961,8 +962,13 @@ class SimCluster:
         ready = bool(containers) and all(c["ready"] for c in containers)
         conditions.append({"type": "Ready", "status": "True" if ready else "False"})
         labels = {"app.kubernetes.io/instance": cluster.name}
+        scheduled = not any(c.get("reason") == "Unschedulable" for c in conditions)
+        spec: dict[str, Any] = {"containers": [{"name": container}]}
+        if scheduled:
+            spec["nodeName"] = "k3s-server"
         return {
             "metadata": {"name": name, "namespace": cluster.namespace, "labels": labels},
+            "spec": spec,
             "status": {"phase": phase, "conditions": conditions, "containerStatuses": containers},
         }
 
@@ -1031,19 +1037,46 @@ class SimCluster:
             if self._get("deployment", ns, name) is None:
                 return _error(f'error: deployments.apps "{name}" not found')
             return _ok(f"{name} INFO reconcile done\n")
-        if "-l" in args.flags and not rest:
-            previous = bool(args.flags.get("--previous"))
-            lines = []
-            for pod in self._pods(ns, args.flags["-l"]):
-                pod_name = pod["metadata"]["name"]
-                if previous:
-                    lines.append(f"[pod/{pod_name}/main] FATAL: could not start: exit 1")
-                else:
-                    lines.append(
-                        f"[pod/{pod_name}/main] starting with DATABASE_URL=postgresql://postgres:{SIM_CREDENTIAL}@localhost/postgres"
-                    )
-            return _ok("\n".join(lines) + "\n")
+        if len(rest) == 1 and "-c" in args.flags and "--tail" in args.flags:
+            return self._container_logs(ns, rest[0], args.flags["-c"], bool(args.flags.get("--previous")))
         raise UnknownCommand(f"kubectl logs {' '.join(rest)}")
+
+    def _container_logs(self, ns: str, pod_name: str, container: str, previous: bool) -> CommandResult:
+        """`kubectl logs <pod> -c <container> [--previous]`, refused the way the API server refuses it."""
+        pod = next(
+            (
+                p
+                for c in self._all("cluster")
+                for p in self._pods(ns, _selector(c))
+                if p["metadata"]["name"] == pod_name
+            ),
+            None,
+        )
+        if pod is None:
+            return _error(f'Error from server (NotFound): pods "{pod_name}" not found')
+        if "nodeName" not in pod["spec"]:
+            return _error(f"Error from server (BadRequest): pod {pod_name} does not have a host assigned")
+        status = next((c for c in pod["status"]["containerStatuses"] if c["name"] == container), None)
+        if status is None:
+            return _error(f"error: container {container} is not valid for pod {pod_name}")
+        if previous:
+            if status["restartCount"] == 0:
+                return _error(
+                    f'Error from server (BadRequest): previous terminated container "{container}" in pod '
+                    f'"{pod_name}" not found'
+                )
+            return _ok("FATAL: could not start: exit 1\n")
+        waiting = status["state"].get("waiting", {}).get("reason")
+        if waiting and waiting != "CrashLoopBackOff":  # A crash-looping container's last run still has logs.
+            return _error(
+                f'Error from server (BadRequest): container "{container}" in pod "{pod_name}" is waiting to start: '
+                f"{waiting}"
+            )
+        return _ok(f"starting with DATABASE_URL=postgresql://postgres:{SIM_CREDENTIAL}@localhost/postgres\n")
+
+
+def _selector(cluster: _Object) -> str:
+    return f"app.kubernetes.io/instance={cluster.name}"
 
 
 def _stuck(pod: Mapping[str, Any]) -> bool:
