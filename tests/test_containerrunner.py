@@ -4,6 +4,8 @@ cluster: the real orchestrator must send exactly the plan's commands, in the pla
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagger
@@ -21,10 +23,19 @@ from dbstack.simcluster import SimCluster, in_virtual_time
 from fake_toolbox import Answer, FakeToolbox, query_error, scripted, simulated
 
 
-def deploy_over_fake(plan: Plan, out_dir: Path) -> tuple[FakeToolbox, SimCluster, RunResults]:
+def deploy_over_fake(
+    plan: Plan, out_dir: Path, spans: list[str] | None = None
+) -> tuple[FakeToolbox, SimCluster, RunResults]:
     sim = SimCluster()
     toolbox = FakeToolbox(simulated(sim))
-    runner = ContainerRunner(toolbox, clock=trio.current_time)
+
+    @contextmanager
+    def span(name: str) -> Iterator[None]:
+        if spans is not None:
+            spans.append(name)
+        yield
+
+    runner = ContainerRunner(toolbox, span=span, clock=trio.current_time)
 
     async def main() -> RunResults:
         return await run_plan(plan, runner, out_dir, cluster_kind="k3s", clock=trio.current_time)
@@ -84,6 +95,31 @@ def test_each_step_runs_its_commands_in_plan_order_after_the_steps_it_needs(
     for step in plan.steps:
         for need in step.needs:
             assert first_sent[step.id] > last_done[need], f"{step.id} started before {need} was done"
+
+
+def is_watch_read(argv: list[str]) -> bool:
+    """`kubectl -n <ns> get pods -l <selector> -o json` or `... get clusters.apps.kubeblocks.io <c> -o json
+    --ignore-not-found`: the failure watch's looks."""
+    looks_at = argv[3:5]
+    return (
+        argv[:1] == ["kubectl"]
+        and looks_at[:1] == ["get"]
+        and (
+            (looks_at == ["get", "pods"] and argv[-2:] == ["-o", "json"])
+            or argv[-3:] == ["-o", "json", "--ignore-not-found"]
+        )
+    )
+
+
+def test_the_plans_commands_get_spans_and_the_failure_watchs_reads_do_not(plan: Plan, tmp_path: Path) -> None:
+    spans: list[str] = []
+    toolbox, _, _ = deploy_over_fake(plan, tmp_path, spans)
+    watch_reads = [e for e in toolbox.log if is_watch_read(e.argv[2:])]
+    assert len(watch_reads) > 2 * len(plan.endpoints)  # the watch did look, repeatedly
+    assert len(spans) == len(toolbox.log) - len(watch_reads)
+    assert not [name for name in spans if is_watch_read(name.split(" (up to")[0].split())]
+    for step in plan.steps:
+        assert all(any(name.startswith(str(c)) for name in spans) for c in step.commands), step.id
 
 
 def test_every_exec_has_its_own_nonce_and_returns_failures_instead_of_raising(

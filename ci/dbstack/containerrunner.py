@@ -1,4 +1,6 @@
-"""The Runner over a Dagger container: every command is one `with_exec` in the kubectl/helm toolbox.
+"""The Runner over a Dagger container: every command is one `with_exec` in the kubectl/helm toolbox, shown in the
+progress view as a span of its own unless it is a routine read (the failure watch's looks, 2 every 5 s per
+database, would bury the steps' own commands).
 
 Each exec carries a fresh nonce, so Dagger never answers a read of live cluster state from its layer cache, and
 returns its exit code instead of raising (`expect=ANY`). The time limit is enforced twice: by `timeout` inside the
@@ -86,7 +88,7 @@ class ContainerRunner:
         exec_ = self._toolbox.with_env_variable(NONCE_VARIABLE, self._nonce()).with_exec(
             timed_argv(command, timeout_s), stdin=command.stdin or "", expect=ReturnType.ANY
         )
-        with self._span(span_name(command, timeout_s)):
+        with _no_span("") if command.routine else self._span(span_name(command, timeout_s)):
             try:
                 with anyio.fail_after(timeout_s + ENGINE_GRACE_S):
                     done = await exec_.sync()

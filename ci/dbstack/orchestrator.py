@@ -325,10 +325,10 @@ class _Run:
         watch = step.watch
         assert watch is not None
         ns = ("-n", watch.namespace)
-        get_cluster = kubectl(
-            *ns, "get", "clusters.apps.kubeblocks.io", watch.cluster, "-o", "json", "--ignore-not-found"
+        get_cluster = Command(
+            ("kubectl", *ns, "get", CLUSTER_RESOURCE, watch.cluster, "-o", "json", "--ignore-not-found"), routine=True
         )
-        get_pods = kubectl(*ns, "get", "pods", "-l", watch.pod_selector, "-o", "json")
+        get_pods = Command(("kubectl", *ns, "get", "pods", "-l", watch.pod_selector, "-o", "json"), routine=True)
         streaks = FatalStreaks(watch)
         while True:
             await anyio.sleep(WATCH_INTERVAL_S)

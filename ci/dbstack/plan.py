@@ -46,6 +46,9 @@ class Command:
     argv: tuple[str, ...]
     stdin: str | None = None
     """Piped to the command (the cluster chart's values, read by `helm -f -`)."""
+    routine: bool = field(default=False, compare=False)
+    """A read repeated every few seconds (the failure watch's looks): runners give it no progress span of its own,
+    so the plan's commands and waits stay visible."""
 
     def __str__(self) -> str:
         return shlex.join(self.argv) + (" < values" if self.stdin is not None else "")
