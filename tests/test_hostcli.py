@@ -65,7 +65,24 @@ def test_deploy_without_kubectl_on_path_is_a_one_line_error(
     assert err.splitlines() == [
         "dbstack deploy: kubectl and helm not found on PATH; install them or run the pipeline through the Dagger module"
     ]
-    assert not (tmp_path / "out").exists()
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    preflight, *planned = saved["steps"]
+    assert (preflight["id"], preflight["outcome"]) == ("preflight", "failed")
+    assert preflight["cause"].startswith("kubectl and helm not found on PATH")
+    assert {s["outcome"] for s in planned} == {"not_run"}
+    assert not saved["passed"]
+    assert "preflight" in (tmp_path / "out" / "junit.xml").read_text()
+
+
+def test_teardown_that_cannot_start_still_records_why(
+    values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "reports" / "teardown"
+    assert main(["teardown", "--values", str(values_dir)]) == 2
+    steps = json.loads((out / "results.json").read_text())["steps"]
+    assert (steps[0]["id"], steps[0]["outcome"]) == ("preflight", "failed")
 
 
 def test_teardown_all_after_deploy_passes(values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -83,6 +83,46 @@ echo 'The connection to the server 127.0.0.1:6443 was refused' >&2; exit 1""",
         anyio.run(preflight, runner)
 
 
+KUBECTL_131 = (
+    """echo '{"clientVersion": {"major": "1", "minor": "31"}, "serverVersion": {"major": "1", "minor": "31"}}'"""
+)
+
+
+def preflight_with(folder: Path, kubectl: str, helm: str) -> None:
+    fake_tool(folder, "kubectl", kubectl)
+    fake_tool(folder, "helm", helm)
+    anyio.run(preflight, HostRunner(env={"PATH": f"{folder}{os.pathsep}/usr/bin:/bin"}))
+
+
+@pytest.mark.parametrize("stdout", ["", "<html>502 Bad Gateway</html>", "{}"])
+def test_preflight_blames_the_cluster_not_kubectls_age_when_kubectl_version_says_nothing_useful(
+    tmp_path: Path, stdout: str
+) -> None:
+    kubectl = f"printf '%s' '{stdout}'; echo 'exec plugin: token expired' >&2; exit 1"
+    with pytest.raises(PreflightFailed, match=r"^the cluster does not answer: exec plugin: token expired"):
+        preflight_with(tmp_path, kubectl, "echo v3.16.2")
+
+
+def test_preflight_says_kubectl_printed_nothing_when_it_did_not_say_why(tmp_path: Path) -> None:
+    with pytest.raises(PreflightFailed, match=r"^the cluster does not answer: kubectl version printed nothing"):
+        preflight_with(tmp_path, "exit 0", "echo v3.16.2")
+
+
+def test_preflight_refuses_a_helm_without_uninstall_ignore_not_found(tmp_path: Path) -> None:
+    with pytest.raises(PreflightFailed, match=r"^helm 3\.12 is too old: 3\.13\+ is needed"):
+        preflight_with(tmp_path, KUBECTL_131, "echo v3.12.3")
+
+
+def test_preflight_says_when_helms_version_cannot_be_read(tmp_path: Path) -> None:
+    with pytest.raises(PreflightFailed, match=r"^could not read helm's version \(helm: broken\)"):
+        preflight_with(tmp_path, KUBECTL_131, "echo 'helm: broken' >&2; exit 1")
+
+
+@pytest.mark.parametrize("version", ["v3.13.0", "v3.16.2", "v4.0.1"])
+def test_preflight_passes_with_a_recent_kubectl_and_helm(tmp_path: Path, version: str) -> None:
+    preflight_with(tmp_path, KUBECTL_131, f"echo {version}")
+
+
 def test_a_cancelled_command_is_killed_not_left_running(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
 

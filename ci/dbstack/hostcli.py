@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from dbstack.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
 from dbstack.hostrunner import HostRunner, ToolMissing
 from dbstack.kube import first_line, parse_json
-from dbstack.orchestrator import RESULTS_FILE, run_plan
+from dbstack.orchestrator import RESULTS_FILE, new_results, run_plan
 from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
 from dbstack.progress import make_progress
 from dbstack.results import Outcome, RunResults, StepResult
@@ -23,6 +27,9 @@ from dbstack.validate import validate
 CLUSTER_KIND = "existing"
 MIN_KUBECTL_MINOR = 31
 """`kubectl wait --for=create` (waiting for an object a controller creates later) arrived in kubectl 1.31."""
+MIN_HELM = (3, 13)
+"""`helm uninstall --ignore-not-found` (teardown that tolerates what is gone) arrived in helm 3.13."""
+PREFLIGHT_STEP = "preflight"
 SMOKE_NOT_RUN = (
     "dbstack deploy does not run the smoke suite (it needs the database clients and in-cluster DNS); "
     "run it with `dagger call deploy-and-test`"
@@ -35,21 +42,45 @@ class PreflightFailed(Exception):
 
 
 async def preflight(runner: HostRunner) -> None:
-    """What ApeRAG's scripts check first (kubectl, helm, the cluster answering), plus kubectl's version."""
+    """What ApeRAG's scripts check first (kubectl, helm, the cluster answering), plus kubectl's and helm's versions."""
     try:
         runner.require()
     except ToolMissing as exc:
         raise PreflightFailed(str(exc)) from None
     version = await runner.run(Command(("kubectl", "version", "-o", "json")), timeout_s=30)
-    data = parse_json(version.stdout) or {}
-    minor = str(data.get("clientVersion", {}).get("minor", "0")).rstrip("+")
-    if minor.isdigit() and int(minor) < MIN_KUBECTL_MINOR:
+    data = parse_json(version.stdout)
+    minor = _kubectl_minor(data)
+    if minor is not None and minor < MIN_KUBECTL_MINOR:
         raise PreflightFailed(
             f"kubectl 1.{minor} is too old: 1.{MIN_KUBECTL_MINOR}+ is needed (kubectl wait --for=create)"
         )
-    if not version.ok or "serverVersion" not in data:
-        reason = first_line(version.stderr) or "no answer"
+    if not version.ok or not isinstance(data, Mapping) or "serverVersion" not in data:
+        reason = first_line(version.stderr) or (
+            "kubectl version printed no server version" if version.stdout.strip() else "kubectl version printed nothing"
+        )
         raise PreflightFailed(f"the cluster does not answer: {reason} (check --kubeconfig and the current context)")
+    await _check_helm(runner)
+
+
+def _kubectl_minor(data: Any) -> int | None:
+    """kubectl's own minor version from `kubectl version -o json`, None when it does not say."""
+    client = data.get("clientVersion") if isinstance(data, Mapping) else None
+    minor = str(client.get("minor", "")).rstrip("+") if isinstance(client, Mapping) else ""
+    return int(minor) if minor.isdigit() else None
+
+
+async def _check_helm(runner: HostRunner) -> None:
+    done = await runner.run(Command(("helm", "version", "--template={{.Version}}")), timeout_s=30)
+    found = re.match(r"v?(\d+)\.(\d+)", done.stdout.strip()) if done.ok else None
+    needed = ".".join(map(str, MIN_HELM))
+    if found is None:
+        said = first_line(done.stderr) or first_line(done.stdout) or "no output"
+        raise PreflightFailed(f"could not read helm's version ({said}); helm {needed}+ is needed")
+    major, minor = int(found[1]), int(found[2])
+    if (major, minor) < MIN_HELM:
+        raise PreflightFailed(
+            f"helm {major}.{minor} is too old: {needed}+ is needed (helm uninstall --ignore-not-found)"
+        )
 
 
 async def _checked_host(args: argparse.Namespace) -> HostRunner:
@@ -77,6 +108,8 @@ def deploy(args: argparse.Namespace, runner: Runner | None = None) -> int:
         results = _run_on_cluster(plan, args, runner, out)
     except PreflightFailed as exc:
         print(f"dbstack deploy: {exc}", file=sys.stderr)
+        _write_quietly(_preflight_results(plan, str(exc)), out)
+        print(f"deploy failed before it started; reports in {out}")
         return EXIT_INVALID
     except KeyboardInterrupt:
         saved = _saved(out)
@@ -98,6 +131,9 @@ def teardown(args: argparse.Namespace, runner: Runner | None = None) -> int:
         results = _run_on_cluster(plan, args, runner, out)
     except PreflightFailed as exc:
         print(f"dbstack teardown: {exc}", file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RESULTS_FILE).write_text(json.dumps(_preflight_results(plan, str(exc)).to_json(), indent=2))
+        print(f"teardown failed before it started; details in {out / RESULTS_FILE}")
         return EXIT_INVALID
     except KeyboardInterrupt:
         print(f"interrupted; results so far are in {out / RESULTS_FILE}", file=sys.stderr)
@@ -107,6 +143,38 @@ def teardown(args: argparse.Namespace, runner: Runner | None = None) -> int:
         _say_what_went_wrong(step)
     print(f"teardown {'failed' if failed else 'done'}; details in {out / RESULTS_FILE}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _preflight_results(plan: Plan, cause: str) -> RunResults:
+    """Results of a run the host could not start: a failed preflight step, every plan step not run."""
+    now = time.time()
+    results = new_results(plan, CLUSTER_KIND, now)
+    results.ended_at = now
+    for step in results.steps:
+        step.cause = f"not run: {PREFLIGHT_STEP} failed"
+    check = StepResult(
+        id=PREFLIGHT_STEP,
+        title="Check kubectl, helm and the cluster",
+        kind=PREFLIGHT_STEP,
+        database=None,
+        outcome=Outcome.FAILED,
+        started_at=now,
+        ended_at=now,
+        cause=cause,
+    )
+    results.steps.insert(0, check)
+    return results
+
+
+def _write_quietly(results: RunResults, out: Path) -> None:
+    """results.json, and the reports when the report package is there, without printing anything."""
+    out.mkdir(parents=True, exist_ok=True)
+    if importlib.util.find_spec("dbstack.report") is not None:
+        from dbstack.report import write_reports
+
+        write_reports(results, out)
+    else:
+        (out / RESULTS_FILE).write_text(json.dumps(results.to_json(), indent=2), encoding="utf-8")
 
 
 def _say_what_went_wrong(step: StepResult) -> None:
@@ -124,12 +192,7 @@ def _finish(results: RunResults, out: Path, verdict: str | None = None) -> None:
     """Record that the smoke suite was not run, write the reports, and say where they are."""
     if results.smoke_outcome is Outcome.NOT_RUN and all(d.outcome is Outcome.PASSED for d in results.databases):
         results.smoke_outcome, results.smoke_cause = Outcome.SKIPPED, SMOKE_NOT_RUN
-    if importlib.util.find_spec("dbstack.report") is not None:
-        from dbstack.report import write_reports
-
-        write_reports(results, out)
-    else:
-        (out / RESULTS_FILE).write_text(json.dumps(results.to_json(), indent=2), encoding="utf-8")
+    _write_quietly(results, out)
     for step in results.steps:
         if not step.outcome.ok and step.outcome is not Outcome.NOT_RUN:
             _say_what_went_wrong(step)
