@@ -450,9 +450,10 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
         smoke = _smoke_container(run)
         for endpoint in endpoints:
             smoke = await _with_endpoint(run, smoke, toolbox, endpoint)
+        for name, value in smokeenv.suite_variables(endpoints, run.config).items():
+            smoke = smoke.with_env_variable(name, value)
         done = await (
-            smoke.with_env_variable(smokeenv.SMOKE_REQUIRE, smokeenv.require_variable(endpoints))
-            .with_env_variable(NONCE, _nonce())
+            smoke.with_env_variable(NONCE, _nonce())
             .with_exec(smokeenv.smoke_command(SMOKE_JUNIT, run.config.timeouts.smoke), expect=dagger.ReturnType.ANY)
             .sync()
         )

@@ -14,6 +14,7 @@ from dbstack.catalog import DATABASES
 from dbstack.config import load_config
 from dbstack.orchestrator import new_results
 from dbstack.plan import Endpoint, Plan, build_plan
+from dbstack.problems import InvalidInput
 from dbstack.results import Outcome, RunResults
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
@@ -161,3 +162,16 @@ def test_a_missing_secret_fails_before_anything_is_decoded(plan: Plan, tmp_path:
 def test_a_database_without_a_secret_has_no_account_script(plan: Plan) -> None:
     with pytest.raises(ValueError, match="qdrant has no account Secret"):
         smokeenv.read_account_script(endpoint(plan, "qdrant"), "/tmp/credentials")
+
+
+def test_a_missing_ik_plugin_is_a_skip_unless_the_pipeline_setting_requires_it(plan: Plan) -> None:
+    default = smokeenv.suite_variables(plan.endpoints, load_config(VALUES))
+    required = smokeenv.suite_variables(plan.endpoints, load_config(VALUES, None, ["smoke.requireIkPlugin=true"]))
+    assert default == {"SMOKE_REQUIRE": ",".join(e.database for e in plan.endpoints), "SMOKE_REQUIRE_IK": "0"}
+    assert required["SMOKE_REQUIRE_IK"] == "1"
+
+
+def test_require_ik_plugin_must_be_a_boolean() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        load_config(VALUES, None, ["smoke.requireIkPlugin=sometimes"])
+    assert [p.key for p in caught.value.problems] == ["smoke.requireIkPlugin"]

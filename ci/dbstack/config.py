@@ -51,6 +51,7 @@ SETTINGS_RULES: dict[str, Rule] = {
         ("mapping",),
         children={name: _TIMEOUT for name in ("crds", "snapshotController", "kubeblocks", "addon", "cluster", "smoke")},
     ),
+    "smoke": Rule(("mapping",), children={"requireIkPlugin": Rule(("boolean",))}),
 }
 CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 SERVICE_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
@@ -212,6 +213,8 @@ class Config:
     node_memory_gi: float
     timeouts: Timeouts
     databases: tuple[DatabaseConfig, ...]
+    smoke_require_ik: bool = False
+    """The smoke suite fails, instead of skipping, when Elasticsearch lacks the IK analysis plugin."""
     files: tuple[Path, ...] = field(default=())
     """The YAML files read, in layering order (command-line overrides are in `overrides`)."""
     settings_sources: Mapping[str, Source] = field(default_factory=dict)
@@ -337,6 +340,7 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
             smoke=s["timeouts"]["smoke"],
         ),
         databases=tuple(databases),
+        smoke_require_ik=s["smoke"]["requireIkPlugin"],
         files=settings_files + tuple(f for d in databases for f in d.values_files),
         settings_sources=dict(settings.sources),
         overrides=tuple(overrides),

@@ -15,11 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dbstack.config import Config
 from dbstack.plan import Endpoint
 from dbstack.report import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
 from dbstack.results import Outcome, RunResults
 
 SMOKE_REQUIRE = "SMOKE_REQUIRE"
+SMOKE_REQUIRE_IK = "SMOKE_REQUIRE_IK"
 TIMEOUT_EXIT = 124
 USERNAME_KEY = "username"
 PASSWORD_KEY = "password"
@@ -72,6 +74,15 @@ def plain_variables(endpoint: Endpoint) -> dict[str, str]:
 def require_variable(endpoints: Sequence[Endpoint]) -> str:
     """SMOKE_REQUIRE: every deployed database must pass; none may be skipped for want of settings."""
     return ",".join(e.database for e in endpoints)
+
+
+def suite_variables(endpoints: Sequence[Endpoint], config: Config) -> dict[str, str]:
+    """What the whole suite is told: which databases must pass, and whether a missing IK plugin fails the
+    Elasticsearch checks (`smoke.requireIkPlugin`) instead of skipping them."""
+    return {
+        SMOKE_REQUIRE: require_variable(endpoints),
+        SMOKE_REQUIRE_IK: "1" if config.smoke_require_ik else "0",
+    }
 
 
 def read_account_script(endpoint: Endpoint, folder: str) -> str:
