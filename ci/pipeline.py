@@ -463,6 +463,10 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
         results.smoke_outcome = Outcome.FAILED
         results.smoke_cause = f"the smoke suite did not run: {_engine_error(exc)}"
         return
+    except _AccountUnreadable as exc:
+        results.smoke_outcome = Outcome.FAILED
+        results.smoke_cause = str(exc)
+        return
     finally:
         results.smoke_ended_at = time.time()
     folder = run.out_dir / "smoke"
@@ -509,22 +513,39 @@ async def _with_endpoint(
     return smoke
 
 
+class _AccountUnreadable(Exception):
+    """An account Secret could not be read in time; the message is the smoke cause."""
+
+
 async def _read_account(
     run: _Run, toolbox: dagger.Container, endpoint: "Endpoint"
 ) -> tuple[str | None, dagger.Secret | None]:
-    """The account Secret's username, and its password as a Dagger secret; never printed by any exec."""
-    from dbstack import smokeenv
+    """The account Secret's username, and its password as a Dagger secret; never printed by any exec.
 
-    script = smokeenv.read_account_script(endpoint, CREDENTIALS_DIR)
-    reader = await (
-        toolbox.with_env_variable(NONCE, _nonce()).with_exec(["sh", "-c", script], expect=dagger.ReturnType.ANY).sync()
-    )
-    if await reader.exit_code() != 0:
-        return None, None  # the smoke suite then fails to log in, and says so
-    plaintext = await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.PASSWORD_KEY}").contents()
+    Bounded twice, like every ContainerRunner exec: `timeout` inside the container, a cancel scope around the
+    engine calls. A timeout raises _AccountUnreadable."""
+    import anyio
+    from dbstack import smokeenv
+    from dbstack.containerrunner import ENGINE_GRACE_S
+
+    try:
+        with anyio.fail_after(smokeenv.ACCOUNT_READ_TIMEOUT_S + ENGINE_GRACE_S):
+            reader = await (
+                toolbox.with_env_variable(NONCE, _nonce())
+                .with_exec(smokeenv.read_account_argv(endpoint, CREDENTIALS_DIR), expect=dagger.ReturnType.ANY)
+                .sync()
+            )
+            exit_code = await reader.exit_code()
+            if exit_code != 0:
+                if smokeenv.account_read_timed_out(exit_code):
+                    raise _AccountUnreadable(smokeenv.account_timeout_cause(endpoint))
+                return None, None  # the smoke suite then fails to log in, and says so
+            plaintext = await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.PASSWORD_KEY}").contents()
+            username = (await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.USERNAME_KEY}").contents()).strip()
+    except TimeoutError:
+        raise _AccountUnreadable(smokeenv.account_timeout_cause(endpoint)) from None
     password = dag.set_secret(f"dbstack-{run.run_id}-{endpoint.database}-password", plaintext)
     run.secrets.append(plaintext)
-    username = (await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.USERNAME_KEY}").contents()).strip()
     return username, password
 
 

@@ -17,7 +17,8 @@ from dbstack.plan import Command, build_plan
 from dbstack.results import Outcome, RunResults
 from dbstack.runner import CommandResult
 from dbstack.simcluster import SimCluster, in_virtual_time
-from fake_toolbox import Answer, FakeToolbox, query_error, simulated
+from dbstack.smokeenv import ACCOUNT_READ_TIMEOUT_S
+from fake_toolbox import Answer, FakeToolbox, query_error, scripted, simulated
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
 READY = {check.command for check in k3s.ready_checks(pipeline.K3S_READY_TIMEOUT_S)}
@@ -140,3 +141,31 @@ def test_when_the_cluster_cannot_be_reached_at_all_the_reports_carry_the_command
     )
     assert results["steps"][0]["diagnostics"] == []
     assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "1\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(scripted(CommandResult(0, "", ""), delay_s=10 * ACCOUNT_READ_TIMEOUT_S), id="engine-hangs"),
+        pytest.param(scripted(CommandResult(124, "", "")), id="timeout-in-container"),
+        pytest.param(scripted(CommandResult(143, "", "")), id="busybox-timeout-signal"),
+    ],
+)
+def test_an_account_secret_read_that_gets_no_answer_is_a_clear_smoke_cause(answer: Answer) -> None:
+    config = load_config(VALUES, "ci")
+    postgresql = next(e for e in build_plan(config).endpoints if e.database == "postgresql")
+    toolbox = FakeToolbox(answer)
+    run = OfflineRun(toolbox, Path("unused"))
+
+    async def main() -> None:
+        await pipeline._read_account(run, cast(dagger.Container, toolbox), postgresql)
+
+    with pytest.raises(pipeline._AccountUnreadable) as caught:
+        in_virtual_time(main)
+    assert str(caught.value) == (
+        "the smoke suite did not run: reading postgresql's account Secret pg-cluster-postgresql-account-postgres "
+        f"got no answer within {ACCOUNT_READ_TIMEOUT_S} s (is the API server answering?)"
+    )
+    (sent,) = toolbox.log
+    assert sent.argv[:2] == ["timeout", str(ACCOUNT_READ_TIMEOUT_S)]
+    assert sent.argv[-1].count("kubectl --request-timeout=") == sent.argv[-1].count("kubectl ")

@@ -23,6 +23,11 @@ from dbstack.results import Outcome, RunResults
 SMOKE_REQUIRE = "SMOKE_REQUIRE"
 SMOKE_REQUIRE_IK = "SMOKE_REQUIRE_IK"
 TIMEOUT_EXIT = 124
+KILLED_EXITS = (137, 143)
+"""busybox `timeout` ends the command with SIGTERM/SIGKILL instead of exiting 124."""
+ACCOUNT_READ_TIMEOUT_S = 60
+"""The limit for reading one account Secret: a wedged API server must not hang the run until the CI job's limit."""
+KUBECTL_REQUEST_TIMEOUT = "--request-timeout=20s"
 USERNAME_KEY = "username"
 PASSWORD_KEY = "password"
 
@@ -92,13 +97,30 @@ def read_account_script(endpoint: Endpoint, folder: str) -> str:
     decode to an empty password)."""
     if endpoint.secret is None:
         raise ValueError(f"{endpoint.database} has no account Secret")
-    get = ["kubectl", "-n", endpoint.namespace, "get", "secret", endpoint.secret]
+    get = ["kubectl", KUBECTL_REQUEST_TIMEOUT, "-n", endpoint.namespace, "get", "secret", endpoint.secret]
     steps = [shlex.join([*get, "-o", "name"]) + " > /dev/null", shlex.join(["mkdir", "-p", folder])]
     for key in (USERNAME_KEY, PASSWORD_KEY):
         jsonpath = f"jsonpath={{.data.{key}}}"
         target = shlex.quote(f"{folder}/{key}")
         steps.append(f"{shlex.join([*get, '-o', jsonpath])} | base64 -d > {target}")
     return " && ".join(steps)
+
+
+def read_account_argv(endpoint: Endpoint, folder: str) -> list[str]:
+    """`read_account_script` under `timeout`: the exec ends after ACCOUNT_READ_TIMEOUT_S whatever kubectl does."""
+    return ["timeout", str(ACCOUNT_READ_TIMEOUT_S), "sh", "-c", read_account_script(endpoint, folder)]
+
+
+def account_read_timed_out(exit_code: int) -> bool:
+    return exit_code == TIMEOUT_EXIT or exit_code in KILLED_EXITS
+
+
+def account_timeout_cause(endpoint: Endpoint) -> str:
+    """The smoke cause when an account Secret could not be read in time."""
+    return (
+        f"the smoke suite did not run: reading {endpoint.database}'s account Secret {endpoint.secret} got no answer "
+        f"within {ACCOUNT_READ_TIMEOUT_S} s (is the API server answering?)"
+    )
 
 
 def smoke_command(junit_path: str, timeout_s: int) -> list[str]:
