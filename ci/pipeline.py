@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 VALUES_IGNORE: Final = ["*", "!**/*.yaml"]
 """Only YAML is uploaded from values/: editing anything else there never invalidates a cached call."""
-SMOKE_IGNORE: Final = ["**/__pycache__", "**/.pytest_cache", "**/*.pyc"]
+SMOKE_IGNORE: Final = ["**/__pycache__", "**/.pytest_cache", "**/.mypy_cache", "**/*.pyc"]
 TOOLBOX_KUBECONFIG: Final = "/root/.kube/config"
 SMOKE_WORKDIR: Final = "/src"
 SMOKE_JUNIT: Final = "/reports/smoke-junit.xml"
