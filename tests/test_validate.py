@@ -270,7 +270,7 @@ def test_unknown_database_in_pipeline_yaml(capsys: pytest.CaptureFixture[str], v
     assert_invalid(
         run,
         f"{pipeline}:{line}: databases.postgres: unknown key; did you mean 'postgresql'? "
-        "(Helm would silently ignore it) (allowed: elasticsearch, neo4j, postgresql, qdrant, redis)",
+        "(the pipeline would never read it) (allowed: elasticsearch, neo4j, postgresql, qdrant, redis)",
     )
     assert run.line_starting(f"{pipeline}:{line_of(pipeline, 'databases:')}: databases: missing required key ")
 
@@ -798,7 +798,7 @@ def test_set_with_an_unknown_key_suggests_one(capsys: pytest.CaptureFixture[str]
     assert_invalid(
         run_validate(capsys, values_dir, "--set", "databases.neo4j.enabeld=true"),
         "--set databases.neo4j.enabeld=true:1: databases.neo4j.enabeld: unknown key; did you mean 'enabled'? "
-        "(Helm would silently ignore it) (allowed: chartVersion, enabled, release)",
+        "(the pipeline would never read it) (allowed: chartVersion, enabled, release)",
     )
 
 

@@ -274,7 +274,7 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
     settings_ok = values_dir / SETTINGS_FILE in settings_files
     if settings_ok:
         before = len(problems)
-        check_rules(settings, SETTINGS_RULES, problems, require_all=True)
+        check_rules(settings, SETTINGS_RULES, problems, require_all=True, unknown_means=PIPELINE_IGNORES)
         settings_ok = len(problems) == before
     # Broken settings must not hide the problems of the database files: those are checked either way, and only
     # the checks that need the settings (enabled, release names) wait for them to be right.
@@ -386,8 +386,20 @@ _KIND_NAMES = {
 }
 
 
-def check_rules(layers: Layers, rules: Mapping[str, Rule], problems: list[Problem], *, require_all: bool) -> None:
-    _check_mapping(layers, layers.data, rules, "", problems, require_all)
+HELM_IGNORES = "Helm would silently ignore it"
+PIPELINE_IGNORES = "the pipeline would never read it"
+
+
+def check_rules(
+    layers: Layers,
+    rules: Mapping[str, Rule],
+    problems: list[Problem],
+    *,
+    require_all: bool,
+    unknown_means: str = HELM_IGNORES,
+) -> None:
+    """Check `layers` against `rules`; `unknown_means` says, in the message, what an unknown key would cost."""
+    _check_mapping(layers, layers.data, rules, "", problems, require_all, unknown_means)
 
 
 def _check_mapping(
@@ -397,17 +409,16 @@ def _check_mapping(
     prefix: str,
     problems: list[Problem],
     require_all: bool,
+    unknown_means: str,
 ) -> None:
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else key
         rule = rules.get(key)
         if rule is None:
             hint = did_you_mean(key, list(rules))
-            problems.append(
-                layers.problem(path, f"unknown key{hint} (Helm would silently ignore it)", ", ".join(sorted(rules)))
-            )
+            problems.append(layers.problem(path, f"unknown key{hint} ({unknown_means})", ", ".join(sorted(rules))))
             continue
-        _check_value(layers, value, rule, path, problems, require_all)
+        _check_value(layers, value, rule, path, problems, require_all, unknown_means)
     if require_all:
         for key in rules:
             if key not in data:
@@ -423,7 +434,15 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _check_value(layers: Layers, value: Any, rule: Rule, path: str, problems: list[Problem], require_all: bool) -> None:
+def _check_value(
+    layers: Layers,
+    value: Any,
+    rule: Rule,
+    path: str,
+    problems: list[Problem],
+    require_all: bool,
+    unknown_means: str,
+) -> None:
     if value is None:
         if not rule.nullable:
             problems.append(layers.problem(path, "has no value", _allowed(rule)))
@@ -440,7 +459,7 @@ def _check_value(layers: Layers, value: Any, rule: Rule, path: str, problems: li
         return
     if isinstance(value, dict):
         if rule.children:
-            _check_mapping(layers, value, rule.children, path, problems, require_all)
+            _check_mapping(layers, value, rule.children, path, problems, require_all, unknown_means)
         return
     if rule.enum and value not in rule.enum:
         problems.append(layers.problem(path, f"{_show(value)} is not one of the chart's choices", _allowed(rule)))
