@@ -130,3 +130,11 @@ def test_every_plan_json_field_is_documented(values_dir: Path, capsys) -> None: 
     }
     missing = sorted(fields - documented)
     assert not missing, f"docs/plan.md does not describe: {missing}"
+
+
+def test_snapshot_controller_step_is_left_out_where_the_platform_runs_its_own(values_dir: Path) -> None:
+    plan = _plan(values_dir, "snapshotter.installController=false")
+    ids = [s.id for s in plan.steps]
+    assert "snapshot-controller" not in ids
+    assert "snapshot-crds" in ids
+    assert plan.step("kubeblocks").needs == ("snapshot-crds", "kubeblocks-crds")

@@ -38,7 +38,7 @@ SETTINGS_RULES: dict[str, Rule] = {
             "registry": Rule(("string",)),
         },
     ),
-    "snapshotter": Rule(("mapping",), children={"version": Rule(("string",))}),
+    "snapshotter": Rule(("mapping",), children={"version": Rule(("string",)), "installController": BOOL}),
     "images": Rule(
         ("mapping",),
         children={"k3s": Rule(("string",)), "toolbox": Rule(("string",)), "python": Rule(("string",))},
@@ -208,6 +208,7 @@ class Config:
     helm_repo: str
     registry: str
     snapshotter_version: str
+    install_snapshot_controller: bool
     images: Mapping[str, str]
     node_cpu: float
     node_memory_gi: float
@@ -328,6 +329,7 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
         helm_repo=s["kubeblocks"]["helmRepo"],
         registry=s["kubeblocks"]["registry"],
         snapshotter_version=s["snapshotter"]["version"],
+        install_snapshot_controller=bool(s["snapshotter"]["installController"]),
         images=dict(s["images"]),
         node_cpu=float(s["node"]["cpu"]),
         node_memory_gi=float(s["node"]["memoryGi"]),

@@ -421,6 +421,8 @@ def build_plan(config: Config) -> Plan:
             diagnostics=_kubeblocks_diagnostics(kb_ns),
         ),
     ]
+    if not config.install_snapshot_controller:
+        steps = [s for s in steps if s.kind is not StepKind.SNAPSHOT_CONTROLLER]
     for d in config.enabled:
         steps.append(_addon_step(config, d))
     for d in config.enabled:
