@@ -104,17 +104,15 @@ def _nonce() -> str:
     return uuid.uuid4().hex
 
 
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0]
-
-
 def _engine_error(exc: dagger.QueryError) -> str:
     """One line: a failed exec's own error output (not the engine's generic message), else the engine's."""
+    from dbstack.text import first_line
+
     if isinstance(exc, dagger.ExecError):
-        said = _first_line(exc.stderr) or _first_line(exc.stdout)
+        said = first_line(exc.stderr) or first_line(exc.stdout)
         if said:
             return f"{said} (exit code {exc.exit_code})"
-    return _first_line(str(exc)) or type(exc).__name__
+    return first_line(str(exc)) or type(exc).__name__
 
 
 # --- values ------------------------------------------------------------------------------------------------------
@@ -283,11 +281,13 @@ def _runner(toolbox: dagger.Container) -> "ContainerRunner":
 
 async def _first_failure(runner: "ContainerRunner", checks: "Sequence[ReadyCheck]") -> str | None:
     """Run the readiness checks in order; the first that fails is the cause (None when all pass)."""
+    from dbstack.text import first_line
+
     for check in checks:
         with _span(check.title):
             done = await runner.run(check.command, timeout_s=check.timeout_s)
         if not done.ok:
-            reason = _first_line(done.stderr) or _first_line(done.stdout) or f"exit code {done.exit_code}"
+            reason = first_line(done.stderr) or first_line(done.stdout) or f"exit code {done.exit_code}"
             return f"{check.title}: {'timed out' if done.timed_out else reason}"
     return None
 

@@ -21,6 +21,7 @@ from dagger import ExecError, QueryError, ReturnType
 
 from dbstack.plan import Command
 from dbstack.runner import CommandResult
+from dbstack.text import first_line
 
 NONCE_VARIABLE = "DBSTACK_EXEC_NONCE"
 TIMEOUT_EXIT = 124
@@ -113,5 +114,5 @@ def _engine_failure(exc: QueryError) -> CommandResult:
     """An exec error still carries the command's output; any other engine error becomes a failed result."""
     if isinstance(exc, ExecError):
         return CommandResult(exc.exit_code, exc.stdout, exc.stderr)
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return CommandResult(ENGINE_FAILURE_EXIT, "", f"dagger engine error: {first_line}")
+    said = first_line(str(exc)) or type(exc).__name__
+    return CommandResult(ENGINE_FAILURE_EXIT, "", f"dagger engine error: {said}")

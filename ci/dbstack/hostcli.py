@@ -16,12 +16,13 @@ import anyio
 
 from dbstack.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
 from dbstack.hostrunner import HostRunner, ToolMissing
-from dbstack.kube import first_line, parse_json
+from dbstack.kube import parse_json
 from dbstack.orchestrator import RESULTS_FILE, new_results, run_plan
 from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
 from dbstack.progress import make_progress
 from dbstack.results import Outcome, RunResults, StepResult
 from dbstack.runner import Runner
+from dbstack.text import first_line
 from dbstack.validate import validate
 
 CLUSTER_KIND = "existing"

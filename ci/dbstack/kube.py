@@ -37,14 +37,6 @@ def is_transient(stderr: str) -> bool:
     return any(fragment in text for fragment in TRANSIENT_ERRORS)
 
 
-def first_line(text: str) -> str:
-    """The most useful line of a tool's error output: the first non-empty one."""
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
 @dataclass(frozen=True)
 class ClusterState:
     """What one look at a Cluster and its pods showed."""

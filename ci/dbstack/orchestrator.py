@@ -29,7 +29,6 @@ from dbstack.kube import (
     ClusterState,
     FatalStreaks,
     cluster_state,
-    first_line,
     is_transient,
     pod_containers,
 )
@@ -38,6 +37,7 @@ from dbstack.plan import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, 
 from dbstack.progress import Progress
 from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.runner import CommandResult, Runner
+from dbstack.text import first_line
 
 WATCH_INTERVAL_S = 5.0
 """How often a cluster's failure watch looks at the Cluster and its pods (readiness itself is not polled)."""

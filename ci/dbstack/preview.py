@@ -38,6 +38,7 @@ from dbstack.naming import NameRule, preview_namespace
 from dbstack.plan import Command, helm, kubectl
 from dbstack.results import DatabaseResult, Outcome, RunResults
 from dbstack.runner import Runner
+from dbstack.text import first_line as text_first_line
 
 LABEL_PR = "dbstack.io/pr"
 LABEL_HEAD_SHA = "dbstack.io/head-sha"
@@ -331,10 +332,8 @@ async def sweep(runner: Runner, now: float, *, timeout_s: int = DEFAULT_TIMEOUT_
 
 
 def first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return mask(line.strip())[:CAUSE_MAX]
-    return "no output"
+    """A command's first line of output for a comment or a log: masked, cut short, never empty."""
+    return mask(text_first_line(text))[:CAUSE_MAX] or "no output"
 
 
 _STATUS = {

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from dbstack.plan import Step
 from dbstack.results import StepResult
+from dbstack.text import first_line
 
 
 class Progress:
@@ -43,10 +44,6 @@ def _seconds(value: float) -> str:
     return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().split("\n", 1)[0]
-
-
 class PlainProgress(Progress):
     """One timestamped line per event, for logs (CI): `2026-01-01T00:00:00Z cluster:redis waiting: ...`."""
 
@@ -68,7 +65,7 @@ class PlainProgress(Progress):
 
     def step_finished(self, step: Step, result: StepResult, at: float) -> None:
         took = f" after {_seconds(result.duration_s)}" if result.duration_s is not None else ""
-        cause = _first_line(result.cause)
+        cause = first_line(result.cause)
         self._line(at, step, f"{result.outcome.value}{took}" + (f": {cause}" if cause else ""))
 
 
@@ -112,7 +109,7 @@ class TtyProgress(Progress):
     def step_finished(self, step: Step, result: StepResult, at: float) -> None:
         lane = self._lane(step, at)
         lane.phase = f"{step.kind.value} {result.outcome.value}"
-        lane.what = _first_line(result.cause)
+        lane.what = first_line(result.cause)
         if not result.outcome.ok or step.kind.value in ("cluster", "uninstall-cluster") or not step.database:
             lane.ended_at = at
         self.tick(at)

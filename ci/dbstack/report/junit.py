@@ -11,8 +11,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dbstack.report.verdict import FAILED_OUTCOMES, SMOKE_TITLE, first_line
+from dbstack.report.verdict import FAILED_OUTCOMES, SMOKE_TITLE
 from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.text import first_line
 
 PIPELINE_SUITE = "dbstack pipeline"
 NOT_RUN_REASON = "not run: a step it needs did not pass"

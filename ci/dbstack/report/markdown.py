@@ -11,10 +11,10 @@ from dbstack.report.verdict import (
     SMOKE_TITLE,
     CheckCounts,
     database_ready,
-    first_line,
     headline,
 )
 from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.text import first_line
 
 MAX_CAUSE_LINES = 60
 MAX_CAUSE_CHARS = 6000

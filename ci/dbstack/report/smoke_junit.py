@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dbstack.catalog import DATABASES
-from dbstack.report.verdict import first_line
 from dbstack.results import CheckResult, Outcome, RunResults
+from dbstack.text import first_line
 
 MAX_JUNIT_BYTES = 20 * 1024 * 1024
 MAX_DETAIL_CHARS = 4000

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.text import first_line
 
 OUTCOME_WORDS: dict[Outcome, str] = {
     Outcome.PASSED: "passed",
@@ -39,14 +40,6 @@ class CheckCounts:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def first_line(text: str | None) -> str:
-    """The most useful line of a cause: its first non-blank one."""
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
 
 
 def database_ready(database: DatabaseResult) -> bool:
