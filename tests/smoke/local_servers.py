@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -72,8 +73,28 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
         return pwd.getpwnam(name)
 
 
+class _Throwaway(ABC):
+    """A server started by `with`, and stopped (its files removed) however the block ends, start included."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
 @dataclass
-class LocalPostgres:
+class LocalPostgres(_Throwaway):
     """A throwaway PostgreSQL 18 + pgvector; `create_login()` adds the role and database the suite uses."""
 
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dbstack-pg-")))
@@ -182,19 +203,9 @@ class LocalPostgres:
             self._pg("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
 
 @dataclass
-class LocalRedis:
+class LocalRedis(_Throwaway):
     """A throwaway Redis on loopback whose `default` user is disabled once an ACL user is added."""
 
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dbstack-redis-")))
@@ -243,13 +254,3 @@ class LocalRedis:
                 self._process.kill()
                 self._process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
