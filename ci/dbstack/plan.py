@@ -309,27 +309,13 @@ def build_plan(config: Config) -> Plan:
     snap = config.snapshotter_version
     raw = f"https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/{snap}"
     steps: list[Step] = [
-        Step(
-            id="snapshot-crds",
-            title=f"Install VolumeSnapshot CRDs ({snap})",
-            kind=StepKind.SNAPSHOT_CRDS,
-            needs=(),
-            skip_when=(Probe(kubectl("get", "crd", *(f"{c}.snapshot.storage.k8s.io" for c in SNAPSHOT_CRDS))),),
-            commands=tuple(
-                kubectl(
-                    "apply",
-                    "--server-side",
-                    "--force-conflicts",
-                    "-f",
-                    f"{raw}/client/config/crd/snapshot.storage.k8s.io_{c}.yaml",
-                )
-                for c in SNAPSHOT_CRDS
-            ),
-            done_when=tuple(
-                Wait(f"crd/{c}.snapshot.storage.k8s.io", None, "condition=Established") for c in SNAPSHOT_CRDS
-            ),
-            timeout_s=config.timeouts.crds,
-            diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
+        _crd_step(
+            config,
+            "snapshot-crds",
+            f"Install VolumeSnapshot CRDs ({snap})",
+            StepKind.SNAPSHOT_CRDS,
+            urls=tuple(f"{raw}/client/config/crd/snapshot.storage.k8s.io_{c}.yaml" for c in SNAPSHOT_CRDS),
+            crds=tuple(f"{c}.snapshot.storage.k8s.io" for c in SNAPSHOT_CRDS),
         ),
         Step(
             id="snapshot-controller",
@@ -358,26 +344,16 @@ def build_plan(config: Config) -> Plan:
                 ),
             ),
         ),
-        Step(
-            id="kubeblocks-crds",
-            title=f"Install KubeBlocks CRDs (v{config.kubeblocks_version})",
-            kind=StepKind.KUBEBLOCKS_CRDS,
-            needs=(),
-            skip_when=(Probe(kubectl("get", "crd", *KUBEBLOCKS_CRDS)),),
-            commands=(
-                # Server-side: the 10 MB bundle overflows client-side apply's annotation; apply stays idempotent.
-                kubectl(
-                    "apply",
-                    "--server-side",
-                    "--force-conflicts",
-                    "-f",
-                    "https://github.com/apecloud/kubeblocks/releases/download/"
-                    f"v{config.kubeblocks_version}/kubeblocks_crds.yaml",
-                ),
+        _crd_step(
+            config,
+            "kubeblocks-crds",
+            f"Install KubeBlocks CRDs (v{config.kubeblocks_version})",
+            StepKind.KUBEBLOCKS_CRDS,
+            urls=(
+                "https://github.com/apecloud/kubeblocks/releases/download/"
+                f"v{config.kubeblocks_version}/kubeblocks_crds.yaml",
             ),
-            done_when=tuple(Wait(f"crd/{c}", None, "condition=Established") for c in KUBEBLOCKS_CRDS),
-            timeout_s=config.timeouts.crds,
-            diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
+            crds=KUBEBLOCKS_CRDS,
         ),
         Step(
             id="kubeblocks",
@@ -452,6 +428,24 @@ def pod_logs_diagnostic(name: str, namespace: str, selector: str, *, previous: b
         name,
         kubectl("-n", namespace, "get", "pods", "-l", selector, "-o", "json"),
         PodLogs(namespace, POD_LOG_TAIL, previous),
+    )
+
+
+def _crd_step(
+    config: Config, step_id: str, title: str, kind: StepKind, *, urls: tuple[str, ...], crds: tuple[str, ...]
+) -> Step:
+    """CRDs from manifest URLs, skipped when all are there, done when all are Established."""
+    return Step(
+        id=step_id,
+        title=title,
+        kind=kind,
+        needs=(),
+        skip_when=(Probe(kubectl("get", "crd", *crds)),),
+        # Server-side: the 10 MB KubeBlocks bundle overflows client-side apply's annotation; apply stays idempotent.
+        commands=tuple(kubectl("apply", "--server-side", "--force-conflicts", "-f", url) for url in urls),
+        done_when=tuple(Wait(f"crd/{c}", None, "condition=Established") for c in crds),
+        timeout_s=config.timeouts.crds,
+        diagnostics=(Diagnostic("crds.txt", kubectl("get", "crd", "-o", "wide")),),
     )
 
 
