@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/orchestration.py [--out DIR] [--values DIR]
 
 Runs the default plan (values/, no profile) on the simulated cluster in virtual time (trio's MockClock), with
-the simulator's default latencies (the brief's figures, see dbstack.simcluster.Latencies), and then drives the
+the simulator's default latencies (the brief's figures, see dbstack.sim.cluster.Latencies), and then drives the
 same simulated cluster the way ApeRAG's deploy/databases scripts do: snapshot support, then KubeBlocks, then each
 addon installed and waited on one after another, then all clusters installed back to back and waited on together
 in a 10 s polling loop. The last line printed is one JSON object:
@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from dbstack.config import load_config
-from dbstack.kube import parse_json
-from dbstack.plan import KUBEBLOCKS_DEPLOYMENTS, Plan, Step, StepKind, build_plan, kubectl
-from dbstack.results import Outcome, RunResults
-from dbstack.simcluster import Failure, Latencies, Scenario, SimCluster, in_virtual_time, run_simulated
+from dbstack.config.load import load_config
+from dbstack.plan.build import KUBEBLOCKS_DEPLOYMENTS, Plan, Step, StepKind, build_plan, kubectl
+from dbstack.run.kube import parse_json
+from dbstack.run.results import Outcome, RunResults
+from dbstack.sim.cluster import Failure, Latencies, Scenario, SimCluster, in_virtual_time, run_simulated
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ class ScriptFailed(Exception):
 
 
 async def _must(sim: SimCluster, argv: tuple[str, ...], stdin: str | None = None, timeout_s: float = 900) -> str:
-    from dbstack.plan import Command
+    from dbstack.plan.build import Command
 
     done = await sim.run(Command(argv, stdin), timeout_s=timeout_s)
     if not done.ok:

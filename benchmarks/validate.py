@@ -38,7 +38,7 @@ def timed(action: Callable[[], object], runs: int) -> list[float]:
 
 
 def in_process(profile: str | None, runs: int) -> list[float]:
-    from dbstack.validate import validate
+    from dbstack.config.validate import validate
 
     validate(VALUES, profile)  # warm the imports once; they are counted in the fresh-process numbers
     return timed(lambda: validate(VALUES, profile), runs)

@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from dbstack.config import Config
-    from dbstack.containerrunner import ContainerRunner
-    from dbstack.k3s import ReadyCheck
-    from dbstack.plan import Endpoint, Plan
-    from dbstack.results import RunResults
+    from dbstack.config.load import Config
+    from dbstack.plan.build import Endpoint, Plan
+    from dbstack.run.containerrunner import ContainerRunner
+    from dbstack.run.k3s import ReadyCheck
+    from dbstack.run.results import RunResults
 
 VALUES_IGNORE: Final = ["*", "!**/*.yaml"]
 """Only YAML is uploaded from values/: editing anything else there never invalidates a cached call."""
@@ -123,8 +123,8 @@ async def _values_folder(values: dagger.Directory) -> "Path":
     import tempfile
     from pathlib import Path
 
-    from dbstack.moduleargs import write_values
-    from dbstack.problems import InvalidInput
+    from dbstack.config.moduleargs import write_values
+    from dbstack.config.problems import InvalidInput
 
     names = await values.glob("**/*.yaml")
     files = {name: await values.file(name).contents() for name in names}
@@ -143,8 +143,8 @@ def _problems(problems: "Sequence[object]", root: "Path") -> str:
 
 async def _load_config(values: dagger.Directory, profile: str, overrides: list[str]) -> "Config":
     """The values as the core reads them (validation and capacity check included), before any cluster exists."""
-    from dbstack.problems import InvalidInput
-    from dbstack.validate import validate
+    from dbstack.config.problems import InvalidInput
+    from dbstack.config.validate import validate
 
     root = await _values_folder(values)
     try:
@@ -155,8 +155,8 @@ async def _load_config(values: dagger.Directory, profile: str, overrides: list[s
 
 async def _images(values: dagger.Directory, profile: str) -> "Mapping[str, str]":
     """The pinned images only: functions that deploy nothing need no capacity check."""
-    from dbstack.config import load_config
-    from dbstack.problems import InvalidInput
+    from dbstack.config.load import load_config
+    from dbstack.config.problems import InvalidInput
 
     root = await _values_folder(values)
     try:
@@ -173,8 +173,8 @@ def _overrides(
     chart_version: str,
     settings: list[str] | None,
 ) -> list[str]:
-    from dbstack.moduleargs import settings_overrides
-    from dbstack.problems import InvalidInput
+    from dbstack.config.moduleargs import settings_overrides
+    from dbstack.config.problems import InvalidInput
 
     try:
         return settings_overrides(
@@ -194,7 +194,7 @@ async def _core_cli(command: list[str], values: dagger.Directory, profile: str, 
     import contextlib
     import io
 
-    from dbstack import cli
+    from dbstack.cli import main as cli
 
     root = await _values_folder(values)
     # `--opt=value`: a value that starts with "-" stays a value.
@@ -213,7 +213,7 @@ async def _core_cli(command: list[str], values: dagger.Directory, profile: str, 
 
 def _k3s_service(image: str, name: str) -> dagger.Service:
     """k3s as a Dagger service: a fresh cluster state each start, the image store kept in a cache volume."""
-    from dbstack import k3s
+    from dbstack.run import k3s
 
     return (
         dag.container()
@@ -234,7 +234,7 @@ def _k3s_service(image: str, name: str) -> dagger.Service:
 
 def _kubeconfig_file(toolbox_image: str, name: str, server: str = "") -> dagger.File:
     """The kubeconfig k3s wrote to the shared cache volume, read fresh every time (never from the layer cache)."""
-    from dbstack import k3s
+    from dbstack.run import k3s
 
     out = "/tmp/kubeconfig"  # noqa: S108 - a path inside a throwaway container
     script = k3s.read_kubeconfig_script(name, out, KUBECONFIG_WAIT_S)
@@ -260,7 +260,7 @@ def _toolbox_for_kubeconfig(image: str, kubeconfig: dagger.Secret) -> dagger.Con
 
 
 async def _toolbox_for_k3s(image: str, service: dagger.Service, name: str) -> dagger.Container:
-    from dbstack import k3s
+    from dbstack.run import k3s
 
     with _span("Read the k3s kubeconfig"):
         config_file = await _kubeconfig_file(image, name).sync()
@@ -274,7 +274,7 @@ async def _toolbox_for_k3s(image: str, service: dagger.Service, name: str) -> da
 
 
 def _runner(toolbox: dagger.Container) -> "ContainerRunner":
-    from dbstack.containerrunner import ContainerRunner
+    from dbstack.run.containerrunner import ContainerRunner
 
     return ContainerRunner(toolbox, span=_span)
 
@@ -376,11 +376,11 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
     import time
 
     from dagger.telemetry import get_tracer
-    from dbstack import k3s
-    from dbstack.orchestrator import new_results, run_plan
-    from dbstack.preview import PreviewError
-    from dbstack.progress import PlainProgress
-    from dbstack.spanprogress import SpanProgress
+    from dbstack.github.preview import PreviewError
+    from dbstack.run import k3s
+    from dbstack.run.orchestrator import new_results, run_plan
+    from dbstack.run.progress import PlainProgress
+    from dbstack.run.spanprogress import SpanProgress
 
     kind = "existing" if kubeconfig is not None else "k3s"
     started = time.time()
@@ -419,7 +419,7 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
 
 async def _cluster_diagnostics(run: _Run, runner: "ContainerRunner") -> list[str]:
     """What the cluster looked like when it failed to come up, as files under diagnostics/cluster/."""
-    from dbstack import k3s
+    from dbstack.run import k3s
 
     folder = run.out_dir / "diagnostics" / k3s.CLUSTER_STEP_ID
     folder.mkdir(parents=True, exist_ok=True)
@@ -438,8 +438,8 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
     import contextlib
     import time
 
-    from dbstack import smokeenv
-    from dbstack.results import Outcome
+    from dbstack.run import smokeenv
+    from dbstack.run.results import Outcome
 
     endpoints = smokeenv.deployed_endpoints(run.plan.endpoints, results)
     if not endpoints:
@@ -496,7 +496,7 @@ async def _with_endpoint(
     run: _Run, smoke: dagger.Container, toolbox: dagger.Container, endpoint: "Endpoint"
 ) -> dagger.Container:
     """Bind the database under its Service name and set the variables ApeRAG's pods would get."""
-    from dbstack import smokeenv
+    from dbstack.run import smokeenv
 
     smoke = smoke.with_service_binding(endpoint.service, _port_forward(toolbox, endpoint))
     for name, value in smokeenv.plain_variables(endpoint).items():
@@ -525,8 +525,8 @@ async def _read_account(
     Bounded twice, like every ContainerRunner exec: `timeout` inside the container, a cancel scope around the
     engine calls. A timeout raises _AccountUnreadable."""
     import anyio
-    from dbstack import smokeenv
-    from dbstack.containerrunner import ENGINE_GRACE_S
+    from dbstack.run import smokeenv
+    from dbstack.run.containerrunner import ENGINE_GRACE_S
 
     try:
         with anyio.fail_after(smokeenv.ACCOUNT_READ_TIMEOUT_S + ENGINE_GRACE_S):
@@ -649,7 +649,7 @@ class Dbstack:
         ] = None,
     ) -> dagger.Directory:
         """Deploy and smoke-test everything; returns the reports (exit-code holds 0 or 1), also on failure."""
-        from dbstack.plan import build_plan
+        from dbstack.plan.build import build_plan
 
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
         config = await _load_config(values, profile, overrides)
@@ -672,8 +672,8 @@ class Dbstack:
         """Deploy a pull request's preview into its own labelled namespace pr-<n> and test it; returns reports."""
         import time
 
-        from dbstack.plan import build_plan
-        from dbstack.preview import PreviewTarget, prepare_namespace
+        from dbstack.github.preview import PreviewTarget, prepare_namespace
+        from dbstack.plan.build import build_plan
 
         try:
             target = PreviewTarget.create(pr, head_sha, time.time(), ttl_hours * HOURS)
@@ -692,7 +692,7 @@ class Dbstack:
     @never_cached
     async def teardown(self, values: Values, kubeconfig: Kubeconfig, pr: PullRequest) -> str:
         """Remove a pull request's preview (its releases, then namespace pr-<n>); nothing when there is none."""
-        from dbstack.preview import PreviewError, teardown
+        from dbstack.github.preview import PreviewError, teardown
 
         runner = _runner(_toolbox_for_kubeconfig((await _images(values, ""))["toolbox"], kubeconfig))
         try:
@@ -706,7 +706,7 @@ class Dbstack:
         """Tear down every preview whose time to live has passed; fails when one could not be removed."""
         import time
 
-        from dbstack.preview import PreviewError, sweep
+        from dbstack.github.preview import PreviewError, sweep
 
         runner = _runner(_toolbox_for_kubeconfig((await _images(values, ""))["toolbox"], kubeconfig))
         try:

@@ -12,9 +12,9 @@ import dagger
 import trio
 from dagger import ReturnType
 from dagger._exceptions import QueryErrorValue
-from dbstack.plan import Command
-from dbstack.runner import CommandResult
-from dbstack.simcluster import SimCluster
+from dbstack.plan.build import Command
+from dbstack.run.runner import CommandResult
+from dbstack.sim.cluster import SimCluster
 
 Answer = Callable[[Command, float], Awaitable[CommandResult]]
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 
 RUN_START = 1_790_000_000.0
 PENDING_CAUSE = "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu"

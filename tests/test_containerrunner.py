@@ -13,13 +13,13 @@ import pytest
 import trio
 import trio.testing
 from dagger import ReturnType
-from dbstack.config import load_config
-from dbstack.containerrunner import ENGINE_FAILURE_EXIT, NONCE_VARIABLE, ContainerRunner, timed_argv
-from dbstack.orchestrator import run_plan
-from dbstack.plan import Command, Plan, build_plan, helm, kubectl
-from dbstack.results import Outcome, RunResults
-from dbstack.runner import CommandResult
-from dbstack.simcluster import SimCluster, in_virtual_time
+from dbstack.config.load import load_config
+from dbstack.plan.build import Command, Plan, build_plan, helm, kubectl
+from dbstack.run.containerrunner import ENGINE_FAILURE_EXIT, NONCE_VARIABLE, ContainerRunner, timed_argv
+from dbstack.run.orchestrator import run_plan
+from dbstack.run.results import Outcome, RunResults
+from dbstack.run.runner import CommandResult
+from dbstack.sim.cluster import SimCluster, in_virtual_time
 from fake_toolbox import Answer, FakeToolbox, query_error, scripted, simulated
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dbstack.ghannotate import MAX_ANNOTATIONS, FailedCase, annotation, failed_cases, main
+from dbstack.github.annotate import MAX_ANNOTATIONS, FailedCase, annotation, failed_cases, main
 
 JUNIT = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuites name="dbstack" tests="4">

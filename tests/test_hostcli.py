@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from dbstack import hostcli, orchestrator
-from dbstack.cli import build_parser, main
-from dbstack.simcluster import Failure, Latencies, Scenario, SimCluster
+from dbstack.cli import host as hostcli
+from dbstack.cli.main import build_parser, main
+from dbstack.run import orchestrator
+from dbstack.sim.cluster import Failure, Latencies, Scenario, SimCluster
 
 TINY = 0.001
 
@@ -98,9 +99,9 @@ def test_teardown_all_after_deploy_passes(values_dir: Path, tmp_path: Path, caps
 
 CTRL_C_SCRIPT = """
 import sys
-from dbstack import hostcli
-from dbstack.cli import build_parser
-from dbstack.simcluster import Latencies, Scenario, SimCluster
+from dbstack.cli import host as hostcli
+from dbstack.cli.main import build_parser
+from dbstack.sim.cluster import Latencies, Scenario, SimCluster
 quick = Latencies(api_s=0.01, helm_s=0.01, snapshot_crds_s=0.01, kubeblocks_crds_s=0.01, kubeblocks_s=600)
 args = build_parser().parse_args(["deploy", "--values", sys.argv[1], "--out", sys.argv[2], "--progress", "plain"])
 sys.exit(hostcli.deploy(args, runner=SimCluster(Scenario(latencies=quick))))

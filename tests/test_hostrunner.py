@@ -8,10 +8,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from dbstack.hostcli import PreflightFailed, preflight
-from dbstack.hostrunner import MISSING_TOOL_EXIT, HostRunner, ToolMissing
-from dbstack.plan import Command
-from dbstack.runner import CommandResult
+from dbstack.cli.host import PreflightFailed, preflight
+from dbstack.plan.build import Command
+from dbstack.run.hostrunner import MISSING_TOOL_EXIT, HostRunner, ToolMissing
+from dbstack.run.runner import CommandResult
 
 
 def run(runner: HostRunner, *argv: str, stdin: str | None = None, timeout_s: float = 30) -> CommandResult:

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from dbstack import k3s
-from dbstack.results import Outcome
+from dbstack.run import k3s
+from dbstack.run.results import Outcome
 
 SH = shutil.which("sh") or "/bin/sh"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dbstack.kube import FatalStreaks, cluster_state, is_transient
-from dbstack.plan import Watch
+from dbstack.plan.build import Watch
+from dbstack.run.kube import FatalStreaks, cluster_state, is_transient
 
 WATCH = Watch(cluster="pg-cluster", namespace="default", pod_selector="app.kubernetes.io/instance=pg-cluster")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dbstack.catalog import DATABASES
-from dbstack.config import load_config
-from dbstack.moduleargs import settings_overrides, write_values
-from dbstack.problems import InvalidInput
+from dbstack.config.catalog import DATABASES
+from dbstack.config.load import load_config
+from dbstack.config.moduleargs import settings_overrides, write_values
+from dbstack.config.problems import InvalidInput
 
 
 def test_no_options_means_no_overrides() -> None:

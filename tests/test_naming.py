@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from dbstack import naming
+from dbstack.config import naming
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 

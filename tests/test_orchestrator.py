@@ -9,16 +9,25 @@ from pathlib import Path
 
 import anyio
 import pytest
-from dbstack.orchestrator import (
+from dbstack.config.validate import validate
+from dbstack.plan.build import (
+    HELM_LOCKED,
+    KUBEBLOCKS_CRDS,
+    SNAPSHOT_CRDS,
+    Command,
+    Plan,
+    build_plan,
+    build_teardown_plan,
+)
+from dbstack.run.orchestrator import (
     BACKOFF_FIRST_S,
     RACE_RETRY_PAUSE_S,
     WATCH_INTERVAL_S,
     run_plan,
 )
-from dbstack.plan import HELM_LOCKED, KUBEBLOCKS_CRDS, SNAPSHOT_CRDS, Command, Plan, build_plan, build_teardown_plan
-from dbstack.results import Outcome, RunResults, StepResult
-from dbstack.runner import CommandResult
-from dbstack.simcluster import (
+from dbstack.run.results import Outcome, RunResults, StepResult
+from dbstack.run.runner import CommandResult
+from dbstack.sim.cluster import (
     SIM_CREDENTIAL,
     Call,
     Failure,
@@ -28,7 +37,6 @@ from dbstack.simcluster import (
     in_virtual_time,
     run_simulated,
 )
-from dbstack.validate import validate
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 

@@ -11,13 +11,13 @@ from typing import cast
 import dagger
 import pipeline
 import pytest
-from dbstack import k3s
-from dbstack.config import load_config
-from dbstack.plan import Command, build_plan
-from dbstack.results import Outcome, RunResults
-from dbstack.runner import CommandResult
-from dbstack.simcluster import SimCluster, in_virtual_time
-from dbstack.smokeenv import ACCOUNT_READ_TIMEOUT_S
+from dbstack.config.load import load_config
+from dbstack.plan.build import Command, build_plan
+from dbstack.run import k3s
+from dbstack.run.results import Outcome, RunResults
+from dbstack.run.runner import CommandResult
+from dbstack.run.smokeenv import ACCOUNT_READ_TIMEOUT_S
+from dbstack.sim.cluster import SimCluster, in_virtual_time
 from fake_toolbox import Answer, FakeToolbox, query_error, scripted, simulated
 
 VALUES = Path(__file__).resolve().parents[1] / "values"

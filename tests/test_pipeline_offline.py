@@ -13,7 +13,7 @@ import anyio
 import dagger
 import pytest
 from dagger.mod._exceptions import FunctionError
-from dbstack import cli
+from dbstack.cli import main as cli
 from pipeline import Dbstack
 
 

@@ -5,9 +5,9 @@ import re
 from pathlib import Path
 
 from conftest import REPO
-from dbstack.cli import main
-from dbstack.plan import StepKind, build_plan
-from dbstack.validate import validate
+from dbstack.cli.main import main
+from dbstack.config.validate import validate
+from dbstack.plan.build import StepKind, build_plan
 
 
 def _plan(values_dir: Path, *overrides: str, profile: str | None = None):  # type: ignore[no-untyped-def]

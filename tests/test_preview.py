@@ -11,10 +11,9 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
-from dbstack import naming
-from dbstack.cli import main
-from dbstack.plan import Command
-from dbstack.preview import (
+from dbstack.cli.main import main
+from dbstack.config import naming
+from dbstack.github.preview import (
     COMMENT_MARKER,
     LABEL_EXPIRES_AT,
     LABEL_HEAD_SHA,
@@ -32,8 +31,9 @@ from dbstack.preview import (
     teardown,
     teardown_commands,
 )
-from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
-from dbstack.runner import CommandResult
+from dbstack.plan.build import Command
+from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.runner import CommandResult
 from hypothesis import given
 from hypothesis import strategies as st
 

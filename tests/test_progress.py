@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from dbstack.plan import Plan, build_plan
-from dbstack.progress import PlainProgress, TtyProgress, make_progress
-from dbstack.results import Outcome, StepResult
-from dbstack.validate import validate
+from dbstack.config.validate import validate
+from dbstack.plan.build import Plan, build_plan
+from dbstack.run.progress import PlainProgress, TtyProgress, make_progress
+from dbstack.run.results import Outcome, StepResult
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

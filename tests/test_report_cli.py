@@ -5,9 +5,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dbstack.cli import main
+from dbstack.cli.main import main
 from dbstack.report import write_reports
-from dbstack.results import RunResults
+from dbstack.run.results import RunResults
 from report_samples import ALL_SAMPLES, failed_run, written_files
 
 PASSWORD = "cli-Secret-Value-42"

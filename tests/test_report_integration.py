@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dbstack.plan import build_plan
+from dbstack.config.validate import validate
+from dbstack.plan.build import build_plan
 from dbstack.report import write_reports
-from dbstack.results import Outcome, RunResults
-from dbstack.simcluster import SIM_CREDENTIAL, Failure, Scenario, SimCluster, run_simulated
-from dbstack.validate import validate
+from dbstack.run.results import Outcome, RunResults
+from dbstack.sim.cluster import SIM_CREDENTIAL, Failure, Scenario, SimCluster, run_simulated
 from report_samples import parse_gantt, written_files
 
 REPORT_FILES = {"junit.xml", "summary.json", "summary.md", "results.json"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dbstack.report import write_reports
 from dbstack.report.junit import PIPELINE_SUITE, render_junit
-from dbstack.results import Outcome, RunResults
+from dbstack.run.results import Outcome, RunResults
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from report_samples import (

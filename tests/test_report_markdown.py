@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from dbstack.report import write_reports
 from dbstack.report.markdown import render_markdown
-from dbstack.results import Outcome, RunResults
+from dbstack.run.results import Outcome, RunResults
 from report_samples import (
     ABNORMAL_CAUSE,
     ALL_SAMPLES,

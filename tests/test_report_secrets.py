@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from dbstack.masking import MASK, Masker, mask_patterns
 from dbstack.report import masked, write_reports
-from dbstack.results import CheckResult, Outcome, RunResults
+from dbstack.run.results import CheckResult, Outcome, RunResults
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from report_samples import failed_run, written_files

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from dbstack.report import write_reports
 from dbstack.report.summary_json import SUMMARY_SCHEMA_VERSION, render_summary
-from dbstack.results import Outcome, RunResults
+from dbstack.run.results import Outcome, RunResults
 from report_samples import ALL_SAMPLES, PENDING_CAUSE, failed_run, successful_run
 
 DOCS = Path(__file__).resolve().parents[1] / "README.md"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from dbstack.plan import Command
-from dbstack.runner import CommandResult
-from dbstack.simcluster import Scenario, SimCluster, UnknownCommand, in_virtual_time
+from dbstack.plan.build import Command
+from dbstack.run.runner import CommandResult
+from dbstack.sim.cluster import Scenario, SimCluster, UnknownCommand, in_virtual_time
 
 
 def ask(sim: SimCluster, *argv: str, timeout_s: float = 600) -> CommandResult:

@@ -9,13 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from dbstack import smokeenv
-from dbstack.catalog import DATABASES
-from dbstack.config import load_config
-from dbstack.orchestrator import new_results
-from dbstack.plan import Endpoint, Plan, build_plan
-from dbstack.problems import InvalidInput
-from dbstack.results import Outcome, RunResults
+from dbstack.config.catalog import DATABASES
+from dbstack.config.load import load_config
+from dbstack.config.problems import InvalidInput
+from dbstack.plan.build import Endpoint, Plan, build_plan
+from dbstack.run import smokeenv
+from dbstack.run.orchestrator import new_results
+from dbstack.run.results import Outcome, RunResults
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
 ALL_ENABLED = [f"databases.{key}.enabled=true" for key in DATABASES]

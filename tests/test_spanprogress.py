@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dbstack.config import load_config
-from dbstack.plan import build_plan
-from dbstack.progress import Progress
-from dbstack.results import Outcome, StepResult
-from dbstack.spanprogress import SpanProgress
+from dbstack.config.load import load_config
+from dbstack.plan.build import build_plan
+from dbstack.run.progress import Progress
+from dbstack.run.results import Outcome, StepResult
+from dbstack.run.spanprogress import SpanProgress
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
 

@@ -17,11 +17,11 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from dbstack.catalog import DATABASES, Database
-from dbstack.chartrules import Rule
-from dbstack.config import Layers, check_rules, load_config
-from dbstack.problems import Problem
-from dbstack.yamlfile import load_yaml
+from dbstack.config.catalog import DATABASES, Database
+from dbstack.config.chartrules import Rule
+from dbstack.config.load import Layers, check_rules, load_config
+from dbstack.config.problems import Problem
+from dbstack.config.yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 VALUES = REPO / "values"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dbstack.catalog import DATABASES
-from dbstack.cli import EXIT_INVALID, EXIT_OK, main
-from dbstack.problems import InvalidInput, Problem
-from dbstack.validate import validate
-from dbstack.yamlfile import load_yaml
+from dbstack.cli.main import EXIT_INVALID, EXIT_OK, main
+from dbstack.config.catalog import DATABASES
+from dbstack.config.problems import InvalidInput, Problem
+from dbstack.config.validate import validate
+from dbstack.config.yamlfile import load_yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

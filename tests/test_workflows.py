@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from dbstack.cli import build_parser
+from dbstack.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"

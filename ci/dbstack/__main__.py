@@ -1,3 +1,3 @@
-from dbstack.cli import main
+from dbstack.cli.main import main
 
 raise SystemExit(main())

@@ -1,16 +1,9 @@
-"""Reports, written from Results only: junit.xml, summary.json, summary.md, results.json, masked diagnostics/."""
+"""Reports, written from Results only: junit.xml, summary.json, summary.md, results.json, masked diagnostics/.
 
-from dbstack.report.cli import cli_report, load_results
+Owns the report folder and every file in it. May import `run.results` (what it renders), `config` and the shared
+helpers (`dbstack.text`, `dbstack.masking`); never the orchestrator, the simulator, previews or the command line.
+"""
+
 from dbstack.report.folder import masked, write_reports
-from dbstack.report.smoke_junit import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
 
-__all__ = [
-    "SmokeJunitError",
-    "attach_checks",
-    "cli_report",
-    "load_results",
-    "masked",
-    "parse_smoke_junit",
-    "smoke_outcome",
-    "write_reports",
-]
+__all__ = ["masked", "write_reports"]

@@ -14,7 +14,7 @@ from dbstack.report.junit import render_junit
 from dbstack.report.markdown import render_markdown
 from dbstack.report.masking import clean_text, map_strings, mask_files
 from dbstack.report.summary_json import render_summary
-from dbstack.results import RunResults
+from dbstack.run.results import RunResults
 
 JUNIT_FILE = "junit.xml"
 SUMMARY_JSON_FILE = "summary.json"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dbstack.report.verdict import FAILED_OUTCOMES, SMOKE_TITLE
-from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.text import first_line
 
 PIPELINE_SUITE = "dbstack pipeline"

@@ -13,7 +13,7 @@ from dbstack.report.verdict import (
     database_ready,
     headline,
 )
-from dbstack.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.text import first_line
 
 MAX_CAUSE_LINES = 60

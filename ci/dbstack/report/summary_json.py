@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dbstack.report.verdict import CheckCounts, database_ready, headline, verdict
-from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.text import first_line
 
 SUMMARY_SCHEMA_VERSION = 1

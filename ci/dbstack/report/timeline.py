@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dbstack.report.verdict import SMOKE_TITLE
-from dbstack.results import Outcome, RunResults
+from dbstack.run.results import Outcome, RunResults
 
 PLATFORM_SECTION = "Platform"
 SMOKE_SECTION = "Smoke tests"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.text import first_line
 
 OUTCOME_WORDS: dict[Outcome, str] = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dbstack.report.folder import copy_diagnostics, masked, write_reports
 from dbstack.report.verdict import headline
-from dbstack.results import ResultsFormatError, RunResults
+from dbstack.run.results import ResultsFormatError, RunResults
 
 EXIT_OK = 0
 EXIT_INVALID = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbstack.config import Config, DatabaseConfig
+from dbstack.config.load import Config, DatabaseConfig
 
 # REFERENCE section 2: kubeblocks and kubeblocks-dataprotection, 500m / 1 Gi each, requests = limits.
 CONTROL_PLANE: tuple[tuple[str, float, float], ...] = (

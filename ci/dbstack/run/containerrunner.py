@@ -19,8 +19,8 @@ from typing import Protocol, Self
 import anyio
 from dagger import ExecError, QueryError, ReturnType
 
-from dbstack.plan import Command
-from dbstack.runner import CommandResult
+from dbstack.plan.build import Command
+from dbstack.run.runner import CommandResult
 from dbstack.text import first_line
 
 NONCE_VARIABLE = "DBSTACK_EXEC_NONCE"

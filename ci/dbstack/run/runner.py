@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from dbstack.plan import Command
+from dbstack.plan.build import Command
 
 
 @dataclass(frozen=True)

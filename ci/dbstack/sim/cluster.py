@@ -22,9 +22,8 @@ from typing import Any, TypeVar
 import anyio
 import yaml
 
-from dbstack.catalog import DATABASES
-from dbstack.orchestrator import run_plan
-from dbstack.plan import (
+from dbstack.config.catalog import DATABASES
+from dbstack.plan.build import (
     HELM_LOCKED,
     KUBEBLOCKS_CRDS,
     KUBEBLOCKS_DEPLOYMENTS,
@@ -34,8 +33,9 @@ from dbstack.plan import (
     Step,
     StepKind,
 )
-from dbstack.results import RunResults
-from dbstack.runner import CommandResult, Runner
+from dbstack.run.orchestrator import run_plan
+from dbstack.run.results import RunResults
+from dbstack.run.runner import CommandResult, Runner
 
 T = TypeVar("T")
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import anyio
 
-from dbstack.kube import (
+from dbstack.masking import mask
+from dbstack.plan.build import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
+from dbstack.run.kube import (
     NO_SUCH_TYPE,
     TIMED_OUT,
     ClusterState,
@@ -32,11 +34,9 @@ from dbstack.kube import (
     is_transient,
     pod_containers,
 )
-from dbstack.masking import mask
-from dbstack.plan import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
-from dbstack.progress import Progress
-from dbstack.results import DatabaseResult, Outcome, RunResults, StepResult
-from dbstack.runner import CommandResult, Runner
+from dbstack.run.progress import Progress
+from dbstack.run.results import DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.runner import CommandResult, Runner
 from dbstack.text import first_line
 
 WATCH_INTERVAL_S = 5.0

@@ -13,8 +13,8 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
-from dbstack.plan import Command
-from dbstack.runner import CommandResult
+from dbstack.plan.build import Command
+from dbstack.run.runner import CommandResult
 
 MISSING_TOOL_EXIT = 127
 KILL_WAIT_S = 5.0

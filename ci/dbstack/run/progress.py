@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from dbstack.plan import Step
-from dbstack.results import StepResult
+from dbstack.plan.build import Step
+from dbstack.run.results import StepResult
 from dbstack.text import first_line
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from dbstack.plan import Step
-from dbstack.progress import Progress
-from dbstack.results import StepResult
+from dbstack.plan.build import Step
+from dbstack.run.progress import Progress
+from dbstack.run.results import StepResult
 
 
 class SpanLike(Protocol):

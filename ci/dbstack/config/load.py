@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from dbstack import naming
-from dbstack.catalog import DATABASES, Database
-from dbstack.chartrules import BOOL, Rule
-from dbstack.problems import InvalidInput, Problem
-from dbstack.yamlfile import YamlDocument, load_yaml
+from dbstack.config import naming
+from dbstack.config.catalog import DATABASES, Database
+from dbstack.config.chartrules import BOOL, Rule
+from dbstack.config.problems import InvalidInput, Problem
+from dbstack.config.yamlfile import YamlDocument, load_yaml
 
 SETTINGS_FILE = "pipeline.yaml"
 PROFILES_DIR = "profiles"

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbstack.config.naming import NameRule, preview_namespace
 from dbstack.masking import mask
-from dbstack.naming import NameRule, preview_namespace
-from dbstack.plan import Command, helm, kubectl
-from dbstack.results import DatabaseResult, Outcome, RunResults
-from dbstack.runner import Runner
+from dbstack.plan.build import Command, helm, kubectl
+from dbstack.run.results import DatabaseResult, Outcome, RunResults
+from dbstack.run.runner import Runner
 from dbstack.text import first_line as text_first_line
 
 LABEL_PR = "dbstack.io/pr"

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dbstack.problems import InvalidInput
+from dbstack.config.problems import InvalidInput
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -24,7 +24,7 @@ def default_values_dir() -> Path:
     here = Path("values")
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parents[2] / "values"
+    return Path(__file__).resolve().parents[3] / "values"
 
 
 def _add_values_args(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="folder for reports and diagnostics")
     p.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto", help="progress display")
-    p.set_defaults(handler=_lazy("dbstack.hostcli", "deploy"))
+    p.set_defaults(handler=_lazy("dbstack.cli.host", "deploy"))
 
     p = sub.add_parser("teardown", help="remove what deploy installed (clusters; with --all, KubeBlocks too)")
     _add_values_args(p)
@@ -69,12 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also remove the addons, KubeBlocks and its namespace; never the CRDs or snapshot support (deleting "
         "a CRD deletes every object of its kind in the whole cluster)",
     )
-    p.set_defaults(handler=_lazy("dbstack.hostcli", "teardown"))
+    p.set_defaults(handler=_lazy("dbstack.cli.host", "teardown"))
 
     p = sub.add_parser("report", help="render a saved results.json into reports again")
     p.add_argument("--results", type=Path, required=True, help="results.json written by a run")
     p.add_argument("--out", type=Path, required=True, help="folder to write junit.xml, summary.* into")
-    p.set_defaults(handler=_lazy("dbstack.report", "cli_report"))
+    p.set_defaults(handler=_lazy("dbstack.cli.report", "cli_report"))
 
     p = sub.add_parser("preview-comment", help="render a pull request's preview comment from a saved results.json")
     p.add_argument("--results", type=Path, default=None, help="results.json written by the preview run")
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl-hours", type=float, default=72.0, help="hours until the sweep may remove the preview")
     p.add_argument("--allow-missing", action="store_true", help="comment 'no results' when the file is absent")
     p.add_argument("--out", type=Path, default=None, help="write the comment here (default: stdout)")
-    p.set_defaults(handler=_lazy("dbstack.preview", "cli_preview_comment"))
+    p.set_defaults(handler=_lazy("dbstack.github.preview", "cli_preview_comment"))
     return parser
 
 
@@ -102,7 +102,7 @@ def values_dir(args: argparse.Namespace) -> Path:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from dbstack.validate import validate
+    from dbstack.config.validate import validate
 
     result = validate(values_dir(args), args.profile, args.overrides)
     print(result.summary())
@@ -112,8 +112,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     import json
 
-    from dbstack.plan import build_plan
-    from dbstack.validate import validate
+    from dbstack.config.validate import validate
+    from dbstack.plan.build import build_plan
 
     plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
     if args.json:

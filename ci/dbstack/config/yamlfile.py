@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from dbstack.problems import Problem
+from dbstack.config.problems import Problem
 
 # libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one; both give marks.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from dbstack.plan import Command, kubectl
-from dbstack.results import Outcome, StepResult
+from dbstack.plan.build import Command, kubectl
+from dbstack.run.results import Outcome, StepResult
 
 API_PORT = 6443
 API_ALIAS = "kubernetes"

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbstack.capacity import Capacity, capacity
-from dbstack.config import Config, load_config, profile_names
-from dbstack.problems import InvalidInput, Problem
+from dbstack.config.capacity import Capacity, capacity
+from dbstack.config.load import Config, load_config, profile_names
+from dbstack.config.problems import InvalidInput, Problem
 
 
 @dataclass(frozen=True)

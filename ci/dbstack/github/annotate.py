@@ -1,4 +1,4 @@
-"""GitHub Actions annotations for the failed test cases of a junit.xml: `python -m dbstack.ghannotate junit.xml`.
+"""GitHub Actions annotations for the failed test cases of a junit.xml: `python -m dbstack.github.annotate junit.xml`.
 
 Failures then show on the workflow run's page without a JUnit reporter action, which would need `checks: write`,
 a permission workflows on fork pull requests never get. Stdlib only, so a bare runner Python can run it.
@@ -74,7 +74,7 @@ def annotation(case: FailedCase) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m dbstack.ghannotate JUNIT_XML", file=sys.stderr)
+        print("usage: python -m dbstack.github.annotate JUNIT_XML", file=sys.stderr)
         return 2
     path = Path(args[0])
     try:

@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from dbstack.report import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
-from dbstack.report.smoke_junit import database_of
-from dbstack.results import CheckResult, Outcome
+from dbstack.run.results import CheckResult, Outcome
+from dbstack.run.smoke_junit import SmokeJunitError, attach_checks, database_of, parse_smoke_junit, smoke_outcome
 from report_samples import successful_run
 
 POSTGRESQL_TESTS = """

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbstack.config import Config
-from dbstack.plan import Endpoint
-from dbstack.report import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
-from dbstack.results import Outcome, RunResults
+from dbstack.config.load import Config
+from dbstack.plan.build import Endpoint
+from dbstack.run.results import Outcome, RunResults
+from dbstack.run.smoke_junit import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
 
 SMOKE_REQUIRE = "SMOKE_REQUIRE"
 SMOKE_REQUIRE_IK = "SMOKE_REQUIRE_IK"

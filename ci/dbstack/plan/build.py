@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from dbstack.config import Config, DatabaseConfig
+from dbstack.config.load import Config, DatabaseConfig
 
 PLAN_SCHEMA_VERSION = 1
 SNAPSHOT_CRDS = ("volumesnapshotclasses", "volumesnapshots", "volumesnapshotcontents")

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dbstack import chartrules
-from dbstack.chartrules import Rule
+from dbstack.config import chartrules
+from dbstack.config.chartrules import Rule
 
 
 @dataclass(frozen=True)

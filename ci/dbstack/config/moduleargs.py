@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from dbstack.catalog import DATABASES
-from dbstack.problems import InvalidInput, Problem
+from dbstack.config.catalog import DATABASES
+from dbstack.config.problems import InvalidInput, Problem
 
 VALUES_SUFFIX = ".yaml"
 

@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
-from dbstack.catalog import DATABASES
-from dbstack.results import CheckResult, Outcome, RunResults
+from dbstack.config.catalog import DATABASES
+from dbstack.run.results import CheckResult, Outcome, RunResults
 from dbstack.text import first_line
 
 MAX_JUNIT_BYTES = 20 * 1024 * 1024

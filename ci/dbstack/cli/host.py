@@ -14,16 +14,16 @@ from typing import Any
 
 import anyio
 
-from dbstack.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
-from dbstack.hostrunner import HostRunner, ToolMissing
-from dbstack.kube import parse_json
-from dbstack.orchestrator import RESULTS_FILE, new_results, run_plan
-from dbstack.plan import Command, Plan, build_plan, build_teardown_plan
-from dbstack.progress import make_progress
-from dbstack.results import Outcome, RunResults, StepResult
-from dbstack.runner import Runner
+from dbstack.cli.main import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
+from dbstack.config.validate import validate
+from dbstack.plan.build import Command, Plan, build_plan, build_teardown_plan
+from dbstack.run.hostrunner import HostRunner, ToolMissing
+from dbstack.run.kube import parse_json
+from dbstack.run.orchestrator import RESULTS_FILE, new_results, run_plan
+from dbstack.run.progress import make_progress
+from dbstack.run.results import Outcome, RunResults, StepResult
+from dbstack.run.runner import Runner
 from dbstack.text import first_line
-from dbstack.validate import validate
 
 CLUSTER_KIND = "existing"
 MIN_KUBECTL_MINOR = 31
