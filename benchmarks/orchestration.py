@@ -36,7 +36,8 @@ from typing import Any
 
 import anyio
 from dbstack.config.load import load_config
-from dbstack.plan.build import KUBEBLOCKS_DEPLOYMENTS, Plan, Step, StepKind, build_plan, kubectl
+from dbstack.plan.build import KUBEBLOCKS_DEPLOYMENTS, build_plan
+from dbstack.plan.model import Plan, Step, StepKind, kubectl
 from dbstack.run.kube import parse_json
 from dbstack.run.results import Outcome, RunResults
 from dbstack.sim.cluster import Failure, Latencies, Scenario, SimCluster, in_virtual_time, run_simulated
@@ -65,7 +66,7 @@ class ScriptFailed(Exception):
 
 
 async def _must(sim: SimCluster, argv: tuple[str, ...], stdin: str | None = None, timeout_s: float = 900) -> str:
-    from dbstack.plan.build import Command
+    from dbstack.plan.model import Command
 
     done = await sim.run(Command(argv, stdin), timeout_s=timeout_s)
     if not done.ok:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dbstack.config.load import Config
-    from dbstack.plan.build import Endpoint, Plan
+    from dbstack.plan.model import Endpoint, Plan
     from dbstack.run.containerrunner import ContainerRunner
     from dbstack.run.k3s import ReadyCheck
     from dbstack.run.results import RunResults

@@ -12,7 +12,7 @@ import dagger
 import trio
 from dagger import ReturnType
 from dagger._exceptions import QueryErrorValue
-from dbstack.plan.build import Command
+from dbstack.plan.model import Command
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import SimCluster
 

@@ -14,7 +14,8 @@ import trio
 import trio.testing
 from dagger import ReturnType
 from dbstack.config.load import load_config
-from dbstack.plan.build import Command, Plan, build_plan, helm, kubectl
+from dbstack.plan.build import build_plan
+from dbstack.plan.model import Command, Plan, helm, kubectl
 from dbstack.run.containerrunner import ENGINE_FAILURE_EXIT, NONCE_VARIABLE, ContainerRunner, timed_argv
 from dbstack.run.orchestrator import run_plan
 from dbstack.run.results import Outcome, RunResults

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from dbstack.cli.host import PreflightFailed, preflight
-from dbstack.plan.build import Command
+from dbstack.plan.model import Command
 from dbstack.run.hostrunner import MISSING_TOOL_EXIT, HostRunner, ToolMissing
 from dbstack.run.runner import CommandResult
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dbstack.plan.build import Watch
+from dbstack.plan.model import Watch
 from dbstack.run.kube import FatalStreaks, cluster_state, is_transient
 
 WATCH = Watch(cluster="pg-cluster", namespace="default", pod_selector="app.kubernetes.io/instance=pg-cluster")

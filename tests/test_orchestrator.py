@@ -10,15 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 from dbstack.config.validate import validate
-from dbstack.plan.build import (
-    HELM_LOCKED,
-    KUBEBLOCKS_CRDS,
-    SNAPSHOT_CRDS,
-    Command,
-    Plan,
-    build_plan,
-    build_teardown_plan,
-)
+from dbstack.plan.build import HELM_LOCKED, KUBEBLOCKS_CRDS, SNAPSHOT_CRDS, build_plan, build_teardown_plan
+from dbstack.plan.model import Command, Plan
 from dbstack.run.orchestrator import (
     BACKOFF_FIRST_S,
     RACE_RETRY_PAUSE_S,

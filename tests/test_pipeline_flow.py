@@ -12,7 +12,8 @@ import dagger
 import pipeline
 import pytest
 from dbstack.config.load import load_config
-from dbstack.plan.build import Command, build_plan
+from dbstack.plan.build import build_plan
+from dbstack.plan.model import Command
 from dbstack.run import k3s
 from dbstack.run.results import Outcome, RunResults
 from dbstack.run.runner import CommandResult

@@ -7,7 +7,8 @@ from pathlib import Path
 from conftest import REPO
 from dbstack.cli.main import main
 from dbstack.config.validate import validate
-from dbstack.plan.build import StepKind, build_plan
+from dbstack.plan.build import build_plan
+from dbstack.plan.model import StepKind
 
 
 def _plan(values_dir: Path, *overrides: str, profile: str | None = None):  # type: ignore[no-untyped-def]

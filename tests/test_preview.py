@@ -31,7 +31,7 @@ from dbstack.github.preview import (
     teardown,
     teardown_commands,
 )
-from dbstack.plan.build import Command
+from dbstack.plan.model import Command
 from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.run.runner import CommandResult
 from hypothesis import given

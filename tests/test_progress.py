@@ -6,7 +6,8 @@ import io
 from pathlib import Path
 
 from dbstack.config.validate import validate
-from dbstack.plan.build import Plan, build_plan
+from dbstack.plan.build import build_plan
+from dbstack.plan.model import Plan
 from dbstack.run.progress import PlainProgress, TtyProgress, make_progress
 from dbstack.run.results import Outcome, StepResult
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from dbstack.plan.build import Command
+from dbstack.plan.model import Command
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import Scenario, SimCluster, UnknownCommand, in_virtual_time
 

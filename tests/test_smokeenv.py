@@ -12,7 +12,8 @@ import pytest
 from dbstack.config.catalog import DATABASES
 from dbstack.config.load import load_config
 from dbstack.config.problems import InvalidInput
-from dbstack.plan.build import Endpoint, Plan, build_plan
+from dbstack.plan.build import build_plan
+from dbstack.plan.model import Endpoint, Plan
 from dbstack.run import smokeenv
 from dbstack.run.orchestrator import new_results
 from dbstack.run.results import Outcome, RunResults

@@ -16,7 +16,8 @@ import anyio
 
 from dbstack.cli.main import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
 from dbstack.config.validate import validate
-from dbstack.plan.build import Command, Plan, build_plan, build_teardown_plan
+from dbstack.plan.build import build_plan, build_teardown_plan
+from dbstack.plan.model import Command, Plan
 from dbstack.run.hostrunner import HostRunner, ToolMissing
 from dbstack.run.kube import parse_json
 from dbstack.run.orchestrator import RESULTS_FILE, new_results, run_plan

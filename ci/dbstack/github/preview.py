@@ -35,7 +35,7 @@ from typing import Any
 
 from dbstack.config.naming import NameRule, preview_namespace
 from dbstack.masking import mask
-from dbstack.plan.build import Command, helm, kubectl
+from dbstack.plan.model import Command, helm, kubectl
 from dbstack.run.results import DatabaseResult, Outcome, RunResults
 from dbstack.run.runner import Runner
 from dbstack.text import first_line as text_first_line

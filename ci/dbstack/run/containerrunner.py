@@ -19,7 +19,7 @@ from typing import Protocol, Self
 import anyio
 from dagger import ExecError, QueryError, ReturnType
 
-from dbstack.plan.build import Command
+from dbstack.plan.model import Command
 from dbstack.run.runner import CommandResult
 from dbstack.text import first_line
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
-from dbstack.plan.build import Command
+from dbstack.plan.model import Command
 from dbstack.run.runner import CommandResult
 
 MISSING_TOOL_EXIT = 127

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from dbstack.plan.build import Command, kubectl
+from dbstack.plan.model import Command, kubectl
 from dbstack.run.results import Outcome, StepResult
 
 API_PORT = 6443

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dbstack.plan.build import Watch
+from dbstack.plan.model import Watch
 
 TRANSIENT_ERRORS = (
     "the server is currently unable to handle the request",

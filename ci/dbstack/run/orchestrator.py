@@ -24,7 +24,7 @@ from pathlib import Path
 import anyio
 
 from dbstack.masking import mask
-from dbstack.plan.build import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
+from dbstack.plan.model import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
 from dbstack.run.kube import (
     NO_SUCH_TYPE,
     TIMED_OUT,

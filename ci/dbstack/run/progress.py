@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from dbstack.plan.build import Step
+from dbstack.plan.model import Step
 from dbstack.run.results import StepResult
 from dbstack.text import first_line
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from dbstack.plan.build import Command
+from dbstack.plan.model import Command
 
 
 @dataclass(frozen=True)

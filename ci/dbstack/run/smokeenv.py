@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbstack.config.load import Config
-from dbstack.plan.build import Endpoint
+from dbstack.plan.model import Endpoint
 from dbstack.run.results import Outcome, RunResults
 from dbstack.run.smoke_junit import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from dbstack.plan.build import Step
+from dbstack.plan.model import Step
 from dbstack.run.progress import Progress
 from dbstack.run.results import StepResult
 

@@ -23,16 +23,8 @@ import anyio
 import yaml
 
 from dbstack.config.catalog import DATABASES
-from dbstack.plan.build import (
-    HELM_LOCKED,
-    KUBEBLOCKS_CRDS,
-    KUBEBLOCKS_DEPLOYMENTS,
-    SNAPSHOT_CRDS,
-    Command,
-    Plan,
-    Step,
-    StepKind,
-)
+from dbstack.plan.build import HELM_LOCKED, KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT_CRDS
+from dbstack.plan.model import Command, Plan, Step, StepKind
 from dbstack.run.orchestrator import run_plan
 from dbstack.run.results import RunResults
 from dbstack.run.runner import CommandResult, Runner

@@ -1,0 +1,270 @@
+"""The plan's vocabulary: steps and their commands, skip probes, waits, failure watches and diagnostics, the
+endpoints the smoke suite reaches, and the plan's documented JSON form (docs/plan.md). Pure data."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+PLAN_SCHEMA_VERSION = 1
+
+
+class StepKind(StrEnum):
+    SNAPSHOT_CRDS = "snapshot-crds"
+    SNAPSHOT_CONTROLLER = "snapshot-controller"
+    KUBEBLOCKS_CRDS = "kubeblocks-crds"
+    KUBEBLOCKS = "kubeblocks"
+    ADDON = "addon"
+    CLUSTER = "cluster"
+    UNINSTALL_CLUSTER = "uninstall-cluster"
+    UNINSTALL_ADDON = "uninstall-addon"
+    UNINSTALL_KUBEBLOCKS = "uninstall-kubeblocks"
+    DELETE_NAMESPACE = "delete-namespace"
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    stdin: str | None = None
+    """Piped to the command (the cluster chart's values, read by `helm -f -`)."""
+    routine: bool = field(default=False, compare=False)
+    """A read repeated every few seconds (the failure watch's looks): runners give it no progress span of its own,
+    so the plan's commands and waits stay visible."""
+
+    def __str__(self) -> str:
+        return shlex.join(self.argv) + (" < values" if self.stdin is not None else "")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A read-only check: passes when the command exits 0, prints something if `expect_output`, and prints
+    `contains` when that is set."""
+
+    command: Command
+    expect_output: bool = False
+    contains: str | None = None
+
+    def passed(self, exit_code: int, stdout: str) -> bool:
+        if exit_code != 0 or (self.expect_output and not stdout.strip()):
+            return False
+        return self.contains is None or self.contains in stdout
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A condition `kubectl wait` (or `kubectl rollout status`) can block on without polling."""
+
+    resource: str
+    """kind/name, e.g. crd/clusters.apps.kubeblocks.io or deployment/kubeblocks."""
+    namespace: str | None
+    condition: str
+    """The --for value (condition=Established, jsonpath={.status.phase}=Running, delete), or "rollout"."""
+    must_exist_first: bool = False
+    """The object is created by a controller later, so wait for it to exist before waiting on it."""
+
+    def command(self, timeout_s: int) -> Command:
+        ns = ("-n", self.namespace) if self.namespace else ()
+        if self.condition == "rollout":
+            return Command(("kubectl", "rollout", "status", self.resource, *ns, f"--timeout={timeout_s}s"))
+        return Command(("kubectl", "wait", self.resource, *ns, f"--for={self.condition}", f"--timeout={timeout_s}s"))
+
+    def exists_command(self, timeout_s: int) -> Command:
+        ns = ("-n", self.namespace) if self.namespace else ()
+        return Command(("kubectl", "wait", self.resource, *ns, "--for=create", f"--timeout={timeout_s}s"))
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What ends a cluster's wait early: the Cluster turning Failed/Abnormal, or its pods stuck."""
+
+    cluster: str
+    namespace: str
+    pod_selector: str
+    fail_phases: tuple[str, ...] = ("Failed", "Abnormal")
+    stuck_reasons: tuple[str, ...] = (
+        "ImagePullBackOff",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "InvalidImageName",
+    )
+    """Container waiting reasons that only end by a change to the deployment. ErrImagePull is left out: the
+    kubelet retries once and reports ImagePullBackOff when the pull keeps failing."""
+    unschedulable_messages: tuple[str, ...] = ("Insufficient cpu", "Insufficient memory")
+    """An Unschedulable pod is stuck only for these; "unbound PersistentVolumeClaims" resolves by itself."""
+    confirm_looks: int = 2
+    """A fatal sign (the same phase, or the same pod's reason) must show on this many consecutive looks: one
+    restart while a replica waits for its primary, or a moment of Abnormal during bootstrap, clears by itself."""
+    crashloop_restarts: int = 3
+    """A CrashLoopBackOff container restarted this often already has proved it persists: fatal on first sight."""
+
+
+@dataclass(frozen=True)
+class PodLogs:
+    """Logs per container of the pods `Diagnostic.command` lists (`kubectl get pods -l ... -o json`): one
+    `kubectl logs <pod> -c <container>` each, so a container that cannot be read (a Pending pod, one still
+    waiting to start, one without a previous instance) is noted and the others are still collected."""
+
+    namespace: str
+    tail: int
+    previous: bool = False
+    """The previous instance's logs, only of containers that have restarted."""
+
+    def command(self, pod: str, container: str) -> Command:
+        previous = ("--previous",) if self.previous else ()
+        return kubectl("-n", self.namespace, "logs", pod, "-c", container, *previous, f"--tail={self.tail}")
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    name: str
+    """File name under diagnostics/<database or step>/."""
+    command: Command
+    pod_logs: PodLogs | None = None
+    """Set: `command` lists pods and the file holds each container's logs, one section per container."""
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    kind: StepKind
+    needs: tuple[str, ...]
+    commands: tuple[Command, ...]
+    done_when: tuple[Wait, ...]
+    timeout_s: int
+    skip_when: tuple[Probe, ...] = ()
+    """All pass: the step's work is already there; it is skipped but `done_when` is still checked."""
+    retry_on: tuple[str, ...] = ()
+    """stderr fragments after which the commands are retried once (races that resolve themselves)."""
+    retry_while: tuple[str, ...] = ()
+    """stderr fragments of a lock another client holds: after a pause the skip probes run again (that client may
+    have installed it) and the commands are retried, for as long as the step's time allows."""
+    database: str | None = None
+    watch: Watch | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A deployed database: how the application reaches it (Service, port, credential Secret) and what it is."""
+
+    database: str
+    title: str
+    release: str
+    namespace: str
+    service: str
+    port: int
+    secret: str | None
+    chart_version: str
+    version: str
+    mode: str | None
+    replicas: int
+
+    @property
+    def host(self) -> str:
+        return f"{self.service}.{self.namespace}.svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class Plan:
+    namespace: str
+    profile: str | None
+    versions: dict[str, str]
+    steps: tuple[Step, ...]
+    endpoints: tuple[Endpoint, ...] = field(default=())
+
+    def step(self, step_id: str) -> Step:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": PLAN_SCHEMA_VERSION,
+            "namespace": self.namespace,
+            "profile": self.profile,
+            "versions": self.versions,
+            "steps": [_step_json(s) for s in self.steps],
+            "endpoints": [_endpoint_json(e) for e in self.endpoints],
+        }
+
+
+def _command_json(c: Command) -> dict[str, Any]:
+    return {"argv": list(c.argv), "stdin": c.stdin}
+
+
+def _endpoint_json(e: Endpoint) -> dict[str, Any]:
+    return {
+        "database": e.database,
+        "title": e.title,
+        "release": e.release,
+        "namespace": e.namespace,
+        "service": e.service,
+        "host": e.host,
+        "port": e.port,
+        "secret": e.secret,
+        "chartVersion": e.chart_version,
+        "version": e.version,
+        "mode": e.mode,
+        "replicas": e.replicas,
+    }
+
+
+def _watch_json(w: Watch) -> dict[str, Any]:
+    return {
+        "cluster": w.cluster,
+        "namespace": w.namespace,
+        "podSelector": w.pod_selector,
+        "failPhases": list(w.fail_phases),
+        "stuckReasons": list(w.stuck_reasons),
+        "unschedulableMessages": list(w.unschedulable_messages),
+        "confirmLooks": w.confirm_looks,
+        "crashloopRestarts": w.crashloop_restarts,
+    }
+
+
+def _diagnostic_json(d: Diagnostic) -> dict[str, Any]:
+    logs = d.pod_logs
+    pod_logs = {"tail": logs.tail, "previous": logs.previous} if logs else None
+    return {"name": d.name, "command": _command_json(d.command), "podLogs": pod_logs}
+
+
+def _step_json(s: Step) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "title": s.title,
+        "kind": s.kind.value,
+        "database": s.database,
+        "needs": list(s.needs),
+        "skipWhen": [
+            {"command": _command_json(p.command), "expectOutput": p.expect_output, "contains": p.contains}
+            for p in s.skip_when
+        ],
+        "commands": [_command_json(c) for c in s.commands],
+        "doneWhen": [
+            {
+                "resource": w.resource,
+                "namespace": w.namespace,
+                "condition": w.condition,
+                "mustExistFirst": w.must_exist_first,
+                "command": _command_json(w.command(s.timeout_s)),
+            }
+            for w in s.done_when
+        ],
+        "timeoutSeconds": s.timeout_s,
+        "retryOn": list(s.retry_on),
+        "retryWhile": list(s.retry_while),
+        "watch": _watch_json(s.watch) if s.watch else None,
+        "diagnostics": [_diagnostic_json(d) for d in s.diagnostics],
+    }
+
+
+def kubectl(*args: str) -> Command:
+    return Command(("kubectl", *args))
+
+
+def helm(*args: str) -> Command:
+    return Command(("helm", *args))
