@@ -52,6 +52,30 @@ SETTINGS_RULES: dict[str, Rule] = {
         children={name: _TIMEOUT for name in ("crds", "snapshotController", "kubeblocks", "addon", "cluster", "smoke")},
     ),
     "smoke": Rule(("mapping",), children={"requireIkPlugin": Rule(("boolean",))}),
+    "preview": Rule(
+        ("mapping",),
+        children={
+            "openIdleHours": Rule(("number",), minimum=1, maximum=24 * 365),
+            "closedIdleHours": Rule(("number",), minimum=0, maximum=24 * 365),
+            "maxConcurrent": Rule(("integer",), minimum=1, maximum=1000),
+            "quota": Rule(
+                ("mapping",),
+                children={
+                    "cpu": Rule(("number",), minimum=0.1, maximum=4096),
+                    "memoryGi": Rule(("number",), minimum=0.1, maximum=65536),
+                    "storageGi": Rule(("number",), minimum=1, maximum=1_000_000),
+                    "pods": Rule(("integer",), minimum=1, maximum=10_000),
+                },
+            ),
+            "containerDefaults": Rule(
+                ("mapping",),
+                children={
+                    name: Rule(("number",), minimum=0.001, maximum=1024)
+                    for name in ("requestCpu", "requestMemoryGi", "limitCpu", "limitMemoryGi")
+                },
+            ),
+        },
+    ),
 }
 CHART_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 SERVICE_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
@@ -199,6 +223,49 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class PreviewQuota:
+    """One ResourceQuota per preview namespace: what its pods may request together."""
+
+    cpu: float
+    memory_gi: float
+    storage_gi: float
+    pods: int
+
+
+@dataclass(frozen=True)
+class ContainerDefaults:
+    """A preview namespace's LimitRange: requests and limits of containers that declare none."""
+
+    request_cpu: float
+    request_memory_gi: float
+    limit_cpu: float
+    limit_memory_gi: float
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    """Pull-request previews on a shared cluster (`preview`, `teardown`, `sweep`; ignored by other commands)."""
+
+    open_idle_hours: float
+    """An open pull request's preview without a deploy for this long is removed by the sweep."""
+    closed_idle_hours: float
+    """A closed or merged pull request's preview is removed this long after its last deploy (0: at once)."""
+    max_concurrent: int
+    quota: PreviewQuota
+    container_defaults: ContainerDefaults
+
+
+DEFAULT_PREVIEW = PreviewSettings(
+    open_idle_hours=168,
+    closed_idle_hours=0,
+    max_concurrent=10,
+    quota=PreviewQuota(cpu=8, memory_gi=16, storage_gi=200, pods=50),
+    container_defaults=ContainerDefaults(request_cpu=0.05, request_memory_gi=0.0625, limit_cpu=1, limit_memory_gi=1),
+)
+"""For Configs built in code (tests); values/pipeline.yaml always sets every key."""
+
+
+@dataclass(frozen=True)
 class Config:
     values_dir: Path
     profile: str | None
@@ -214,6 +281,7 @@ class Config:
     node_memory_gi: float
     timeouts: Timeouts
     databases: tuple[DatabaseConfig, ...]
+    preview: PreviewSettings = DEFAULT_PREVIEW
     smoke_require_ik: bool = False
     """The smoke suite fails, instead of skipping, when Elasticsearch lacks the IK analysis plugin."""
     files: tuple[Path, ...] = field(default=())
@@ -342,10 +410,32 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
             smoke=s["timeouts"]["smoke"],
         ),
         databases=tuple(databases),
+        preview=_preview_settings(s["preview"]),
         smoke_require_ik=s["smoke"]["requireIkPlugin"],
         files=settings_files + tuple(f for d in databases for f in d.values_files),
         settings_sources=dict(settings.sources),
         overrides=tuple(overrides),
+    )
+
+
+def _preview_settings(p: Mapping[str, Any]) -> PreviewSettings:
+    quota, defaults = p["quota"], p["containerDefaults"]
+    return PreviewSettings(
+        open_idle_hours=float(p["openIdleHours"]),
+        closed_idle_hours=float(p["closedIdleHours"]),
+        max_concurrent=int(p["maxConcurrent"]),
+        quota=PreviewQuota(
+            cpu=float(quota["cpu"]),
+            memory_gi=float(quota["memoryGi"]),
+            storage_gi=float(quota["storageGi"]),
+            pods=int(quota["pods"]),
+        ),
+        container_defaults=ContainerDefaults(
+            request_cpu=float(defaults["requestCpu"]),
+            request_memory_gi=float(defaults["requestMemoryGi"]),
+            limit_cpu=float(defaults["limitCpu"]),
+            limit_memory_gi=float(defaults["limitMemoryGi"]),
+        ),
     )
 
 
@@ -559,6 +649,17 @@ def _check_settings(settings: Layers, problems: list[Problem]) -> None:
         problems.append(settings.problem("snapshotter.version", "must be a release tag", "e.g. v8.2.0"))
     if not s["kubeblocks"]["helmRepo"].startswith(("https://", "http://", "oci://")):
         problems.append(settings.problem("kubeblocks.helmRepo", "must be a URL", "https://..., oci://..."))
+    defaults = s["preview"]["containerDefaults"]
+    for resource, unit in (("Cpu", "cores"), ("MemoryGi", "Gi")):
+        request, limit = defaults[f"request{resource}"], defaults[f"limit{resource}"]
+        if request > limit:
+            problems.append(
+                settings.problem(
+                    f"preview.containerDefaults.request{resource}",
+                    f"{_fmt(request)} {unit} is above limit{resource} {_fmt(limit)}",
+                    f"at most {_fmt(limit)}",
+                )
+            )
     for name, image in s["images"].items():
         match = IMAGE_REFERENCE.fullmatch(image)
         pinned = match is not None and (match["digest"] or (match["tag"] and match["tag"] != "latest"))
