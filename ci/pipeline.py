@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dbstack.config.load import Config
-    from dbstack.plan.model import Endpoint, Plan
+    from dbstack.plan.model import Command, Endpoint, Plan
     from dbstack.run.containerrunner import ContainerRunner
     from dbstack.run.k3s import ReadyCheck
     from dbstack.run.results import RunResults
@@ -67,7 +67,7 @@ Settings = Annotated[
     Name("set"),
 ]
 ClusterName = Annotated[str, Doc("names the k3s cluster: the same name gives the same service within a session")]
-Kubeconfig = Annotated[dagger.Secret, Doc("kubeconfig of the cluster, e.g. env:PREVIEW_KUBECONFIG")]
+Kubeconfig = Annotated[dagger.Secret, Doc("kubeconfig of the cluster, e.g. env://PREVIEW_KUBECONFIG")]
 PullRequest = Annotated[int, Doc("pull request number; the preview lives in namespace pr-<number>")]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -273,6 +273,17 @@ async def _toolbox_for_k3s(image: str, service: dagger.Service, name: str) -> da
     )
 
 
+async def _check_kubeconfig(toolbox_image: str, kubeconfig: dagger.Secret) -> None:
+    """Refuse a kubeconfig the toolbox cannot use (an EKS/GKE/AKS exec plugin) before any cluster call, with the
+    fix in the message; `kubectl config view` without --raw prints no credential."""
+    from dbstack.github.platform import KUBECONFIG_VIEW, kubeconfig_problem
+
+    done = await _runner(_toolbox_for_kubeconfig(toolbox_image, kubeconfig)).run(KUBECONFIG_VIEW, timeout_s=60)
+    problem = kubeconfig_problem(done.stdout) if done.ok else f"kubectl cannot read the kubeconfig: {done.stderr}"
+    if problem:
+        raise _fail(problem.strip())
+
+
 def _runner(toolbox: dagger.Container) -> "ContainerRunner":
     from dbstack.run.containerrunner import ContainerRunner
 
@@ -322,10 +333,19 @@ def _as_directory(folder: "Path") -> dagger.Directory:
 class _Run:
     """One deploy-and-test: the plan, the cluster access, and the report folder in the module's workdir."""
 
-    def __init__(self, config: "Config", plan: "Plan", smoke_suite: dagger.Directory) -> None:
+    def __init__(
+        self,
+        config: "Config",
+        plan: "Plan",
+        smoke_suite: dagger.Directory | None,
+        cluster_diagnostics: "Sequence[tuple[str, Command]] | None" = None,
+    ) -> None:
         self.config = config
         self.plan = plan
         self.smoke_suite = smoke_suite
+        """None: the plan deploys no databases (the platform), so there is no smoke suite to run."""
+        self.cluster_diagnostics = cluster_diagnostics
+        """What to collect when the cluster cannot be used; None: k3s.CLUSTER_DIAGNOSTICS (the whole cluster)."""
         self.run_id = _nonce()[:12]
         self.out_dir = _reports_root() / f"{REPORTS_PREFIX}{self.run_id}"
         self.secrets: list[str] = []
@@ -380,6 +400,7 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
     from dbstack.run import k3s
     from dbstack.run.orchestrator import new_results, run_plan
     from dbstack.run.progress import PlainProgress
+    from dbstack.run.results import Outcome
     from dbstack.run.spanprogress import SpanProgress
 
     kind = "existing" if kubeconfig is not None else "k3s"
@@ -409,8 +430,12 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
         progress = SpanProgress(get_tracer().start_span, also=PlainProgress(sys.stderr))
         with _span("Deploy KubeBlocks and the databases"):
             results = await run_plan(run.plan, runner, run.out_dir, cluster_kind=kind, progress=progress)
-        with _span("Smoke tests"):
-            await _smoke(run, toolbox, results)
+        if run.smoke_suite is None:
+            results.smoke_outcome = Outcome.SKIPPED
+            results.smoke_cause = "this run deploys no databases"
+        else:
+            with _span("Smoke tests"):
+                await _smoke(run, toolbox, results)
     results.started_at = started
     results.ended_at = time.time()
     results.steps.insert(0, cluster)
@@ -424,7 +449,7 @@ async def _cluster_diagnostics(run: _Run, runner: "ContainerRunner") -> list[str
     folder = run.out_dir / "diagnostics" / k3s.CLUSTER_STEP_ID
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, command in k3s.CLUSTER_DIAGNOSTICS:
+    for name, command in k3s.CLUSTER_DIAGNOSTICS if run.cluster_diagnostics is None else run.cluster_diagnostics:
         done = await runner.run(command, timeout_s=DIAGNOSTIC_TIMEOUT_S)
         (folder / name).write_text(done.stdout + done.stderr, encoding="utf-8")
         written.append(f"diagnostics/{k3s.CLUSTER_STEP_ID}/{name}")
@@ -481,6 +506,7 @@ async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") ->
 def _smoke_container(run: _Run) -> dagger.Container:
     """Pinned Python with the suite's locked dependencies; the install layer changes only with the lock file."""
     suite = run.smoke_suite
+    assert suite is not None
     return (
         dag.container()
         .from_(run.config.images["python"])
@@ -656,64 +682,140 @@ class Dbstack:
         return await _deploy_and_test(_Run(config, build_plan(config), smoke_suite), kubeconfig)
 
     @never_cached
+    async def platform(
+        self,
+        values: Values,
+        kubeconfig: Annotated[
+            dagger.Secret, Doc("an admin kubeconfig of the shared cluster, e.g. env://PLATFORM_KUBECONFIG")
+        ],
+        profile: Profile = DEFAULT_PROFILE,
+        enable: Enable = None,
+        disable: Disable = None,
+        settings: Settings = None,
+    ) -> dagger.Directory:
+        """Install or upgrade what previews share: snapshot support, KubeBlocks, the enabled addons; returns reports."""
+        from dbstack.github.platform import platform_plan
+        from dbstack.plan.build import build_plan
+
+        config = await _load_config(values, profile, _overrides(enable, disable, "", "", "", settings))
+        await _check_kubeconfig(config.images["toolbox"], kubeconfig)
+        return await _deploy_and_test(_Run(config, platform_plan(build_plan(config)), None), kubeconfig)
+
+    @never_cached
     async def preview(
         self,
         values: Values,
         smoke_suite: SmokeSuite,
         kubeconfig: Kubeconfig,
         pr: PullRequest,
-        head_sha: Annotated[str, Doc("the pull request's head commit, recorded on the namespace")],
-        ttl_hours: Annotated[int, Doc("hours until the sweep may remove this preview")] = 72,
+        head_sha: Annotated[str, Doc("the commit checked out and deployed, recorded on the namespace")],
         profile: Profile = DEFAULT_PROFILE,
         enable: Enable = None,
         disable: Disable = None,
         settings: Settings = None,
     ) -> dagger.Directory:
-        """Deploy a pull request's preview into its own labelled namespace pr-<n> and test it; returns reports."""
+        """Deploy a pull request's preview into namespace pr-<n> of a cluster `platform` prepared; returns reports."""
+        # Needs only the preview identity's rights (platform/preview-rbac.yaml): the platform is checked, never
+        # installed, and the namespace is made labelled (no --create-namespace).
         import time
 
-        from dbstack.github.preview import PreviewTarget, prepare_namespace
+        from dbstack.github.platform import PlatformPins, check_platform
+        from dbstack.github.preview import (
+            PreviewTarget,
+            prepare_namespace,
+            preview_cluster_diagnostics,
+            preview_plan,
+            quota_problems,
+        )
         from dbstack.plan.build import build_plan
 
         try:
-            target = PreviewTarget.create(pr, head_sha, time.time(), ttl_hours * HOURS)
+            target = PreviewTarget.create(pr, head_sha, time.time())
         except ValueError as exc:
             raise _fail(str(exc)) from None
         overrides = _overrides(enable, disable, target.namespace, "", "", settings)
         config = await _load_config(values, profile, overrides)
+        problems = quota_problems(config)
+        if problems:
+            raise _fail("\n".join([*problems, "nothing was deployed."]))
+        await _check_kubeconfig(config.images["toolbox"], kubeconfig)
 
-        async def labelled_namespace(runner: "ContainerRunner") -> None:
-            with _span(f"Prepare namespace {target.namespace}"):
-                await prepare_namespace(runner, target)
+        async def platform_then_namespace(runner: "ContainerRunner") -> None:
+            with _span("Check the platform (snapshot support, KubeBlocks, addons) against values/"):
+                await check_platform(runner, PlatformPins.from_config(config))
+            with _span(f"Prepare namespace {target.namespace} (labels, role binding, quota, limits)"):
+                for note in await prepare_namespace(runner, target, config.preview):
+                    print(note)
 
-        run = _Run(config, build_plan(config), smoke_suite)
-        return await _deploy_and_test(run, kubeconfig, prepare=labelled_namespace)
+        kb_ns = config.kubeblocks_namespace
+        run = _Run(
+            config,
+            preview_plan(build_plan(config), kb_ns),
+            smoke_suite,
+            cluster_diagnostics=preview_cluster_diagnostics(target.namespace, kb_ns),
+        )
+        return await _deploy_and_test(run, kubeconfig, prepare=platform_then_namespace)
 
     @never_cached
-    async def teardown(self, values: Values, kubeconfig: Kubeconfig, pr: PullRequest) -> str:
+    async def teardown(
+        self,
+        values: Values,
+        kubeconfig: Kubeconfig,
+        pr: PullRequest,
+        adopt_unlabelled: Annotated[
+            bool, Doc("also remove pr-<n> when it has no dbstack labels (made by an older preview's Helm)")
+        ] = False,
+    ) -> str:
         """Remove a pull request's preview (its releases, then namespace pr-<n>); nothing when there is none."""
-        from dbstack.github.preview import PreviewError, teardown
-
-        runner = _runner(_toolbox_for_kubeconfig((await _images(values, ""))["toolbox"], kubeconfig))
-        try:
-            with _span(f"Tear down the preview of pull request {pr}"):
-                return (await teardown(runner, pr)).summary()
-        except (PreviewError, ValueError) as exc:
-            raise _fail(str(exc)) from None
-
-    @never_cached
-    async def sweep(self, values: Values, kubeconfig: Kubeconfig) -> str:
-        """Tear down every preview whose time to live has passed; fails when one could not be removed."""
         import time
 
-        from dbstack.github.preview import PreviewError, sweep
+        from dbstack.github.preview import PreviewError, teardown
 
-        runner = _runner(_toolbox_for_kubeconfig((await _images(values, ""))["toolbox"], kubeconfig))
+        image = (await _images(values, ""))["toolbox"]
+        await _check_kubeconfig(image, kubeconfig)
+        runner = _runner(_toolbox_for_kubeconfig(image, kubeconfig))
         try:
-            with _span("Sweep expired previews"):
-                report = await sweep(runner, time.time())
+            with _span(f"Tear down the preview of pull request {pr}"):
+                report = await teardown(runner, pr, adopt_unlabelled=adopt_unlabelled, now=time.time())
+        except (PreviewError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        return report.summary()
+
+    @never_cached
+    async def sweep(
+        self,
+        values: Values,
+        kubeconfig: Kubeconfig,
+        open_prs: Annotated[
+            str, Doc("the pull requests open now, as GitHub lists them: 12,15 or none (a failed lookup is refused)")
+        ],
+    ) -> dagger.Directory:
+        """Remove closed pull requests' previews and idle open ones; returns sweep.json, summary.txt, exit-code."""
+        import json
+        import time
+
+        from dbstack.config.load import load_config
+        from dbstack.config.problems import InvalidInput
+        from dbstack.github.preview import PreviewError, parse_open_prs, sweep
+
+        root = await _values_folder(values)
+        try:
+            config = load_config(root)
+            open_now = parse_open_prs(open_prs)
+        except InvalidInput as exc:
+            raise _fail(_problems(exc.problems, root)) from None
         except PreviewError as exc:
             raise _fail(str(exc)) from None
-        if not report.ok:
-            raise _fail(report.summary())
-        return report.summary()
+        await _check_kubeconfig(config.images["toolbox"], kubeconfig)
+        runner = _runner(_toolbox_for_kubeconfig(config.images["toolbox"], kubeconfig))
+        try:
+            with _span("Sweep previews"):
+                report = await sweep(runner, time.time(), open_now, config.preview)
+        except PreviewError as exc:
+            raise _fail(str(exc)) from None
+        return (
+            dag.directory()
+            .with_new_file("sweep.json", json.dumps(report.to_json(), indent=2) + "\n")
+            .with_new_file("summary.txt", report.summary() + "\n")
+            .with_new_file(EXIT_CODE_FILE, "0\n" if report.ok else "1\n")
+        )

@@ -153,13 +153,17 @@ def test_cluster_is_a_service_and_kubeconfig_a_file(functions: dict[str, Func]) 
 
 
 def test_preview_functions_take_what_the_preview_workflow_passes(functions: dict[str, Func]) -> None:
-    # .github/workflows/preview.yml: preview --kubeconfig --pr --head-sha --ttl-hours; teardown/sweep --kubeconfig
+    # .github/workflows/preview.yml: preview --kubeconfig --pr --head-sha; teardown --kubeconfig --pr
+    # [--adopt-unlabelled]; sweep --kubeconfig --open-prs; platform.yml: platform --kubeconfig
     preview = functions["preview"]
     assert preview.returns == "Directory"
-    assert {"kubeconfig", "pr", "head_sha", "ttl_hours"} <= set(preview.args)
+    assert {"kubeconfig", "pr", "head_sha"} <= set(preview.args)
     assert (preview.args["kubeconfig"].type, preview.args["pr"].type) == ("Secret", "Integer")
-    assert {"kubeconfig", "pr"} <= set(functions["teardown"].args)
-    assert "kubeconfig" in functions["sweep"].args
+    assert {"kubeconfig", "pr", "adopt_unlabelled"} <= set(functions["teardown"].args)
+    assert functions["teardown"].args["adopt_unlabelled"].type == "Boolean"
+    assert {"kubeconfig", "open_prs"} <= set(functions["sweep"].args)
+    assert functions["sweep"].returns == "Directory"
+    assert functions["platform"].returns == "Directory" and "kubeconfig" in functions["platform"].args
 
 
 def test_registration_fails_on_an_argument_type_the_api_cannot_represent(tmp_path: Path) -> None:

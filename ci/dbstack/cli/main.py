@@ -78,14 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("preview-comment", help="render a pull request's preview comment from a saved results.json")
     p.add_argument("--results", type=Path, default=None, help="results.json written by the preview run")
-    p.add_argument("--removed", action="store_true", help="the comment for a preview torn down after closing")
+    p.add_argument("--removed", action="store_true", help="the note for a preview torn down after closing")
+    p.add_argument(
+        "--expired", action="store_true", help="the note for an open pull request's idle preview the sweep removed"
+    )
     p.add_argument("--pr", type=int, required=True, help="pull request number")
-    p.add_argument("--head-sha", default=None, help="the commit the preview was built from")
+    p.add_argument("--head-sha", default=None, help="the commit the preview was built from (the one checked out)")
     p.add_argument("--run-url", default=None, help="link to the workflow run (https://...)")
-    p.add_argument("--ttl-hours", type=float, default=72.0, help="hours until the sweep may remove the preview")
+    p.add_argument("--trace-url", default=None, help="the Dagger Cloud trace of the run, when there is one")
+    p.add_argument(
+        "--idle-hours", type=float, default=None, help="for the comment's text (default: values' preview.openIdleHours)"
+    )
     p.add_argument("--allow-missing", action="store_true", help="comment 'no results' when the file is absent")
+    p.add_argument(
+        "--format", choices=("markdown", "json"), default="markdown", help="json: the envelope the publish job posts"
+    )
     p.add_argument("--out", type=Path, default=None, help="write the comment here (default: stdout)")
-    p.set_defaults(handler=_lazy("dbstack.github.preview", "cli_preview_comment"))
+    p.set_defaults(handler=_lazy("dbstack.github.comment", "cli_preview_comment"))
+
+    p = sub.add_parser(
+        "preview-kubeconfig",
+        help="mint a static-token kubeconfig for the preview identity (platform/preview-rbac.yaml) from an admin one",
+    )
+    p.add_argument("--kubeconfig", type=Path, default=None, help="an admin kubeconfig (default: kubectl's own)")
+    p.add_argument("--out", type=Path, required=True, help="where to write the preview kubeconfig (mode 0600)")
+    p.set_defaults(handler=_lazy("dbstack.github.platform", "cli_preview_kubeconfig"))
     return parser
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from dbstack.masking import mask
 
-MAX_ANNOTATIONS = 50
-"""GitHub shows only the first few annotations of a step; more would only lengthen the log."""
+MAX_ANNOTATIONS = 10
+"""GitHub keeps 10 error, 10 warning and 10 notice annotations per step (actions/toolkit, docs/problem-matchers.md,
+"Limitations"); more would be dropped silently, so the rest are counted in one warning instead."""
 MESSAGE_MAX = 500
 
 

@@ -1,53 +1,53 @@
-"""Pull-request previews, engine-free: one labelled namespace per PR, its teardown, the TTL sweep, the PR comment.
+"""Pull-request previews, engine-free: one labelled namespace per PR on a shared cluster whose platform (snapshot
+support, KubeBlocks, addons) the Platform workflow installs; its teardown; the sweep; what a preview may deploy.
 
-The Dagger functions `preview`, `teardown` and `sweep` (ci/pipeline.py) wrap this module; the deployment itself is
-the ordinary plan run with `namespace` set to `PreviewTarget.namespace` (`pr-<n>`). Everything here talks to the
-cluster through a `Runner`, so it runs the same against a Dagger toolbox container, the host's kubectl, or a fake.
+The Dagger functions `preview`, `teardown` and `sweep` (ci/pipeline.py) wrap this module. Everything here talks to
+the cluster through a `Runner`, so it runs the same against a Dagger toolbox container, the host's kubectl, or a fake.
 
 API:
-- `PreviewTarget.create(pr, head_sha, now, ttl_s)`: the namespace and its labels (PR, head commit, expiry).
-- `await prepare_namespace(runner, target)`: create or relabel the namespace; waits out a namespace still
-  terminating from an earlier teardown; refuses a namespace of that name that is not a dbstack preview.
-- `await teardown(runner, pr)`: uninstall the Helm releases in the PR's namespace, then delete the namespace.
-  Never touches KubeBlocks, its addons or any namespace that is not a labelled `pr-<n>` preview.
-- `await sweep(runner, now)`: tear down every labelled preview whose expiry has passed (orphans of failed
-  teardowns); namespaces with unreadable labels are reported and kept.
-- `render_comment(results, ...)`: the PR comment (marked with `COMMENT_MARKER` so a workflow updates one comment):
-  status per database, Service addresses, Secret names and how to read them; never a secret value.
-  `render_removed_comment(pr)` replaces it once the closed pull request's preview is gone.
-
-KubeBlocks is shared by every preview: installing it is the plan's job (its steps skip when it is present), and
-nothing here removes it.
+- `PreviewTarget.create(pr, head_sha, now)`: the namespace `pr-<n>` and its labels (PR, head commit, deploy time).
+- `preview_plan(plan)`: the deployment plan cut to what a preview does with namespaced rights: the cluster steps
+  only (the platform is checked, never installed), no `--create-namespace`, diagnostics of its own namespace and
+  `kb-system` only.
+- `await prepare_namespace(runner, target, settings)`: create or relabel the namespace (never `--create-namespace`),
+  finishing an interrupted teardown first, within the concurrency cap; bind the preview role in it and apply its
+  ResourceQuota and LimitRange.
+- `await teardown(runner, pr, adopt_unlabelled=False)`: mark the namespace condemned, uninstall its Helm releases,
+  delete it. Never touches KubeBlocks, addons or any namespace that is not `pr-<n>`.
+- `sweep_decision(namespace, now, open_prs, settings)` and `await sweep(...)`: closed pull requests' previews go
+  after `closedIdleHours`, open ones after the longer `openIdleHours` (reported as expired, so their comment is
+  rewritten); the labels are read again just before anything is deleted.
 """
 
 from __future__ import annotations
 
-import argparse
-import html
 import json
-import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
+import anyio
+
+from dbstack.config.capacity import database_pods
+from dbstack.config.load import Config, PreviewSettings
 from dbstack.config.naming import NameRule, preview_namespace
 from dbstack.masking import mask
-from dbstack.plan.model import Command, helm, kubectl
-from dbstack.run.results import DatabaseResult, Outcome, RunResults
+from dbstack.plan.model import Command, Diagnostic, Plan, StepKind, helm, kubectl
 from dbstack.run.runner import Runner
 from dbstack.text import first_line as text_first_line
 
 LABEL_PR = "dbstack.io/pr"
 LABEL_HEAD_SHA = "dbstack.io/head-sha"
-LABEL_EXPIRES_AT = "dbstack.io/expires-at"
-"""Unix seconds: label values cannot hold ':' or '+', so no ISO timestamps."""
+LABEL_DEPLOYED_AT = "dbstack.io/deployed-at"
+"""Unix seconds of the last deploy: label values cannot hold ':' or '+', so no ISO timestamps."""
+LABEL_TEARDOWN = "dbstack.io/teardown-started-at"
+"""Set before a teardown removes anything: the namespace is condemned, and an interrupted teardown is finished by
+the next deploy or sweep instead of being taken for a live preview."""
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dbstack"
-COMMENT_MARKER = "<!-- dbstack-preview -->"
-DEFAULT_TTL_S = 72 * 3600
+HOURS = 3600
 LABEL_VALUE_RULE = NameRule(
     63,
     re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"),
@@ -56,19 +56,20 @@ LABEL_VALUE_RULE = NameRule(
 )
 HEAD_SHA_PATTERN = re.compile(r"[0-9a-f]{7,64}")
 PREVIEW_NAMESPACE_PATTERN = re.compile(r"pr-[1-9][0-9]*")
-OBJECT_NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-"""An RFC 1123 subdomain: what Service, Secret and namespace names are."""
 PR_LABEL_PATTERN = re.compile(r"[1-9][0-9]*")
-EXPIRES_LABEL_PATTERN = re.compile(r"[0-9]{1,12}")
+UNIX_TIME_PATTERN = re.compile(r"[0-9]{1,12}")
 PROTECTED_RELEASES = re.compile(r"(kubeblocks|kb-addon-.*)")
 """Shared by every preview; a namespace holding one of these is never torn down."""
-SECRET_KEYS = ("username", "password")
-"""The keys of a KubeBlocks account Secret."""
-COMMENT_MAX = 60_000
-"""GitHub rejects comments over 65,536 characters."""
-CAUSE_MAX = 300
+PREVIEW_ROLE = "dbstack-preview-namespace"
+"""The ClusterRole (platform/preview-rbac.yaml) the preview identity binds to itself inside its own namespace."""
+PREVIEW_IDENTITY_NAMESPACE = "dbstack-system"
+PREVIEW_SERVICE_ACCOUNT = "dbstack-preview"
+QUOTA_NAME = "dbstack-preview"
 QUERY_TIMEOUT_S = 60
 DEFAULT_TIMEOUT_S = 600
+RBAC_SETTLE_TRIES = 5
+RBAC_SETTLE_PAUSE_S = 2.0
+"""A new RoleBinding reaches the API server's authorizer within moments; a Forbidden right after it is retried."""
 
 
 class PreviewError(Exception):
@@ -80,27 +81,33 @@ def label_value_problem(value: str) -> str | None:
     return LABEL_VALUE_RULE.problem(value)
 
 
+def is_preview_namespace(name: str) -> bool:
+    return PREVIEW_NAMESPACE_PATTERN.fullmatch(name) is not None
+
+
+def first_line(text: str) -> str:
+    """A command's first line of output for a comment or a log: masked, cut short, never empty."""
+    return mask(text_first_line(text))[:300] or "no output"
+
+
 @dataclass(frozen=True)
 class PreviewTarget:
     """One pull request's preview: where it lives and what its namespace is labelled with."""
 
     pr: int
     head_sha: str
-    expires_at: int
-    """Unix seconds after which the sweep may remove the preview."""
+    deployed_at: int
 
     @classmethod
-    def create(cls, pr: int, head_sha: str, now: float, ttl_s: int = DEFAULT_TTL_S) -> PreviewTarget:
+    def create(cls, pr: int, head_sha: str, now: float) -> PreviewTarget:
         """Validated: raises ValueError naming the bad argument."""
         if pr < 1:
             raise ValueError(f"pull request number must be positive, got {pr}")
         sha = head_sha.strip().lower()
         if not HEAD_SHA_PATTERN.fullmatch(sha):
             raise ValueError(f"head commit must be 7 to 64 hexadecimal digits, got {head_sha!r}")
-        if ttl_s < 1:
-            raise ValueError(f"time to live must be at least one second, got {ttl_s}")
         # A SHA-256 commit id (64) exceeds a label value (63); 40 digits still name one commit.
-        return cls(pr=pr, head_sha=sha[:40], expires_at=int(now) + ttl_s)
+        return cls(pr=pr, head_sha=sha[:40], deployed_at=int(now))
 
     @property
     def namespace(self) -> str:
@@ -111,22 +118,155 @@ class PreviewTarget:
         return {
             LABEL_PR: str(self.pr),
             LABEL_HEAD_SHA: self.head_sha,
-            LABEL_EXPIRES_AT: str(self.expires_at),
+            LABEL_DEPLOYED_AT: str(self.deployed_at),
             LABEL_MANAGED_BY: MANAGED_BY,
         }
 
     def apply_command(self) -> Command:
-        """Create the namespace or update its labels: `kubectl apply` is idempotent, and the manifest goes on stdin."""
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": self.namespace, "labels": self.labels},
-        }
-        return Command(("kubectl", "apply", "-f", "-"), stdin=json.dumps(manifest))
+        """Create the namespace or update its labels: `kubectl apply` is idempotent, the manifest goes on stdin."""
+        return _apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace, "labels": self.labels}}
+        )
 
 
-def is_preview_namespace(name: str) -> bool:
-    return PREVIEW_NAMESPACE_PATTERN.fullmatch(name) is not None
+def _apply(manifest: Mapping[str, Any]) -> Command:
+    return Command(("kubectl", "apply", "-f", "-"), stdin=json.dumps(manifest, sort_keys=True))
+
+
+# --- what a preview deploys ----------------------------------------------------------------------------------
+
+
+def preview_plan(plan: Plan, kubeblocks_namespace: str) -> Plan:
+    """The plan's cluster steps, as a preview runs them: no platform steps (the Platform workflow owns snapshot
+    support, KubeBlocks and the addons; `check_platform` verifies them), no `--create-namespace` (a namespace Helm
+    creates carries no labels, and no teardown or sweep would ever remove it), and only diagnostics that read the
+    preview's own namespace or `kb-system` (a public repository's artifacts are readable by anyone)."""
+    steps = tuple(
+        replace(
+            step,
+            needs=(),
+            commands=tuple(_without_create_namespace(c) for c in step.commands),
+            diagnostics=scoped_diagnostics(step.diagnostics, (plan.namespace, kubeblocks_namespace)),
+        )
+        for step in plan.steps
+        if step.kind is StepKind.CLUSTER
+    )
+    return replace(plan, steps=steps)
+
+
+def _without_create_namespace(command: Command) -> Command:
+    return replace(command, argv=tuple(a for a in command.argv if a != "--create-namespace"))
+
+
+def scoped_diagnostics(diagnostics: Sequence[Diagnostic], namespaces: Sequence[str]) -> tuple[Diagnostic, ...]:
+    """Only reads confined to `namespaces`: no `-A`, no cluster-wide objects (nodes list every pod on them), and no
+    controller logs, which name other namespaces' clusters."""
+    return tuple(d for d in diagnostics if _reads_only(d.command, namespaces))
+
+
+def _reads_only(command: Command, namespaces: Sequence[str]) -> bool:
+    argv = command.argv
+    if "-A" in argv or "--all-namespaces" in argv:
+        return False
+    namespace = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-n", "--namespace")), None)
+    if namespace not in namespaces:
+        return False
+    return not ("logs" in argv and any(a.startswith("deploy/") for a in argv))
+
+
+def preview_cluster_diagnostics(namespace: str, kubeblocks_namespace: str) -> tuple[tuple[str, Command], ...]:
+    """What to collect when the cluster could not be prepared for a preview: its own namespace and kb-system."""
+    return (
+        ("namespace.txt", kubectl("get", "namespace", namespace, "-o", "yaml", "--ignore-not-found")),
+        ("pods.txt", kubectl("-n", namespace, "get", "pods", "-o", "wide")),
+        ("events.txt", kubectl("-n", namespace, "get", "events", "--sort-by=.lastTimestamp")),
+        ("kb-system-pods.txt", kubectl("-n", kubeblocks_namespace, "get", "pods", "-o", "wide")),
+    )
+
+
+def quota_problems(config: Config) -> list[str]:
+    """Why the enabled databases would not fit the preview namespace's ResourceQuota (before any cluster is used)."""
+    pods = [pod for d in config.enabled for pod in database_pods(d)]
+    quota = config.preview.quota
+    problems = []
+    for resource, need, have, unit, key in (
+        ("cpu", sum(p.cpu for p in pods), quota.cpu, "cores", "cpu"),
+        ("memory", sum(p.memory_gi for p in pods), quota.memory_gi, "Gi", "memoryGi"),
+    ):
+        if need > have + 1e-9:
+            where = config.where(f"preview.quota.{key}")
+            problems.append(
+                f"{where.file}:{where.line}: preview.quota.{key}: the enabled databases request {need:.2f} {unit} "
+                f"of {resource}, the preview quota allows {have:g} (allowed: raise it, or lower requests in a profile)"
+            )
+    return problems
+
+
+def namespace_policy(target: PreviewTarget, settings: PreviewSettings) -> tuple[Command, Command]:
+    """The RoleBinding that gives the preview identity its namespaced rights here, then the ResourceQuota and
+    LimitRange from values (applied after the binding, which grants the right to create them)."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": PREVIEW_SERVICE_ACCOUNT,
+            "namespace": target.namespace,
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": PREVIEW_ROLE},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": PREVIEW_SERVICE_ACCOUNT, "namespace": PREVIEW_IDENTITY_NAMESPACE}
+        ],
+    }
+    quota, defaults = settings.quota, settings.container_defaults
+    limits = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": {"name": QUOTA_NAME, "namespace": target.namespace},
+                "spec": {
+                    "hard": {
+                        "requests.cpu": _cpu(quota.cpu),
+                        "requests.memory": _memory(quota.memory_gi),
+                        "requests.storage": f"{quota.storage_gi:g}Gi",
+                        "pods": str(quota.pods),
+                    }
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "LimitRange",
+                "metadata": {"name": QUOTA_NAME, "namespace": target.namespace},
+                "spec": {
+                    "limits": [
+                        {
+                            "type": "Container",
+                            "defaultRequest": {
+                                "cpu": _cpu(defaults.request_cpu),
+                                "memory": _memory(defaults.request_memory_gi),
+                            },
+                            "default": {"cpu": _cpu(defaults.limit_cpu), "memory": _memory(defaults.limit_memory_gi)},
+                        }
+                    ]
+                },
+            },
+        ],
+    }
+    return _apply(binding), _apply(limits)
+
+
+def _cpu(cores: float) -> str:
+    return f"{round(cores * 1000)}m"
+
+
+def _memory(gi: float) -> str:
+    return f"{round(gi * 1024)}Mi"
+
+
+# --- reading namespaces --------------------------------------------------------------------------------------
 
 
 def get_namespace_command(namespace: str) -> Command:
@@ -139,24 +279,6 @@ def list_previews_command() -> Command:
 
 def list_releases_command(namespace: str) -> Command:
     return helm("list", "-n", namespace, "--all", "-o", "json")
-
-
-def teardown_commands(namespace: str, releases: Sequence[str], timeout_s: int = DEFAULT_TIMEOUT_S) -> list[Command]:
-    """Uninstall `releases`, then delete the namespace. Raises PreviewError rather than touch anything shared."""
-    if not is_preview_namespace(namespace):
-        raise PreviewError(f"refusing to tear down {namespace!r}: only pr-<number> preview namespaces are removed")
-    shared = [r for r in releases if PROTECTED_RELEASES.match(r)]
-    if shared:
-        raise PreviewError(
-            f"refusing to tear down {namespace}: it holds {', '.join(shared)}, which every preview shares"
-        )
-    # Uninstalling first lets each release's hooks and the KubeBlocks controller clean up in order, instead of
-    # racing the namespace's deletion.
-    commands = [
-        helm("uninstall", release, "-n", namespace, "--wait", f"--timeout={timeout_s}s") for release in releases
-    ]
-    commands.append(kubectl("delete", "namespace", namespace, "--ignore-not-found", f"--timeout={timeout_s}s"))
-    return commands
 
 
 def release_names(helm_list_json: str) -> list[str]:
@@ -172,7 +294,7 @@ def release_names(helm_list_json: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PreviewNamespace:
-    """A namespace labelled as a preview, as read back from the cluster."""
+    """A namespace as read back from the cluster."""
 
     name: str
     labels: Mapping[str, str]
@@ -184,22 +306,31 @@ class PreviewNamespace:
         return int(value) if PR_LABEL_PATTERN.fullmatch(value) else None
 
     @property
-    def expires_at(self) -> int | None:
-        value = self.labels.get(LABEL_EXPIRES_AT, "")
-        return int(value) if EXPIRES_LABEL_PATTERN.fullmatch(value) else None
+    def deployed_at(self) -> int | None:
+        return _unix(self.labels.get(LABEL_DEPLOYED_AT))
+
+    @property
+    def condemned(self) -> bool:
+        """A teardown started on it (and may have been interrupted): it is removed, never deployed into."""
+        return LABEL_TEARDOWN in self.labels or self.phase == "Terminating"
+
+    @property
+    def unlabelled(self) -> bool:
+        return not any(key.startswith("dbstack.io/") for key in self.labels)
 
     def problem(self) -> str | None:
-        """Why the sweep must leave this namespace alone, or None when it may judge its expiry."""
+        """Why the sweep must leave this namespace alone, or None when it may judge it."""
         if self.pr is None:
             return f"label {LABEL_PR}={self.labels.get(LABEL_PR)!r} is not a pull request number"
         if self.name != preview_namespace(self.pr):
             return f"label {LABEL_PR}={self.pr} does not match the namespace name"
-        if self.expires_at is None:
-            return f"label {LABEL_EXPIRES_AT}={self.labels.get(LABEL_EXPIRES_AT)!r} is not a Unix time"
+        if self.deployed_at is None and not self.condemned:
+            return f"label {LABEL_DEPLOYED_AT}={self.labels.get(LABEL_DEPLOYED_AT)!r} is not a Unix time"
         return None
 
-    def expired(self, now: float) -> bool:
-        return self.problem() is None and self.expires_at is not None and self.expires_at <= now
+
+def _unix(value: str | None) -> int | None:
+    return int(value) if value is not None and UNIX_TIME_PATTERN.fullmatch(value) else None
 
 
 def parse_namespace_list(kubectl_json: str) -> list[PreviewNamespace]:
@@ -227,10 +358,6 @@ def _namespace(item: Any) -> PreviewNamespace | None:
     return PreviewNamespace(metadata["name"], labels, phase if isinstance(phase, str) else None)
 
 
-def select_expired(namespaces: Sequence[PreviewNamespace], now: float) -> list[PreviewNamespace]:
-    return [ns for ns in namespaces if ns.expired(now)]
-
-
 async def _run(runner: Runner, command: Command, timeout_s: float) -> str:
     """Run `command`; its stdout, or PreviewError naming the command and the first line of its error."""
     result = await runner.run(command, timeout_s=timeout_s)
@@ -241,7 +368,19 @@ async def _run(runner: Runner, command: Command, timeout_s: float) -> str:
     return result.stdout
 
 
-async def _existing_namespace(runner: Runner, namespace: str) -> PreviewNamespace | None:
+async def _run_once_authorized(runner: Runner, command: Command, timeout_s: float) -> str:
+    """`_run`, retried a few times while the API server still answers Forbidden for a RoleBinding just made."""
+    for attempt in range(RBAC_SETTLE_TRIES):
+        try:
+            return await _run(runner, command, timeout_s)
+        except PreviewError as exc:
+            if "forbidden" not in str(exc).lower() or attempt == RBAC_SETTLE_TRIES - 1:
+                raise
+            await anyio.sleep(RBAC_SETTLE_PAUSE_S)
+    raise AssertionError("unreachable")
+
+
+async def existing_namespace(runner: Runner, namespace: str) -> PreviewNamespace | None:
     out = await _run(runner, get_namespace_command(namespace), QUERY_TIMEOUT_S)
     if not out.strip():
         return None
@@ -249,20 +388,77 @@ async def _existing_namespace(runner: Runner, namespace: str) -> PreviewNamespac
     return found[0] if found else None
 
 
-async def prepare_namespace(runner: Runner, target: PreviewTarget, *, timeout_s: int = DEFAULT_TIMEOUT_S) -> None:
-    """Create the preview's namespace, or relabel it when it exists (a second preview upgrades in place)."""
-    existing = await _existing_namespace(runner, target.namespace)
-    if existing is not None:
-        if existing.labels.get(LABEL_PR) != str(target.pr):
+async def list_previews(runner: Runner) -> list[PreviewNamespace]:
+    return parse_namespace_list(await _run(runner, list_previews_command(), QUERY_TIMEOUT_S))
+
+
+# --- deploy --------------------------------------------------------------------------------------------------
+
+
+async def prepare_namespace(
+    runner: Runner, target: PreviewTarget, settings: PreviewSettings, *, timeout_s: int = DEFAULT_TIMEOUT_S
+) -> list[str]:
+    """Make `pr-<n>` ready for the plan: finish a teardown left condemned (a reopen right after a close), refuse a
+    namespace dbstack did not label, keep within `maxConcurrent`, label it (a redeploy relabels in place), then bind
+    the preview role in it and apply its quota and limits. Returns notes for the run's log."""
+    notes: list[str] = []
+    existing = await existing_namespace(runner, target.namespace)
+    if existing is not None and existing.unlabelled:
+        raise PreviewError(
+            f"namespace {target.namespace} exists without dbstack labels (made by something else, or by an older "
+            "preview's helm --create-namespace); refusing to deploy into it. Remove it, or run the teardown with "
+            "adopt-unlabelled (docs/workflows.md)"
+        )
+    if existing is not None and existing.labels.get(LABEL_PR) != str(target.pr):
+        raise PreviewError(
+            f"namespace {target.namespace} is labelled {LABEL_PR}={existing.labels.get(LABEL_PR)!r}, not "
+            f"{target.pr}; refusing to deploy a preview into a namespace dbstack did not create for this pull request"
+        )
+    if existing is not None and existing.condemned:
+        notes.append(f"{target.namespace} was being torn down (closed, then reopened): finished that teardown first")
+        await teardown(runner, target.pr, timeout_s=timeout_s)
+        existing = None
+    if existing is None:
+        others = sorted(
+            (ns for ns in await list_previews(runner) if ns.name != target.namespace and not ns.condemned),
+            key=lambda ns: ns.pr or 0,
+        )
+        if len(others) >= settings.max_concurrent:
+            names = ", ".join(ns.name for ns in others[:10]) + (", ..." if len(others) > 10 else "")
             raise PreviewError(
-                f"namespace {target.namespace} exists but is not labelled {LABEL_PR}={target.pr}; "
-                "refusing to deploy a preview into a namespace dbstack did not create"
+                f"{len(others)} previews already run ({names}), the most preview.maxConcurrent allows "
+                f"({settings.max_concurrent}); close a pull request, wait for the sweep, or raise the cap"
             )
-        if existing.phase == "Terminating":
-            # The PR was closed and reopened while its teardown was still deleting the namespace.
-            wait = kubectl("wait", f"namespace/{target.namespace}", "--for=delete", f"--timeout={timeout_s}s")
-            await _run(runner, wait, timeout_s + QUERY_TIMEOUT_S)
     await _run(runner, target.apply_command(), QUERY_TIMEOUT_S)
+    binding, limits = namespace_policy(target, settings)
+    await _run(runner, binding, QUERY_TIMEOUT_S)
+    await _run_once_authorized(runner, limits, QUERY_TIMEOUT_S)
+    return notes
+
+
+# --- teardown ------------------------------------------------------------------------------------------------
+
+
+def teardown_commands(namespace: str, releases: Sequence[str], timeout_s: int = DEFAULT_TIMEOUT_S) -> list[Command]:
+    """Uninstall `releases`, then delete the namespace. Raises PreviewError rather than touch anything shared."""
+    if not is_preview_namespace(namespace):
+        raise PreviewError(f"refusing to tear down {namespace!r}: only pr-<number> preview namespaces are removed")
+    shared = [r for r in releases if PROTECTED_RELEASES.match(r)]
+    if shared:
+        raise PreviewError(
+            f"refusing to tear down {namespace}: it holds {', '.join(shared)}, which every preview shares"
+        )
+    # Uninstalling first lets each release's hooks and the KubeBlocks controller clean up in order, instead of
+    # racing the namespace's deletion.
+    commands = [
+        helm("uninstall", release, "-n", namespace, "--wait", f"--timeout={timeout_s}s") for release in releases
+    ]
+    commands.append(kubectl("delete", "namespace", namespace, "--ignore-not-found", f"--timeout={timeout_s}s"))
+    return commands
+
+
+def condemn_command(namespace: str, now: float) -> Command:
+    return kubectl("label", "namespace", namespace, f"{LABEL_TEARDOWN}={int(now)}", "--overwrite")
 
 
 @dataclass(frozen=True)
@@ -270,33 +466,110 @@ class TeardownReport:
     namespace: str
     existed: bool
     releases: tuple[str, ...] = ()
+    adopted: bool = False
 
     def summary(self) -> str:
         if not self.existed:
             return f"{self.namespace}: not found, nothing to remove"
         removed = ", ".join(self.releases) or "no releases"
-        return f"{self.namespace}: removed {removed} and the namespace"
+        adopted = " (adopted: it had no dbstack labels)" if self.adopted else ""
+        return f"{self.namespace}: removed {removed} and the namespace{adopted}"
 
 
-async def teardown(runner: Runner, pr: int, *, timeout_s: int = DEFAULT_TIMEOUT_S) -> TeardownReport:
-    """Remove pull request `pr`'s preview; succeeds when there is none (idempotent)."""
+async def teardown(
+    runner: Runner,
+    pr: int,
+    *,
+    adopt_unlabelled: bool = False,
+    now: float = 0.0,
+    timeout_s: int = DEFAULT_TIMEOUT_S,
+) -> TeardownReport:
+    """Remove pull request `pr`'s preview; succeeds when there is none (idempotent, and safe to run again after an
+    interruption: the condemned label stays until the namespace is gone). A `pr-<n>` namespace without any dbstack
+    label is removed only with `adopt_unlabelled`; one labelled for another pull request never."""
     namespace = preview_namespace(pr)
-    existing = await _existing_namespace(runner, namespace)
+    existing = await existing_namespace(runner, namespace)
     if existing is None:
         return TeardownReport(namespace, existed=False)
-    if existing.labels.get(LABEL_PR) != str(pr):
+    adopted = existing.unlabelled
+    if adopted and not adopt_unlabelled:
+        raise PreviewError(
+            f"refusing to tear down {namespace}: it has no dbstack labels (an older preview's helm "
+            "--create-namespace, or not a preview at all); ask for adopt-unlabelled if it is this pull request's"
+        )
+    if not adopted and existing.labels.get(LABEL_PR) != str(pr):
         raise PreviewError(f"refusing to tear down {namespace}: it is not labelled {LABEL_PR}={pr}")
+    if existing.phase == "Terminating":
+        # Already being deleted (a teardown that got that far): only wait for it to be gone.
+        wait = kubectl("wait", f"namespace/{namespace}", "--for=delete", f"--timeout={timeout_s}s")
+        await _run(runner, wait, timeout_s + QUERY_TIMEOUT_S)
+        return TeardownReport(namespace, existed=True, adopted=adopted)
     releases = release_names(await _run(runner, list_releases_command(namespace), QUERY_TIMEOUT_S))
-    for command in teardown_commands(namespace, releases, timeout_s):
+    commands = teardown_commands(namespace, releases, timeout_s)  # refuses shared releases before any change
+    if LABEL_TEARDOWN not in existing.labels:
+        await _run(runner, condemn_command(namespace, now), QUERY_TIMEOUT_S)
+    for command in commands:
         await _run(runner, command, timeout_s + QUERY_TIMEOUT_S)
-    return TeardownReport(namespace, existed=True, releases=tuple(releases))
+    return TeardownReport(namespace, existed=True, releases=tuple(releases), adopted=adopted)
+
+
+# --- the sweep -----------------------------------------------------------------------------------------------
+
+
+def parse_open_prs(text: str) -> frozenset[int]:
+    """The open pull requests the workflow read from GitHub: `12,15`, or `none`. Anything else is refused: judging
+    previews against a list that failed to load would remove every preview of an open pull request."""
+    value = text.strip()
+    if value == "none":
+        return frozenset()
+    parts = value.split(",")
+    if not value or not all(PR_LABEL_PATTERN.fullmatch(p) for p in parts):
+        raise PreviewError(f"open pull requests must be numbers separated by commas, or 'none', got {text[:80]!r}")
+    return frozenset(int(p) for p in parts)
+
+
+class Action(StrEnum):
+    KEEP = "keep"
+    REMOVE = "remove"
+    """A closed or merged pull request's preview, or a condemned namespace."""
+    EXPIRE = "expire"
+    """An open pull request's preview idle past `openIdleHours`: removed, and its comment says so."""
+    IGNORE = "ignore"
+    """Labels that cannot be trusted: reported, left alone."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+def sweep_decision(ns: PreviewNamespace, now: float, open_prs: frozenset[int], settings: PreviewSettings) -> Decision:
+    problem = ns.problem()
+    if problem is not None:
+        return Decision(Action.IGNORE, problem)
+    assert ns.pr is not None
+    if ns.condemned:
+        return Decision(Action.REMOVE, "its teardown started and did not finish")
+    assert ns.deployed_at is not None
+    idle_h = max(0.0, now - ns.deployed_at) / HOURS
+    if ns.pr not in open_prs:
+        if idle_h >= settings.closed_idle_hours:
+            return Decision(Action.REMOVE, f"pull request #{ns.pr} is closed")
+        return Decision(Action.KEEP, f"closed, removed {settings.closed_idle_hours:g} h after its last deploy")
+    if idle_h >= settings.open_idle_hours:
+        return Decision(Action.EXPIRE, f"no deploy for {idle_h:.0f} h (openIdleHours {settings.open_idle_hours:g})")
+    return Decision(Action.KEEP, f"open, last deploy {idle_h:.1f} h ago")
 
 
 @dataclass
 class SweepReport:
     removed: list[TeardownReport] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+    """Open pull requests whose previews were removed for idleness: their comments are rewritten."""
+    closed: list[int] = field(default_factory=list)
+    """Closed pull requests whose previews were removed: their deployments are made inactive."""
     kept: list[str] = field(default_factory=list)
-    """Previews not yet expired."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """Namespace -> why its labels cannot be trusted; left alone."""
     failed: dict[str, str] = field(default_factory=dict)
@@ -307,200 +580,55 @@ class SweepReport:
         return not self.failed
 
     def summary(self) -> str:
-        lines = [f"swept {len(self.removed)} expired preview(s); {len(self.kept)} still live"]
+        lines = [f"swept {len(self.removed)} preview(s); {len(self.kept)} kept"]
         lines += [f"removed {r.summary()}" for r in self.removed]
+        lines += [f"kept {name}" for name in self.kept]
         lines += [f"ignored {name}: {why}" for name, why in sorted(self.unreadable.items())]
         lines += [f"FAILED {name}: {why}" for name, why in sorted(self.failed.items())]
         return "\n".join(lines)
 
-
-async def sweep(runner: Runner, now: float, *, timeout_s: int = DEFAULT_TIMEOUT_S) -> SweepReport:
-    """Tear down every preview whose expiry label has passed; one failure does not stop the others."""
-    report = SweepReport()
-    for ns in parse_namespace_list(await _run(runner, list_previews_command(), QUERY_TIMEOUT_S)):
-        problem = ns.problem()
-        if problem is not None:
-            report.unreadable[ns.name] = problem
-        elif not ns.expired(now):
-            report.kept.append(ns.name)
-        elif ns.pr is not None:
-            try:
-                report.removed.append(await teardown(runner, ns.pr, timeout_s=timeout_s))
-            except PreviewError as exc:
-                report.failed[ns.name] = str(exc)
-    return report
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "expired": sorted(self.expired),
+            "closed": sorted(self.closed),
+            "removed": [r.namespace for r in self.removed],
+            "kept": sorted(self.kept),
+            "unreadable": dict(sorted(self.unreadable.items())),
+            "failed": dict(sorted(self.failed.items())),
+        }
 
 
-def first_line(text: str) -> str:
-    """A command's first line of output for a comment or a log: masked, cut short, never empty."""
-    return mask(text_first_line(text))[:CAUSE_MAX] or "no output"
-
-
-_STATUS = {
-    Outcome.PASSED: "✅ passed",
-    Outcome.FAILED: "❌ failed",
-    Outcome.TIMED_OUT: "⏱️ timed out",
-    Outcome.SKIPPED: "⏭️ skipped",
-    Outcome.NOT_RUN: "⚪ not run",
-    Outcome.CANCELLED: "🚫 cancelled",
-}
-
-
-def _text(value: str, limit: int = CAUSE_MAX) -> str:
-    """Untrusted text made safe for one Markdown table cell or list item: one line, no HTML, no pipes."""
-    one_line = " ".join(mask(value).split())
-    if len(one_line) > limit:
-        one_line = one_line[: limit - 1] + "…"
-    return html.escape(one_line, quote=False).replace("|", "\\|").replace("`", "'")
-
-
-def _status(d: DatabaseResult) -> str:
-    """The database's outcome, failed when it is ready but a smoke check failed, with its check counts."""
-    failed = any(c.outcome is Outcome.FAILED for c in d.checks)
-    status = _STATUS[Outcome.FAILED if failed and d.outcome is Outcome.PASSED else d.outcome]
-    if not d.checks:
-        return status
-    passed = sum(1 for c in d.checks if c.outcome is Outcome.PASSED)
-    return f"{status} ({passed}/{len(d.checks)} checks passed)"
-
-
-def _name(value: str) -> str:
-    """A Kubernetes object name as read from results, or a placeholder: it goes into code spans and shell lines."""
-    return value if OBJECT_NAME_PATTERN.fullmatch(value) else "<invalid-name>"
-
-
-def _connect_hint(d: DatabaseResult) -> list[str]:
-    namespace = _name(d.namespace)
-    lines = [f"# {_text(d.title, 40)}"]
-    if d.secret:
-        for key in SECRET_KEYS:
-            lines.append(
-                f"kubectl -n {namespace} get secret {_name(d.secret)} -o jsonpath='{{.data.{key}}}' | base64 -d; echo"
-            )
-    lines.append(f"kubectl -n {namespace} port-forward svc/{_name(d.service)} {d.port}:{d.port}")
-    return lines
-
-
-def render_comment(
-    results: RunResults | None,
+async def sweep(
+    runner: Runner,
+    now: float,
+    open_prs: frozenset[int],
+    settings: PreviewSettings,
     *,
-    pr: int,
-    head_sha: str | None = None,
-    run_url: str | None = None,
-    ttl_s: int = DEFAULT_TTL_S,
-) -> str:
-    """The PR comment for a preview run, from its results only (None: the run ended before writing any)."""
-    namespace = preview_namespace(pr)
-    passed = results is not None and results.passed
-    heading = "✅ ready" if passed else "❌ failed"
-    lines = [COMMENT_MARKER, f"### dbstack preview for #{pr}: {heading}", ""]
-    facts = [f"namespace `{namespace}`"]
-    if head_sha and HEAD_SHA_PATTERN.fullmatch(head_sha):
-        facts.append(f"commit `{head_sha[:12]}`")
-    if run_url and run_url.startswith("https://"):
-        facts.append(f"[run log and reports]({_text(run_url, 500)})")
-    lines += [" · ".join(facts), ""]
-    if results is None:
-        lines += ["The run ended before it wrote any results; the run log says why.", ""]
-    else:
-        lines += _results_section(results)
-    hours = ttl_s / 3600
-    lines.append(
-        f"The preview is removed when this pull request closes; if that teardown fails, a scheduled sweep removes it "
-        f"{hours:g} h after the last push."
-    )
-    text = "\n".join(lines) + "\n"
-    return text if len(text) <= COMMENT_MAX else text[: COMMENT_MAX - 40] + "\n\n… (comment shortened)\n"
-
-
-def _results_section(results: RunResults) -> list[str]:
-    lines = ["| Database | Status | Service | Credentials (Secret name) |", "| --- | --- | --- | --- |"]
-    for d in results.databases:
-        secret = f"`{_name(d.secret)}`" if d.secret else "no auth"
-        host = f"{_name(d.service)}.{_name(d.namespace)}.svc.cluster.local"
-        version = f" {_text(d.version, 40)}" if d.version else ""
-        lines.append(f"| {_text(d.title, 40)}{version} | {_status(d)} | `{host}:{d.port}` | {secret} |")
-    if not results.databases:
-        lines.append("| (none) | | | |")
-    lines.append("")
-    problems = [s for s in results.steps if not s.outcome.ok]
-    if problems:
-        lines.append("**What went wrong**")
-        lines.append("")
-        for s in problems:
-            cause = f": {_text(s.cause)}" if s.cause else ""
-            lines.append(f"- {_text(s.title, 120)}: {_STATUS[s.outcome]}{cause}")
-        lines.append("")
-    failed_checks = [(d, c) for d in results.databases for c in d.checks if c.outcome is Outcome.FAILED]
-    if failed_checks:
-        lines.append("**Failed smoke checks**")
-        lines.append("")
-        for d, c in failed_checks:
-            message = f": {_text(c.message)}" if c.message else ""
-            lines.append(f"- {_text(d.title, 40)} `{_text(c.name, 120)}`{message}")
-        lines.append("")
-    elif results.smoke_outcome not in (Outcome.PASSED, Outcome.SKIPPED) and results.smoke_cause:
-        lines += [f"**Smoke suite**: {_text(results.smoke_cause)}", ""]
-    if results.databases:
-        lines += [
-            "<details><summary>How to connect</summary>",
-            "",
-            "With a kubeconfig for the preview cluster (values are read on your machine, never shown here):",
-            "",
-            "```sh",
-        ]
-        for d in results.databases:
-            lines += _connect_hint(d)
-        lines += ["```", "", "</details>", ""]
-    return lines
-
-
-def render_removed_comment(pr: int, *, run_url: str | None = None) -> str:
-    """The PR comment once the closed pull request's preview is gone (it replaces the connection hints)."""
-    lines = [COMMENT_MARKER, f"### dbstack preview for #{pr}: 🗑️ removed", ""]
-    link = f" ([teardown log]({_text(run_url, 500)}))" if run_url and run_url.startswith("https://") else ""
-    lines.append(
-        f"The pull request was closed, so namespace `{preview_namespace(pr)}` and its databases were removed{link}."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _load_results(path: Path, allow_missing: bool) -> RunResults | None:
-    """The saved run, or None when it is absent and that is allowed; raises PreviewError otherwise."""
-    if not path.exists():
-        if allow_missing:
-            return None
-        raise PreviewError(f"{path}: no such file (pass --allow-missing to comment that the run wrote no results)")
-    try:
-        return RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
-        raise PreviewError(f"{path}: not a results.json written by dbstack ({first_line(str(exc))})") from None
-
-
-def _comment_for(args: argparse.Namespace) -> str:
-    if args.pr < 1:
-        raise PreviewError(f"--pr must be a positive pull request number, got {args.pr}")
-    if args.removed:
-        return render_removed_comment(args.pr, run_url=args.run_url)
-    if args.results is None:
-        raise PreviewError("give --results FILE (a preview run) or --removed (a torn-down preview)")
-    if not (math.isfinite(args.ttl_hours) and args.ttl_hours > 0):
-        raise PreviewError(f"--ttl-hours must be a positive number of hours, got {args.ttl_hours}")
-    results = _load_results(args.results, args.allow_missing)
-    return render_comment(
-        results, pr=args.pr, head_sha=args.head_sha, run_url=args.run_url, ttl_s=int(args.ttl_hours * 3600)
-    )
-
-
-def cli_preview_comment(args: argparse.Namespace) -> int:
-    """`dbstack preview-comment`: render the PR comment from a saved results.json, or the one after teardown."""
-    try:
-        text = _comment_for(args)
-    except PreviewError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        args.out.write_text(text, encoding="utf-8")
-    return 0
+    timeout_s: int = DEFAULT_TIMEOUT_S,
+) -> SweepReport:
+    """Judge every labelled preview; before removing one, read its labels again and judge afresh (a push may have
+    redeployed it since the list was read). One failure does not stop the others."""
+    report = SweepReport()
+    for listed in await list_previews(runner):
+        decision = sweep_decision(listed, now, open_prs, settings)
+        if decision.action is Action.IGNORE:
+            report.unreadable[listed.name] = decision.reason
+            continue
+        if decision.action is Action.KEEP:
+            report.kept.append(f"{listed.name}: {decision.reason}")
+            continue
+        try:
+            fresh = await existing_namespace(runner, listed.name)
+            if fresh is None:
+                continue
+            decision = sweep_decision(fresh, now, open_prs, settings)
+            if decision.action in (Action.KEEP, Action.IGNORE):
+                report.kept.append(f"{listed.name}: redeployed while the sweep ran ({decision.reason})")
+                continue
+            assert fresh.pr is not None
+            report.removed.append(await teardown(runner, fresh.pr, now=now, timeout_s=timeout_s))
+            (report.expired if decision.action is Action.EXPIRE else report.closed).append(fresh.pr)
+        except PreviewError as exc:
+            report.failed[listed.name] = str(exc)
+    return report
