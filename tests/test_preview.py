@@ -317,7 +317,10 @@ def test_preview_settings_are_validated_like_every_other_setting(
     assert mentions in capsys.readouterr().err
 
 
-def test_a_forbidden_right_after_the_binding_is_retried_until_rbac_catches_up() -> None:
+def test_a_forbidden_right_after_the_binding_is_retried_until_rbac_catches_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("dbstack.github.preview.RBAC_SETTLE_PAUSE_S", 0.0)
     cluster = FakeCluster(forbidden_first=2)
     _prepare(cluster)
     assert {o["kind"] for o in cluster.objects["pr-7"]} == {"RoleBinding", "ResourceQuota", "LimitRange"}
