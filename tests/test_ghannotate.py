@@ -86,3 +86,8 @@ def test_main_rejects_a_file_that_is_not_junit_in_one_line(
 
 def test_main_rejects_a_missing_file(tmp_path: Path) -> None:
     assert main([str(tmp_path / "absent.xml")]) == 2
+
+
+def test_no_more_annotations_than_github_keeps_per_step() -> None:
+    # actions/toolkit docs/problem-matchers.md: 10 error, 10 warning and 10 notice annotations per step.
+    assert MAX_ANNOTATIONS == 10

@@ -18,7 +18,9 @@ from dbstack.config import naming
 from dbstack.config.load import DEFAULT_PREVIEW, PreviewSettings, load_config
 from dbstack.github.comment import (
     COMMENT_MARKER,
+    EXPIRED_HEADING,
     render_comment,
+    render_expired_comment,
     render_removed_comment,
 )
 from dbstack.github.platform import PlatformPins, check_platform, kubeconfig_problem, mint, platform_plan
@@ -945,3 +947,127 @@ def test_cli_rejects_a_bad_pull_request_number_or_time_to_live(tmp_path: Path, b
     results = tmp_path / "results.json"
     results.write_text(json.dumps(_results().to_json()), encoding="utf-8")
     assert main(["preview-comment", "--results", str(results), *bad]) == 2
+
+
+# Envelopes: removal notes only update; deployments per pull request
+
+
+def test_removal_and_expiry_notes_never_create_a_comment_and_make_the_deployment_inactive(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for flag in ("--removed", "--expired"):
+        assert main(["preview-comment", "--pr", "42", flag, "--idle-hours", "168", "--format", "json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["createIfMissing"] is False
+        assert data["deployment"] == {
+            "environment": "pr-42",
+            "state": "inactive",
+            "ref": None,
+            "logUrl": None,
+            "description": "preview removed",
+        }
+
+
+def test_the_expired_comment_says_how_to_get_the_preview_back() -> None:
+    text = render_expired_comment(42, idle_hours=168)
+    assert text.startswith(COMMENT_MARKER)
+    assert text.splitlines()[1].endswith("expired — push or run the redeploy to recreate")
+    assert EXPIRED_HEADING in text and "168 h" in text and "`redeploy`" in text
+
+
+def test_a_deploy_envelope_creates_the_comment_and_records_the_commit_checked_out(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_results().to_json()), encoding="utf-8")
+    out = tmp_path / "e.json"
+    trace = "https://dagger.cloud/acme/traces/abc123"
+    argv = ["preview-comment", "--results", str(results), "--pr", "42", "--head-sha", SHA, "--format", "json"]
+    assert (
+        main([*argv, "--trace-url", trace, "--run-url", "https://github.com/o/r/actions/runs/1", "--out", str(out)])
+        == 0
+    )
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["createIfMissing"] is True
+    assert data["deployment"]["state"] == "success" and data["deployment"]["ref"] == SHA
+    assert f"commit `{SHA[:12]}`" in data["body"] and f"[Dagger trace]({trace})" in data["body"]
+
+
+def test_the_idle_limit_in_the_comment_comes_from_values_when_not_given(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview-comment", "--pr", "42", "--expired"]) == 0
+    assert f"for {DEFAULT_PREVIEW.open_idle_hours:g} h" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url", ["https://dagger.cloud/traces/setup", "javascript:x", "https://evil.example/traces/a"])
+def test_only_a_real_dagger_cloud_trace_is_linked(url: str) -> None:
+    assert "Dagger trace" not in render_comment(_results(), pr=42, trace_url=url)
+
+
+# The guard's decisions
+
+
+def _event(
+    action: str = "opened", *, fork: bool = False, draft: bool = False, labels: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    repo = "someone/fork" if fork else "o/r"
+    pr = {"head": {"sha": SHA, "repo": {"full_name": repo}}, "draft": draft, "labels": [{"name": n} for n in labels]}
+    return {"action": action, "number": 42, "pull_request": pr}
+
+
+def _decide(event: dict[str, Any], *, actor: str = "dev", enabled: bool = True, name: str = "pull_request") -> Any:
+    from dbstack.github.decide import decide
+
+    return decide(name, event, repository="o/r", actor=actor, enabled=enabled)
+
+
+def test_guard_deploys_an_open_pull_request_at_its_head_commit() -> None:
+    decision = _decide(_event())
+    assert (decision.action, decision.pr, decision.head_sha) == ("deploy", 42, SHA)
+    assert _decide(_event("closed")).action == "teardown"
+
+
+@pytest.mark.parametrize(
+    ("event", "actor", "enabled", "title"),
+    [
+        (_event(fork=True), "dev", True, "No preview for fork pull requests"),
+        (_event(), "dependabot[bot]", True, "No preview for Dependabot pull requests"),
+        (_event(), "dev", False, "Previews not configured"),
+        (_event(draft=True), "dev", True, "No preview for a draft"),
+    ],
+)
+def test_guard_says_why_there_is_no_preview(event: dict[str, Any], actor: str, enabled: bool, title: str) -> None:
+    decision = _decide(event, actor=actor, enabled=enabled)
+    assert decision.action == "none" and decision.notice_title == title
+
+
+def test_a_labelled_draft_gets_a_preview_and_other_labels_do_nothing() -> None:
+    labelled = _event("labeled", draft=True, labels=("preview",))
+    labelled["label"] = {"name": "preview"}
+    assert _decide(labelled).action == "deploy"
+    other = _event("labeled", labels=("bug",))
+    other["label"] = {"name": "bug"}
+    assert _decide(other).action == "none"
+
+
+def test_a_manual_redeploy_refuses_forks_and_closed_pull_requests() -> None:
+    from dbstack.github.decide import decide
+
+    dispatch = {"inputs": {"operation": "redeploy", "pr": "42"}}
+    pr = {"number": 42, "state": "open", "head": {"sha": SHA, "repo": {"full_name": "o/r"}}}
+    assert (
+        decide("workflow_dispatch", dispatch, repository="o/r", actor="x", enabled=True, dispatched_pr=pr).action
+        == "deploy"
+    )
+    fork = {**pr, "head": {"sha": SHA, "repo": {"full_name": "x/y"}}}
+    assert (
+        decide("workflow_dispatch", dispatch, repository="o/r", actor="x", enabled=True, dispatched_pr=fork).action
+        == "none"
+    )
+    closed = {**pr, "state": "closed"}
+    assert (
+        decide("workflow_dispatch", dispatch, repository="o/r", actor="x", enabled=True, dispatched_pr=closed).action
+        == "none"
+    )
+    teardown_event = {"inputs": {"operation": "teardown", "pr": "42", "adopt-unlabelled": True}}
+    decision = decide(
+        "workflow_dispatch", teardown_event, repository="o/r", actor="x", enabled=True, dispatched_pr=closed
+    )
+    assert (decision.action, decision.adopt_unlabelled) == ("teardown", True)
