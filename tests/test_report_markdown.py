@@ -208,3 +208,11 @@ def test_ready_databases_with_smoke_tests_skipped_say_so_instead_of_zero_checks(
     results.smoke_outcome = Outcome.SKIPPED
     first = render_markdown(results).splitlines()[0]
     assert first == f"## ✅ dbstack: all {len(results.databases)} databases ready, smoke tests skipped"
+
+
+def test_a_smoke_warning_is_shown_on_its_database_not_hidden_in_the_checks() -> None:
+    results = successful_run()
+    results.databases[2].warnings = ["qdrant-client 1.13.3 is 3 minor versions from server 1.10.0"]
+    markdown = render_markdown(results)
+    assert "| ⚠️ Warning | qdrant-client 1.13.3 is 3 minor versions from server 1.10.0 |" in markdown
+    assert markdown.splitlines()[0].startswith("## ✅")

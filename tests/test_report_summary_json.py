@@ -94,6 +94,13 @@ def test_database_status_has_what_an_application_needs_and_no_secret_value(tmp_p
     ]
 
 
+def test_smoke_warnings_are_listed_per_database(tmp_path: Path) -> None:
+    results = successful_run()
+    results.databases[1].warnings = ["maxmemory-policy is volatile-lru"]
+    databases = _summary(results, tmp_path)["databases"]
+    assert [d["warnings"] for d in databases] == [[], ["maxmemory-policy is volatile-lru"], [], []]
+
+
 def test_totals_add_up(tmp_path: Path) -> None:
     results = failed_run()
     totals = _summary(results, tmp_path)["totals"]

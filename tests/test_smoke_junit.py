@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 from dbstack.run.results import CheckResult, Outcome
-from dbstack.run.smoke_junit import SmokeJunitError, attach_checks, database_of, parse_smoke_junit, smoke_outcome
+from dbstack.run.smoke_junit import (
+    SmokeJunitError,
+    attach_checks,
+    database_of,
+    parse_smoke_junit,
+    parse_smoke_warnings,
+    smoke_outcome,
+)
 from report_samples import successful_run
 
 POSTGRESQL_TESTS = """
@@ -175,3 +182,35 @@ def test_entities_from_outside_are_not_resolved(tmp_path: Path) -> None:
     except SmokeJunitError:
         return
     assert all("private file" not in (c.message or "") for c in checks)
+
+
+WARNING_TESTS = """
+def test_skewed(record_testsuite_property):
+    record_testsuite_property("qdrant_warning", "client 1.13.3 is 3 minor versions from server 1.10.0")
+    record_testsuite_property("qdrant_server_version", "1.10.0")
+    record_testsuite_property("mysql_warning", "not a database of dbstack")
+"""
+
+
+@pytest.mark.parametrize("family", ["xunit2", "xunit1"])
+def test_warnings_the_suite_records_are_read_per_database(tmp_path: Path, family: str) -> None:
+    (tmp_path / "test_qdrant.py").write_text(WARNING_TESTS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    junit = tmp_path / "junit.xml"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            "-o",
+            f"junit_family={family}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        capture_output=True,
+        check=True,
+    )
+    assert parse_smoke_warnings(junit) == {"qdrant": ["client 1.13.3 is 3 minor versions from server 1.10.0"]}

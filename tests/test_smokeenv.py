@@ -82,6 +82,7 @@ def test_the_suite_runs_under_a_time_limit_writing_junit() -> None:
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="2">
+<properties><property name="redis_warning" value="maxmemory-policy is volatile-lru"/></properties>
 <testcase classname="ci.smoke.test_postgresql" name="test_vector" time="0.5">{failure}</testcase>
 <testcase classname="ci.smoke.test_redis" name="test_ping" time="0.1"/>
 </testsuite></testsuites>
@@ -102,6 +103,13 @@ def test_passing_checks_land_on_their_databases(plan: Plan, tmp_path: Path) -> N
     assert results.smoke_outcome is Outcome.PASSED
     by_key = {d.key: [c.name for c in d.checks] for d in results.databases}
     assert (by_key["postgresql"], by_key["redis"]) == (["test_vector"], ["test_ping"])
+
+
+def test_smoke_warnings_land_on_their_databases(plan: Plan, tmp_path: Path) -> None:
+    results = recorded(plan, tmp_path, 0)
+    assert {d.key: d.warnings for d in results.databases if d.warnings} == {
+        "redis": ["maxmemory-policy is volatile-lru"]
+    }
 
 
 def test_a_failed_check_fails_the_suite(plan: Plan, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ OUTCOME_MARKS: dict[Outcome, str] = {
     Outcome.NOT_RUN: "⚪",
     Outcome.CANCELLED: "⏹️",
 }
+WARNING_MARK = "⚠️"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
 
 
@@ -195,6 +196,7 @@ def _database(database: DatabaseResult, results: RunResults) -> list[str]:
         ("Secret", code(database.secret) if database.secret else "none (no authentication)"),
         ("Release", f"{code(database.release)} in namespace {code(database.namespace)}"),
         ("Checks", _check_line(counts)),
+        *((f"{WARNING_MARK} Warning", text(warning)) for warning in database.warnings),
     ]
     table = "\n".join(["| | |", "|---|---|", *(f"| {name} | {cell(value)} |" for name, value in rows)])
     blocks = [f"#### {mark} {text(database.title)} ({code(database.key)})", table]

@@ -116,6 +116,7 @@ def _database(database: DatabaseResult, results: RunResults) -> dict[str, Any]:
         "port": database.port,
         "secretName": database.secret,
         "cause": (first_line(failing_step.cause) or None) if failing_step else None,
+        "warnings": list(database.warnings),
         "checks": {
             **_check_counts(CheckCounts.of([database])),
             "failures": [

@@ -87,6 +87,8 @@ class DatabaseResult:
     ready_after_s: float | None = None
     """Seconds from the cluster's install to Running."""
     checks: list[CheckResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the smoke suite found working but worth knowing (e.g. a client/server version skew)."""
 
     @property
     def host(self) -> str:

@@ -18,6 +18,7 @@ from dbstack.text import first_line
 MAX_JUNIT_BYTES = 20 * 1024 * 1024
 MAX_DETAIL_CHARS = 4000
 UNKNOWN_DATABASE = "unknown"
+WARNING_SUFFIX = "_warning"
 
 
 class SmokeJunitError(ValueError):
@@ -113,6 +114,17 @@ def _seconds(value: str | None) -> float:
     except ValueError:
         return 0.0
     return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
+
+
+def parse_smoke_warnings(path: Path) -> dict[str, list[str]]:
+    """The suite's `<database>_warning` properties (pytest writes them on the test suite), per database."""
+    found: dict[str, list[str]] = {}
+    for prop in _read(path).iter("property"):
+        name, value = prop.get("name", ""), prop.get("value", "")
+        database = name.removesuffix(WARNING_SUFFIX)
+        if name.endswith(WARNING_SUFFIX) and database in DATABASES and value:
+            found.setdefault(database, []).append(value)
+    return found
 
 
 def attach_checks(results: RunResults, checks: Iterable[CheckResult]) -> list[CheckResult]:

@@ -18,7 +18,13 @@ from pathlib import Path
 from dbstack.config.load import Config
 from dbstack.plan.model import Endpoint
 from dbstack.run.results import Outcome, RunResults
-from dbstack.run.smoke_junit import SmokeJunitError, attach_checks, parse_smoke_junit, smoke_outcome
+from dbstack.run.smoke_junit import (
+    SmokeJunitError,
+    attach_checks,
+    parse_smoke_junit,
+    parse_smoke_warnings,
+    smoke_outcome,
+)
 
 SMOKE_REQUIRE = "SMOKE_REQUIRE"
 SMOKE_REQUIRE_IK = "SMOKE_REQUIRE_IK"
@@ -158,6 +164,9 @@ def record_smoke(results: RunResults, exit_code: int, junit: Path) -> None:
         results.smoke_cause = f"pytest exited with {exit_code} and left no usable JUnit file: {exc}"
         return
     leftover = attach_checks(results, checks)
+    warnings = parse_smoke_warnings(junit)
+    for database in results.databases:
+        database.warnings = warnings.get(database.key, [])
     results.smoke_outcome = smoke_outcome(checks)
     if exit_code != 0 and results.smoke_outcome is not Outcome.FAILED:
         results.smoke_outcome = Outcome.FAILED
