@@ -42,7 +42,9 @@ def test_databases_are_reached_by_their_service_name_as_apes_pods_do(plan: Plan)
         "POSTGRES_DB": "postgres",
     }
     assert smokeenv.plain_variables(endpoint(plan, "qdrant")) == {
-        "QDRANT_URL": "http://qdrant-cluster-qdrant-qdrant:6333"
+        "VECTOR_DB_CONTEXT": '{"url": "http://qdrant-cluster-qdrant-qdrant", "port": 6333, "distance": "Cosine", '
+        '"timeout": 30}',
+        "QDRANT_URL": "http://qdrant-cluster-qdrant-qdrant:6333",
     }
     assert smokeenv.plain_variables(endpoint(plan, "elasticsearch"))["ES_HOST_NAME"] == "es-cluster-mdit-http"
     assert smokeenv.plain_variables(endpoint(plan, "neo4j")) == {"NEO4J_URI": "bolt://neo4j-cluster-neo4j:7687"}
@@ -173,11 +175,11 @@ def test_a_database_without_a_secret_has_no_account_script(plan: Plan) -> None:
         smokeenv.read_account_script(endpoint(plan, "qdrant"), "/tmp/credentials")
 
 
-def test_a_missing_ik_plugin_is_a_skip_unless_the_pipeline_setting_requires_it(plan: Plan) -> None:
+def test_a_missing_ik_plugin_fails_unless_the_pipeline_setting_allows_it(plan: Plan) -> None:
     default = smokeenv.suite_variables(plan.endpoints, load_config(VALUES))
-    required = smokeenv.suite_variables(plan.endpoints, load_config(VALUES, None, ["smoke.requireIkPlugin=true"]))
-    assert default == {"SMOKE_REQUIRE": ",".join(e.database for e in plan.endpoints), "SMOKE_REQUIRE_IK": "0"}
-    assert required["SMOKE_REQUIRE_IK"] == "1"
+    allowed = smokeenv.suite_variables(plan.endpoints, load_config(VALUES, None, ["smoke.requireIkPlugin=false"]))
+    assert default == {"SMOKE_REQUIRE": ",".join(e.database for e in plan.endpoints), "SMOKE_REQUIRE_IK": "1"}
+    assert allowed["SMOKE_REQUIRE_IK"] == "0"
 
 
 def test_require_ik_plugin_must_be_a_boolean() -> None:

@@ -282,7 +282,7 @@ class Config:
     timeouts: Timeouts
     databases: tuple[DatabaseConfig, ...]
     preview: PreviewSettings = DEFAULT_PREVIEW
-    smoke_require_ik: bool = False
+    smoke_require_ik: bool = True
     """The smoke suite fails, instead of skipping, when Elasticsearch lacks the IK analysis plugin."""
     files: tuple[Path, ...] = field(default=())
     """The YAML files read, in layering order (command-line overrides are in `overrides`)."""

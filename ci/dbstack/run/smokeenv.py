@@ -58,7 +58,14 @@ CONTRACTS: dict[str, SmokeContract] = {
     "redis": SmokeContract(
         {"REDIS_HOST": "{service}", "REDIS_PORT": "{port}"}, username="REDIS_USER", password="REDIS_PASSWORD"
     ),
-    "qdrant": SmokeContract({"QDRANT_URL": "http://{service}:{port}"}),
+    # ApeRAG reads VECTOR_DB_CONTEXT (its deploy values: url, port, distance, timeout); QDRANT_URL is the suite's
+    # fallback. The timeout is the smoke run's, not ApeRAG's 1000 s: a hung server must fail within the run.
+    "qdrant": SmokeContract(
+        {
+            "VECTOR_DB_CONTEXT": '{{"url": "http://{service}", "port": {port}, "distance": "Cosine", "timeout": 30}}',
+            "QDRANT_URL": "http://{service}:{port}",
+        }
+    ),
     "elasticsearch": SmokeContract(
         {"ES_HOST_NAME": "{service}", "ES_PORT": "{port}", "ES_PROTOCOL": "http"},
         username="ES_USER",
