@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO / "tests"), *(p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent)]
 
 from smoke.local_servers import LocalPostgres, LocalRedis  # noqa: E402
-from smoke.test_smoke_suite import suite_command, suite_environment  # noqa: E402
+from smoke.test_smoke_suite import generated_password, suite_command, suite_environment  # noqa: E402
 
-# A throwaway password for throwaway local servers; its symbols exercise URL-safe credential handling.
-PASSWORD = "bench p@ss:/%#?& w0rd"  # noqa: S105
+# A throwaway password for throwaway local servers, as KubeBlocks generates them (letters and digits).
+PASSWORD = generated_password()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             "SMOKE_REQUIRE": "postgresql,redis",
         }
         if args.with_qdrant:
-            contract |= {"QDRANT_URL": ":memory:", "SMOKE_REQUIRE": "postgresql,redis,qdrant"}
+            contract |= {"VECTOR_DB_CONTEXT": '{"url": ":memory:"}', "SMOKE_REQUIRE": "postgresql,redis,qdrant"}
         print(f"servers up in {startup:.2f}s (PostgreSQL {postgres.port}, Redis {redis_server.port})")
         durations = []
         with tempfile.TemporaryDirectory() as scratch:

@@ -17,6 +17,7 @@ from dbstack.plan.model import Endpoint, Plan
 from dbstack.run import smokeenv
 from dbstack.run.orchestrator import new_results
 from dbstack.run.results import Outcome, RunResults
+from smokekit.settings import load_settings
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
 ALL_ENABLED = [f"databases.{key}.enabled=true" for key in DATABASES]
@@ -112,6 +113,28 @@ def test_smoke_warnings_land_on_their_databases(plan: Plan, tmp_path: Path) -> N
     assert {d.key: d.warnings for d in results.databases if d.warnings} == {
         "redis": ["maxmemory-policy is volatile-lru"]
     }
+
+
+def test_the_suite_reads_each_contract_as_aperag_would_and_finds_nothing_to_object_to(plan: Plan) -> None:
+    # What the smoke container gets for each deployed database, with a generated (letters and digits) password.
+    environment = {smokeenv.SMOKE_REQUIRE: smokeenv.require_variable(plan.endpoints)}
+    for e in plan.endpoints:
+        environment |= smokeenv.plain_variables(e)
+        contract = smokeenv.contract(e)
+        if contract.username:
+            environment[contract.username] = "aperag"
+        if contract.password:
+            environment[contract.password] = "Kf83hQ2zLm9XcV4t"
+    settings = load_settings(environment)
+    for e in plan.endpoints:
+        configured = getattr(settings, e.database)
+        assert configured is not None, e.database
+        assert getattr(configured, "problems", ()) == (), e.database
+    assert settings.qdrant is not None
+    assert settings.qdrant.source == "VECTOR_DB_CONTEXT"
+    assert settings.qdrant.context["url"] == "http://qdrant-cluster-qdrant-qdrant"
+    assert settings.postgresql is not None
+    assert settings.postgresql.database_url.reveal().startswith("postgresql://aperag:")
 
 
 def test_a_failed_check_fails_the_suite(plan: Plan, tmp_path: Path) -> None:

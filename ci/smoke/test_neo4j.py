@@ -1,16 +1,19 @@
-"""Neo4j as ApeRAG's LightRAG graph storage uses it: a label per workspace, an index on `entity_id`.
+"""Neo4j as ApeRAG's LightRAG graph storage uses it: the driver with ApeRAG's settings, a database prepared per
+workspace (created, or the Community fallback to `neo4j`), entities labelled `base` and keyed by `entity_id`.
 
 Runs only in the pipeline: no Neo4j server installs on the project's own test machines.
 """
 
 from __future__ import annotations
 
-import itertools
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
-from smokekit.errors import scrubbed
+from smokekit import graphdb
+from smokekit.errors import cleanup, scrubbed
 from smokekit.gate import Gate
 from smokekit.settings import Neo4jSettings
 
@@ -19,8 +22,15 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.neo4j
 
-INDEX_ONLINE_TIMEOUT_S = 30
-_label_numbers = itertools.count()
+ONLINE_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Workspace:
+    driver: Driver
+    prepared: graphdb.Prepared
+    entity_prefix: str
+    """Every entity this run writes starts with it: on the Community fallback the database is shared."""
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +38,11 @@ def driver(neo4j_settings: Neo4jSettings, gate: Gate, secret_values: list[str]) 
     from neo4j import GraphDatabase
 
     try:
-        with scrubbed("verify_connectivity", secret_values):
+        with scrubbed("GraphDatabase.driver(NEO4J_URI), verify_connectivity", secret_values):
             driver = GraphDatabase.driver(
                 neo4j_settings.uri,
                 auth=(neo4j_settings.username, neo4j_settings.password.reveal()),
-                connection_timeout=5,
-                connection_acquisition_timeout=10,
+                **graphdb.DRIVER_SETTINGS,
             )
             try:
                 driver.verify_connectivity()
@@ -42,63 +51,128 @@ def driver(neo4j_settings: Neo4jSettings, gate: Gate, secret_values: list[str]) 
                 raise
     except Exception as exc:
         gate.unreachable("neo4j", exc)
-    try:
+    with cleanup("close the driver", driver.close, secret_values):
         yield driver
-    finally:
-        driver.close()
 
 
-@pytest.fixture
-def label(driver: Driver, run_id: str) -> Iterator[str]:
-    """A label for this run and test (a label stands for a LightRAG workspace), emptied afterwards."""
-    name = f"Smoke_{run_id}_{next(_label_numbers)}"
+def _wait_online(driver: Driver, database: str) -> str:
+    deadline = time.monotonic() + ONLINE_TIMEOUT_S
+    status = "unknown"
+    while time.monotonic() < deadline:
+        records, _, _ = driver.execute_query(
+            "SHOW DATABASES YIELD name, currentStatus WHERE name = $name RETURN currentStatus",
+            name=database,
+            database_="system",
+        )
+        status = records[0]["currentStatus"] if records else "absent"
+        if status == "online":
+            break
+        time.sleep(0.5)
+    return status
+
+
+def _forget(driver: Driver, prepared: graphdb.Prepared, entity_prefix: str) -> None:
+    if prepared.how == graphdb.CREATED:
+        driver.execute_query(f"DROP DATABASE `{prepared.database}` IF EXISTS", database_="system")
+    else:
+        driver.execute_query(
+            "MATCH (n:base) WHERE n.entity_id STARTS WITH $prefix DETACH DELETE n",
+            prefix=entity_prefix,
+            database_=prepared.database,
+        )
+
+
+@pytest.fixture(scope="module")
+def workspace(driver: Driver, run_id: str, gate: Gate, secret_values: list[str]) -> Iterator[Workspace]:
     try:
-        yield name
-    finally:
-        driver.execute_query(f"MATCH (n:`{name}`) DETACH DELETE n")
+        with scrubbed(f"prepare_database({run_id!r}) as ApeRAG runs it", secret_values):
+            prepared = graphdb.prepare_database(driver, run_id)
+    except Exception as exc:
+        gate.setup_failed("neo4j", exc)
+    entity_prefix = f"{run_id}:"
+    with cleanup(
+        f"drop database {prepared.database}" if prepared.how == graphdb.CREATED else "delete the run's entities",
+        lambda: _forget(driver, prepared, entity_prefix),
+        secret_values,
+    ):
+        yield Workspace(driver, prepared, entity_prefix)
 
 
-def test_verify_connectivity_reaches_neo4j_5(
+def test_driver_with_aperag_settings_reaches_neo4j_5(
     driver: Driver, record_testsuite_property: Callable[[str, object], None]
 ) -> None:
     driver.verify_connectivity()
-    info = driver.get_server_info()
-    record_testsuite_property("neo4j_agent", info.agent)
-    assert info.agent.startswith("Neo4j/5.")
+    agent = driver.get_server_info().agent
+    record_testsuite_property("neo4j_agent", agent)
+    assert agent.startswith("Neo4j/5."), f"{agent}; ApeRAG's driver is 5.28"
 
 
-def test_entity_id_index_comes_online(driver: Driver, label: str) -> None:
-    index_name = f"{label.lower()}_entity_id"
-    driver.execute_query(f"CREATE INDEX `{index_name}` IF NOT EXISTS FOR (n:`{label}`) ON (n.entity_id)")
-    try:
-        driver.execute_query("CALL db.awaitIndex($name, $timeout)", name=index_name, timeout=INDEX_ONLINE_TIMEOUT_S)
-        records, _, _ = driver.execute_query(
-            "SHOW INDEXES YIELD name, state, labelsOrTypes, properties WHERE name = $name "
-            "RETURN state, labelsOrTypes, properties",
-            name=index_name,
+def test_prepare_database_gives_the_workspace_a_database(
+    workspace: Workspace, record_testsuite_property: Callable[[str, object], None], warn: Callable[[str, str], None]
+) -> None:
+    prepared = workspace.prepared
+    record_testsuite_property("neo4j_workspace_database", prepared.how)
+    assert prepared.how in (graphdb.CREATED, graphdb.COMMUNITY_FALLBACK), (
+        f"database {prepared.database} already existed before this run prepared it"
+    )
+    status = _wait_online(workspace.driver, prepared.database)
+    assert status == "online", f"database {prepared.database} is {status} after {ONLINE_TIMEOUT_S} s"
+    if prepared.how == graphdb.COMMUNITY_FALLBACK:
+        warn(
+            "neo4j",
+            "CREATE DATABASE is not supported (Community edition): every ApeRAG workspace shares database neo4j, "
+            "where ApeRAG creates no :base(entity_id) index",
         )
-    finally:
-        driver.execute_query(f"DROP INDEX `{index_name}` IF EXISTS")
-    assert [(r["state"], r["labelsOrTypes"], r["properties"]) for r in records] == [("ONLINE", [label], ["entity_id"])]
+        return
+    records, _, _ = workspace.driver.execute_query(
+        "SHOW INDEXES YIELD labelsOrTypes, properties, state "
+        "WHERE labelsOrTypes = ['base'] AND properties = ['entity_id'] RETURN state",
+        database_=prepared.database,
+    )
+    if not records:
+        warn(
+            "neo4j",
+            f"ApeRAG's :base(entity_id) index was not created in the new database {prepared.database} "
+            f"({prepared.index_error or 'no error'}); ApeRAG only logs this, and graph lookups go unindexed",
+        )
+        return
+    workspace.driver.execute_query(
+        "CALL db.awaitIndexes($timeout)", timeout=ONLINE_TIMEOUT_S, database_=prepared.database
+    )
 
 
-def test_entities_are_created_matched_and_detach_deleted(driver: Driver, label: str) -> None:
-    driver.execute_query(
-        f"CREATE (a:`{label}` {{entity_id: $a, entity_type: 'PERSON'}})"
-        f"-[:DIRECTED {{weight: 1.0, description: 'knows'}}]->"
-        f"(b:`{label}` {{entity_id: $b, entity_type: 'PERSON'}})",
-        a="Alice",
-        b="Bob",
+def test_entities_are_merged_matched_and_detach_deleted(workspace: Workspace) -> None:
+    database, prefix = workspace.prepared.database, workspace.entity_prefix
+    alice, bob = f"{prefix}Alice", f"{prefix}Bob"
+    run = workspace.driver.execute_query
+    for entity_id in (alice, bob):
+        # LightRAG's upsert_node: MERGE on :base {entity_id}, properties added, the entity type as a label.
+        run(
+            "MERGE (n:base {entity_id: $entity_id}) SET n += $properties SET n:`PERSON`",
+            entity_id=entity_id,
+            properties={"entity_id": entity_id, "entity_type": "PERSON", "description": "a person"},
+            database_=database,
+        )
+    run(
+        "MATCH (source:base {entity_id: $source}) WITH source MATCH (target:base {entity_id: $target}) "
+        "MERGE (source)-[r:DIRECTED]-(target) SET r += $properties",
+        source=alice,
+        target=bob,
+        properties={"weight": 1.0, "description": "knows"},
+        database_=database,
     )
-    records, _, _ = driver.execute_query(
-        f"MATCH (a:`{label}` {{entity_id: $a}})-[r:DIRECTED]->(b:`{label}`) "
-        "RETURN b.entity_id AS target, r.weight AS w",
-        a="Alice",
+    records, _, _ = run(
+        "MATCH (a:base {entity_id: $a})-[r]-(b:base) RETURN b.entity_id AS target, r.weight AS w, labels(b) AS labels",
+        a=alice,
+        database_=database,
     )
-    assert [(r["target"], r["w"]) for r in records] == [("Bob", 1.0)]
-    # Plain DELETE would refuse a node with relationships; DETACH DELETE is what LightRAG's delete_node does.
-    driver.execute_query(f"MATCH (n:`{label}` {{entity_id: $a}}) DETACH DELETE n", a="Alice")
-    records, _, _ = driver.execute_query(
-        f"MATCH (n:`{label}`) OPTIONAL MATCH (n)-[r]-() RETURN n.entity_id AS id, count(r) AS rels"
+    assert [(r["target"], r["w"], sorted(r["labels"])) for r in records] == [(bob, 1.0, ["PERSON", "base"])]
+    # LightRAG's delete_node: DETACH DELETE (a plain DELETE refuses a node with relationships).
+    run("MATCH (n:base {entity_id: $a}) DETACH DELETE n", a=alice, database_=database)
+    records, _, _ = run(
+        "MATCH (n:base) WHERE n.entity_id STARTS WITH $prefix OPTIONAL MATCH (n)-[r]-() "
+        "RETURN n.entity_id AS id, count(r) AS rels",
+        prefix=prefix,
+        database_=database,
     )
-    assert [(r["id"], r["rels"]) for r in records] == [("Bob", 0)]
+    assert [(r["id"], r["rels"]) for r in records] == [(bob, 0)]

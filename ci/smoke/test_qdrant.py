@@ -1,17 +1,20 @@
-"""Qdrant as ApeRAG uses it: cosine collections, points with payload, filtered top-k search.
+"""Qdrant as ApeRAG uses it: the client built from VECTOR_DB_CONTEXT with ApeRAG's qdrant-client (1.13), one
+shared collection per vector shape, a tenant payload index, UUID points, thresholded search and deletes by filter.
 
-With `QDRANT_URL=:memory:` these checks run against qdrant-client's in-process mode: they then check the
-client API only, not a server, and their ids say `client-api-in-process`.
+With `url` `:memory:` these checks run against qdrant-client's in-process mode: they then check the client API
+only, not a server, and their ids say `client-api-in-process`.
 """
 
 from __future__ import annotations
 
-import itertools
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
-from smokekit.errors import scrubbed
+from smokekit import qdrant_ops
+from smokekit.errors import cleanup, scrubbed
 from smokekit.gate import Gate, settings_of
 from smokekit.settings import QdrantSettings
 
@@ -23,12 +26,15 @@ pytestmark = pytest.mark.qdrant
 SERVER_MODE = "server"
 IN_PROCESS_MODE = "client-api-in-process"
 DIMENSION = 4
-POINTS = {
-    1: ([1.0, 0.0, 0.0, 0.0], {"workspace": "alpha", "document_id": "doc-1"}),
-    2: ([0.0, 1.0, 0.0, 0.0], {"workspace": "alpha", "document_id": "doc-2"}),
-    3: ([0.0, 0.9, 0.1, 0.0], {"workspace": "beta", "document_id": "doc-3"}),
-}
-_collection_numbers = itertools.count()
+MAX_MINOR_SKEW = 1
+"""qdrant-client supports servers at most one minor version away (its own compatibility check)."""
+
+
+@dataclass(frozen=True)
+class Qdrant:
+    client: QdrantClient
+    collection: str
+    in_process: bool
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -40,28 +46,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(
+def connection(
     qdrant_settings: QdrantSettings, qdrant_mode: str, gate: Gate, secret_values: list[str]
-) -> Iterator[QdrantClient]:
-    from qdrant_client import QdrantClient
-
+) -> Iterator[qdrant_ops.Connection]:
     try:
-        with scrubbed("GET /collections", secret_values):
-            if qdrant_settings.in_process:
-                client = QdrantClient(location=qdrant_settings.url)
-            else:
-                client = QdrantClient(url=qdrant_settings.url, timeout=10)
+        with scrubbed("client from VECTOR_DB_CONTEXT, GET /collections", secret_values):
+            connection = qdrant_ops.connect(qdrant_settings.context)
             try:
-                client.get_collections()
+                connection.client.get_collections()
             except Exception:
-                client.close()
+                connection.client.close()
                 raise
     except Exception as exc:
         gate.unreachable("qdrant", exc)
+    with cleanup("close the client", connection.client.close, secret_values):
+        yield connection
+
+
+@pytest.fixture(scope="module")
+def qdrant(
+    connection: qdrant_ops.Connection,
+    qdrant_settings: QdrantSettings,
+    run_id: str,
+    gate: Gate,
+    secret_values: list[str],
+) -> Iterator[Qdrant]:
+    # ApeRAG names the shared collection aperag_vectors_<size>_<distance>; the run's own stands beside it.
+    name = f"{run_id}_vectors_{DIMENSION}_cosine"
+    client = connection.client
     try:
-        yield client
-    finally:
-        client.close()
+        with scrubbed(f"create collection {name} as ApeRAG's connector does", secret_values):
+            created = qdrant_ops.ensure_collection(client, name, DIMENSION)
+    except Exception as exc:
+        gate.setup_failed("qdrant", exc)
+    if not created:
+        gate.fail("qdrant", f"collection {name} existed before this run created it (left alone)")
+    with cleanup(f"delete collection {name}", lambda: client.delete_collection(name), secret_values):
+        yield Qdrant(client, name, qdrant_settings.in_process)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,79 +90,98 @@ def _record_mode(qdrant_mode: str, record_testsuite_property: Callable[[str, obj
     record_testsuite_property("qdrant_mode", qdrant_mode)
 
 
-@pytest.fixture
-def collection(client: QdrantClient, run_id: str) -> Iterator[str]:
+def _points(count: int) -> list[tuple[str, list[float], dict[str, str]]]:
+    vectors = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.9, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    return [(str(uuid.uuid4()), vectors[n % len(vectors)], {"text": f"chunk {n}"}) for n in range(count)]
+
+
+def test_server_version_and_client_skew_are_reported(
+    qdrant: Qdrant,
+    connection: qdrant_ops.Connection,
+    record_testsuite_property: Callable[[str, object], None],
+    warn: Callable[[str, str], None],
+) -> None:
+    if qdrant.in_process:
+        pytest.skip("the client's in-process mode has no server version")
+    server = qdrant.client.info().version
+    client = qdrant_ops.client_version()
+    record_testsuite_property("qdrant_server_version", server)
+    record_testsuite_property("qdrant_client_version", client)
+    skew = qdrant_ops.version_skew(client, server)
+    assert skew is not None, f"qdrant-client {client} and server {server} differ in major version"
+    if skew > MAX_MINOR_SKEW:
+        said = f" (the client says: {connection.client_warnings[0]})" if connection.client_warnings else ""
+        warn(
+            "qdrant",
+            f"qdrant-client {client} (ApeRAG's lock) is {skew} minor versions from server {server}, outside the "
+            f"client's supported {MAX_MINOR_SKEW}; each operation ApeRAG uses was checked against this server{said}",
+        )
+
+
+def test_shared_collection_has_aperag_vector_settings(qdrant: Qdrant) -> None:
     from qdrant_client import models
 
-    name = f"{run_id}_{next(_collection_numbers)}"
-    client.create_collection(name, vectors_config=models.VectorParams(size=DIMENSION, distance=models.Distance.COSINE))
-    try:
-        yield name
-    finally:
-        client.delete_collection(name)
-
-
-def _upsert_points(client: QdrantClient, collection: str) -> None:
-    from qdrant_client import models
-
-    client.upsert(
-        collection,
-        points=[
-            models.PointStruct(id=pid, vector=vector, payload=payload) for pid, (vector, payload) in POINTS.items()
-        ],
-        wait=True,
-    )
-
-
-def test_create_cosine_collection(client: QdrantClient, collection: str) -> None:
-    from qdrant_client import models
-
-    info = client.get_collection(collection)
+    info = qdrant.client.get_collection(qdrant.collection)
     vectors = info.config.params.vectors
     assert isinstance(vectors, models.VectorParams)
     assert (vectors.size, vectors.distance) == (DIMENSION, models.Distance.COSINE)
-    assert client.collection_exists(collection)
+    if not qdrant.in_process:
+        # The in-process mode keeps only the vector shape; a server keeps what it was asked for.
+        assert vectors.on_disk is True
+        assert (info.config.hnsw_config.m, info.config.hnsw_config.ef_construct) == (16, 100)
+        assert info.config.params.on_disk_payload is True
 
 
-def test_upserted_points_keep_their_payload(client: QdrantClient, collection: str) -> None:
-    _upsert_points(client, collection)
-    assert client.count(collection, exact=True).count == len(POINTS)
-    stored = client.retrieve(collection, ids=[2], with_payload=True)
-    assert [point.payload for point in stored] == [POINTS[2][1]]
+def test_tenant_index_is_created_in_a_form_the_server_accepts(
+    qdrant: Qdrant, record_testsuite_property: Callable[[str, object], None], warn: Callable[[str, str], None]
+) -> None:
+    if qdrant.in_process:
+        pytest.skip("payload indexes do not exist in the client's in-process mode: checked against a server only")
+    form, refusals = qdrant_ops.ensure_tenant_index(qdrant.client, qdrant.collection)
+    record_testsuite_property("qdrant_tenant_index", form)
+    schema = qdrant.client.get_collection(qdrant.collection).payload_schema
+    assert qdrant_ops.TENANT_KEY in schema, f"no payload index on {qdrant_ops.TENANT_KEY} after creating it ({form})"
+    assert str(schema[qdrant_ops.TENANT_KEY].data_type.value) == "keyword"
+    if refusals:
+        warn(
+            "qdrant",
+            f"the tenant index was created as a {form}, as ApeRAG falls back to on servers before 1.11: tenant "
+            f"filters work, per-tenant storage optimisation does not (refused: {refusals[0]})",
+        )
 
 
-def test_top1_search_returns_the_nearest_point(client: QdrantClient, collection: str) -> None:
-    _upsert_points(client, collection)
-    hits = client.query_points(collection, query=[0.9, 0.1, 0.0, 0.0], limit=1).points
-    assert [hit.id for hit in hits] == [1]
-    assert hits[0].score > 0.9
+def test_uuid_points_keep_their_payload_and_tenant_key(qdrant: Qdrant) -> None:
+    tenant, points = f"col{uuid.uuid4().hex}", _points(3)
+    qdrant_ops.upsert(qdrant.client, qdrant.collection, tenant, points)
+    stored = qdrant.client.retrieve(qdrant.collection, ids=[points[1][0]], with_payload=True)
+    assert [(str(p.id), p.payload) for p in stored] == [
+        (points[1][0], {"text": "chunk 1", qdrant_ops.TENANT_KEY: tenant})
+    ]
 
 
-def test_payload_filter_restricts_search(client: QdrantClient, collection: str) -> None:
-    from qdrant_client import models
-
-    _upsert_points(client, collection)
-    only_beta = models.Filter(must=[models.FieldCondition(key="workspace", match=models.MatchValue(value="beta"))])
-    hits = client.query_points(collection, query=[0.0, 1.0, 0.0, 0.0], query_filter=only_beta, limit=3).points
-    assert [hit.id for hit in hits] == [3]
-
-
-def test_deleted_points_are_gone(client: QdrantClient, collection: str) -> None:
-    from qdrant_client import models
-
-    _upsert_points(client, collection)
-    client.delete(collection, points_selector=models.PointIdsList(points=[1, 2]), wait=True)
-    assert client.count(collection, exact=True).count == 1
-    assert client.retrieve(collection, ids=[1, 2]) == []
+def test_search_with_score_threshold_stays_within_its_tenant(qdrant: Qdrant) -> None:
+    mine, theirs = f"col{uuid.uuid4().hex}", f"col{uuid.uuid4().hex}"
+    my_points, their_points = _points(3), _points(3)
+    qdrant_ops.upsert(qdrant.client, qdrant.collection, mine, my_points)
+    qdrant_ops.upsert(qdrant.client, qdrant.collection, theirs, their_points)
+    hits = qdrant_ops.search(qdrant.client, qdrant.collection, mine, [0.0, 1.0, 0.0, 0.0], 5, score_threshold=0.5)
+    # Points 1 and 2 are near the query, point 0 is orthogonal to it (score 0, under the threshold).
+    assert [str(hit.id) for hit in hits] == [my_points[1][0], my_points[2][0]]
+    assert all(hit.payload and hit.payload[qdrant_ops.TENANT_KEY] == mine for hit in hits)
+    assert hits[0].score > 0.99
 
 
-def test_deleted_collection_is_gone(client: QdrantClient, run_id: str) -> None:
-    from qdrant_client import models
+def test_deletes_by_filter_touch_only_their_tenant(qdrant: Qdrant) -> None:
+    mine, theirs = f"col{uuid.uuid4().hex}", f"col{uuid.uuid4().hex}"
+    my_points, their_points = _points(3), _points(2)
+    qdrant_ops.upsert(qdrant.client, qdrant.collection, mine, my_points)
+    qdrant_ops.upsert(qdrant.client, qdrant.collection, theirs, their_points)
 
-    name = f"{run_id}_deleted"
-    client.create_collection(name, vectors_config=models.VectorParams(size=DIMENSION, distance=models.Distance.COSINE))
-    try:
-        assert client.collection_exists(name)
-    finally:
-        client.delete_collection(name)
-    assert not client.collection_exists(name)
+    def count(tenant: str) -> int:
+        return qdrant.client.count(qdrant.collection, count_filter=qdrant_ops.tenant_filter(tenant), exact=True).count
+
+    # The other tenant's ids under my tenant guard: nothing of theirs may go.
+    qdrant_ops.delete_points(qdrant.client, qdrant.collection, mine, [my_points[0][0], their_points[0][0]])
+    assert (count(mine), count(theirs)) == (2, 2)
+    qdrant_ops.drop_tenant(qdrant.client, qdrant.collection, mine)
+    assert (count(mine), count(theirs)) == (0, 2)

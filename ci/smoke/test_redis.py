@@ -1,21 +1,43 @@
-"""Redis as ApeRAG uses it: a shared pooled client per flavour, DB 0 for Celery and DB 1 for memory."""
+"""Redis as ApeRAG uses it: pools built from CELERY_BROKER_URL (DB 0, Celery's queues) and MEMORY_REDIS_URL (DB 1,
+its RedisConnectionManager) with ApeRAG's pool options; the Lua EVAL that releases its locks; the BRPOP that
+Celery's workers block on."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import redis
-from smokekit.errors import scrubbed
-from smokekit.gate import Gate
-from smokekit.redis_manager import PoolOptions, RedisConnectionManager
+from smokekit.errors import cleanup, scrubbed
+from smokekit.gate import Gate, fail_plainly
+from smokekit.redis_clients import async_client, sync_client
 from smokekit.settings import RedisSettings
 
 pytestmark = pytest.mark.redis
 
-CELERY_DB = 0
-MEMORY_DB = 1
+# concurrent_control/redis_lock.py releases a lock only if it still holds the token it set: GET, compare, DEL,
+# atomically, as one EVAL. Without scripting a lock is never released and waits out its expiry.
+RELEASE_LOCK = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("DEL", KEYS[1])
+end
+return 0
+"""
+LOCK_EXPIRY_S = 120
+BRPOP_TIMEOUT_S = 0.1
+CELERY_MAXMEMORY_POLICY = "noeviction"
+
+
+@dataclass(frozen=True)
+class Clients:
+    broker: redis.Redis
+    """DB 0 through CELERY_BROKER_URL."""
+    memory: redis.Redis
+    """DB 1 through MEMORY_REDIS_URL."""
+    prefix: str
 
 
 def _delete_prefixed(client: redis.Redis, prefix: str) -> None:
@@ -25,110 +47,123 @@ def _delete_prefixed(client: redis.Redis, prefix: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def key_prefix(run_id: str) -> str:
-    return f"{run_id}:"
-
-
-@pytest.fixture(scope="module")
-def managers(
-    redis_settings: RedisSettings, key_prefix: str, gate: Gate, secret_values: list[str]
-) -> Iterator[dict[int, RedisConnectionManager]]:
-    managers = {db: RedisConnectionManager(redis_settings, db=db) for db in (CELERY_DB, MEMORY_DB)}
+def clients(redis_settings: RedisSettings, run_id: str, gate: Gate, secret_values: list[str]) -> Iterator[Clients]:
+    prefix = f"{run_id}:"
     try:
-        with scrubbed("sync PING", secret_values):
-            managers[CELERY_DB].get_sync_client().ping()
+        with scrubbed("pool from CELERY_BROKER_URL, PING", secret_values):
+            broker = sync_client(redis_settings.broker_url.reveal())
+            broker.ping()
+        with scrubbed("pool from MEMORY_REDIS_URL, PING", secret_values):
+            memory = sync_client(redis_settings.memory_url.reveal())
+            memory.ping()
     except Exception as exc:
-        managers[CELERY_DB].close_sync()
         gate.unreachable("redis", exc)
+
+    def forget() -> None:
+        for client in (broker, memory):
+            _delete_prefixed(client, prefix)
+            client.connection_pool.disconnect()
+
+    with cleanup(f"delete the run's keys ({prefix}*) from DB 0 and DB 1", forget, secret_values):
+        yield Clients(broker, memory, prefix)
+
+
+def test_urls_authenticate_as_their_user_on_their_databases(clients: Clients) -> None:
+    for client, db in ((clients.broker, 0), (clients.memory, 1)):
+        kwargs = client.connection_pool.connection_kwargs
+        assert kwargs["db"] == db
+        assert client.acl_whoami() == (kwargs.get("username") or "default")
+        assert client.client_info()["db"] == db
+
+
+@pytest.mark.anyio
+async def test_lock_is_taken_and_released_by_eval_on_db1(redis_settings: RedisSettings, clients: Clients) -> None:
+    # RedisLock: SET NX EX with a fresh token, then the release script, through the async client on DB 1.
+    client = async_client(redis_settings.memory_url.reveal())
+    key, token = f"{clients.prefix}lock", str(uuid.uuid4())
     try:
-        yield managers
+        assert await client.set(key, token, nx=True, ex=LOCK_EXPIRY_S) is True
+        assert await client.set(key, "another holder", nx=True, ex=LOCK_EXPIRY_S) is None
+        try:
+            not_ours = await client.eval(RELEASE_LOCK, 1, key, "another holder")
+            released = await client.eval(RELEASE_LOCK, 1, key, token)
+        except redis.ResponseError as exc:
+            fail_plainly(
+                f"EVAL refused ({exc}): ApeRAG releases its locks with a Lua script (concurrent_control/redis_lock.py)"
+            )
+        remaining = await client.exists(key)
     finally:
-        for manager in managers.values():
-            _delete_prefixed(manager.get_sync_client(), key_prefix)
-            manager.close_sync()
+        await client.connection_pool.disconnect()
+    assert (not_ours, released, remaining) == (0, 1, 0)
 
 
-@pytest.fixture
-def db0(managers: dict[int, RedisConnectionManager]) -> redis.Redis:
-    return managers[CELERY_DB].get_sync_client()
-
-
-@pytest.fixture
-def db1(managers: dict[int, RedisConnectionManager]) -> redis.Redis:
-    return managers[MEMORY_DB].get_sync_client()
-
-
-def test_manager_shares_one_pooled_client_with_aperag_limits(
-    managers: dict[int, RedisConnectionManager],
-) -> None:
-    manager = managers[MEMORY_DB]
-    client = manager.get_sync_client()
-    assert manager.get_sync_client() is client
-    pool = client.connection_pool
-    defaults = PoolOptions()
-    assert pool.max_connections == defaults.max_connections
-    assert pool.connection_kwargs["socket_timeout"] == defaults.socket_timeout
-    assert pool.connection_kwargs["socket_connect_timeout"] == defaults.socket_connect_timeout
-    assert pool.connection_kwargs["health_check_interval"] == defaults.health_check_interval
-    assert pool.connection_kwargs["db"] == MEMORY_DB
-
-
-def test_manager_creates_no_connection_before_first_use(
-    redis_settings: RedisSettings, managers: dict[int, RedisConnectionManager]
-) -> None:
-    # `managers` is requested only so this check skips or fails with the others when Redis is unreachable.
-    manager = RedisConnectionManager(redis_settings, db=MEMORY_DB)
+def test_celery_queue_is_consumed_with_brpop_on_db0(clients: Clients) -> None:
+    queue = f"{clients.prefix}celery"
+    clients.broker.lpush(queue, "task-1", "task-2")
     try:
-        client = manager.get_sync_client()
-        assert client.connection_pool._created_connections == 0
-        assert client.ping() is True
-        assert client.connection_pool._created_connections == 1
-    finally:
-        manager.close_sync()
+        taken = [clients.broker.brpop([queue], timeout=BRPOP_TIMEOUT_S) for _ in range(2)]
+        started = time.monotonic()
+        empty = clients.broker.brpop([queue], timeout=BRPOP_TIMEOUT_S)
+        waited = time.monotonic() - started
+    except redis.ResponseError as exc:
+        fail_plainly(f"BRPOP refused ({exc}): Celery's workers block on it for their queues on DB 0")
+    assert taken == [(queue, "task-1"), (queue, "task-2")]
+    assert empty is None
+    assert waited >= BRPOP_TIMEOUT_S * 0.5, "BRPOP on an empty queue came back without blocking"
 
 
-def test_client_authenticates_as_configured_user(db0: redis.Redis, redis_settings: RedisSettings) -> None:
-    assert db0.ping() is True
-    assert db0.acl_whoami() == (redis_settings.username or "default")
+def test_maxmemory_policy_is_read_and_reported(
+    clients: Clients, record_testsuite_property: Callable[[str, object], None], warn: Callable[[str, str], None]
+) -> None:
+    memory = clients.broker.info("memory")
+    policy = memory.get("maxmemory_policy")
+    assert policy, "INFO memory has no maxmemory_policy"
+    record_testsuite_property("redis_maxmemory_policy", policy)
+    if policy != CELERY_MAXMEMORY_POLICY:
+        warn(
+            "redis",
+            f"maxmemory-policy is {policy}: under memory pressure Redis may evict Celery's queued tasks "
+            f"(Celery needs {CELERY_MAXMEMORY_POLICY})",
+        )
 
 
-def test_set_get_with_ttl_expires(db0: redis.Redis, key_prefix: str) -> None:
-    lasting, fleeting = f"{key_prefix}ttl-lasting", f"{key_prefix}ttl-fleeting"
-    assert db0.set(lasting, "value", ex=60) is True
-    assert db0.set(fleeting, "value", px=150) is True
-    assert db0.get(lasting) == "value"
-    assert 0 < db0.ttl(lasting) <= 60
+def test_set_get_with_ttl_expires(clients: Clients) -> None:
+    lasting, fleeting = f"{clients.prefix}ttl-lasting", f"{clients.prefix}ttl-fleeting"
+    assert clients.memory.set(lasting, "value", ex=60) is True
+    assert clients.memory.set(fleeting, "value", px=150) is True
+    assert clients.memory.get(lasting) == "value"
+    assert 0 < clients.memory.ttl(lasting) <= 60
     deadline = time.monotonic() + 5
-    while db0.exists(fleeting) and time.monotonic() < deadline:
+    while clients.memory.exists(fleeting) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert db0.get(fleeting) is None
+    assert clients.memory.get(fleeting) is None
 
 
-def test_db0_and_db1_are_kept_apart(db0: redis.Redis, db1: redis.Redis, key_prefix: str) -> None:
-    key = f"{key_prefix}memory"
-    db1.set(key, "db1-only", ex=60)
-    assert db1.get(key) == "db1-only"
-    assert db0.get(key) is None
+def test_db0_and_db1_are_kept_apart(clients: Clients) -> None:
+    key = f"{clients.prefix}memory"
+    clients.memory.set(key, "db1-only", ex=60)
+    assert clients.memory.get(key) == "db1-only"
+    assert clients.broker.get(key) is None
 
 
-def test_pipeline_runs_commands_in_one_transaction(db0: redis.Redis, key_prefix: str) -> None:
-    counter, items = f"{key_prefix}counter", f"{key_prefix}items"
-    with db0.pipeline(transaction=True) as pipe:
+def test_pipeline_runs_commands_in_one_transaction(clients: Clients) -> None:
+    counter, items = f"{clients.prefix}counter", f"{clients.prefix}items"
+    with clients.broker.pipeline(transaction=True) as pipe:
         pipe.incr(counter).incr(counter).rpush(items, "a", "b").expire(items, 60).expire(counter, 60)
         results = pipe.execute()
     assert results == [1, 2, 2, True, True]
-    assert db0.lrange(items, 0, -1) == ["a", "b"]
+    assert clients.broker.lrange(items, 0, -1) == ["a", "b"]
 
 
-def test_pubsub_delivers_a_published_message(db0: redis.Redis, key_prefix: str) -> None:
-    channel = f"{key_prefix}events"
-    pubsub = db0.pubsub()
+def test_pubsub_delivers_a_published_message(clients: Clients) -> None:
+    channel = f"{clients.prefix}events"
+    pubsub = clients.broker.pubsub()
     try:
         pubsub.subscribe(channel)
         # The subscription is in effect once its confirmation has been read.
         confirmation = pubsub.get_message(timeout=5)
         assert confirmation is not None and confirmation["type"] == "subscribe"
-        assert db0.publish(channel, "hello") == 1
+        assert clients.broker.publish(channel, "hello") == 1
         message = pubsub.get_message(timeout=5)
     finally:
         pubsub.close()
@@ -137,17 +172,13 @@ def test_pubsub_delivers_a_published_message(db0: redis.Redis, key_prefix: str) 
 
 
 @pytest.mark.anyio
-async def test_async_client_is_shared_and_round_trips(
-    redis_settings: RedisSettings, key_prefix: str, managers: dict[int, RedisConnectionManager]
-) -> None:
-    manager = RedisConnectionManager(redis_settings, db=MEMORY_DB)
-    key = f"{key_prefix}async"
+async def test_async_pool_from_memory_url_round_trips(redis_settings: RedisSettings, clients: Clients) -> None:
+    client = async_client(redis_settings.memory_url.reveal())
+    key = f"{clients.prefix}async"
     try:
-        client = manager.get_async_client()
-        assert manager.get_async_client() is client
         assert await client.ping() is True
         await client.set(key, "async-value", ex=60)
         assert await client.get(key) == "async-value"
     finally:
-        await manager.close_async()
-    assert managers[MEMORY_DB].get_sync_client().get(key) == "async-value"
+        await client.connection_pool.disconnect()
+    assert clients.memory.get(key) == "async-value"

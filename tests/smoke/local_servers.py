@@ -19,14 +19,17 @@ import subprocess
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import psycopg
+import psycopg2
 import redis
-from psycopg import sql
+from psycopg2 import sql
+from psycopg2.extensions import connection as PgConnection
 
 PG_SYSTEM_USER = "dbstack-pg"
 START_TIMEOUT_S = 30
@@ -184,19 +187,32 @@ class LocalPostgres(_Throwaway):
         )
         return self
 
-    def admin(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+    @contextmanager
+    def admin(self, database: str = "postgres") -> Iterator[PgConnection]:
         """The superuser over the Unix socket (trusted): for setup and inspection, never for the suite."""
-        return psycopg.connect(host=str(self.root), port=self.port, user="postgres", dbname=database, autocommit=True)
+        conn = psycopg2.connect(host=str(self.root), port=self.port, user="postgres", dbname=database)
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def run(self, statement: sql.Composable | str, database: str = "postgres") -> list[tuple[object, ...]]:
+        """One statement as the superuser; its rows, if it returns any."""
+        with self.admin(database) as conn, conn.cursor() as cursor:
+            cursor.execute(statement)
+            return list(cursor.fetchall()) if cursor.description else []
 
     def create_login(self, user: str, password: str, database: str) -> None:
-        # Superuser like ApeRAG's `postgres` account, so the suite's CREATE EXTENSION really runs.
-        with self.admin() as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
-                    sql.Identifier(user), sql.Literal(password)
-                )
-            )
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(user)))
+        """A superuser like ApeRAG's `postgres` account (so CREATE EXTENSION runs), owning `database`."""
+        self.run(
+            sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
+        )
+        self.run(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(user)))
+
+    def create_plain_login(self, user: str, password: str) -> None:
+        """A role that may log in and nothing more: on PostgreSQL 15+ it may not CREATE in another owner's public."""
+        self.run(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password)))
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
@@ -237,13 +253,16 @@ class LocalRedis(_Throwaway):
         username, password = self._admin_auth or (None, None)
         return redis.Redis(host=self.host, port=self.port, username=username, password=password)
 
-    def create_acl_user(self, user: str, password: str) -> None:
+    def create_acl_user(self, user: str, password: str, *rules: str) -> None:
+        """An ACL user with every command (less `rules`, e.g. `-@scripting`). The first user created becomes the
+        admin, and the `default` user is switched off."""
         with self.admin() as client:
             # Passed as separate arguments, so spaces and symbols in the password need no quoting.
-            client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*", "+@all")
-        self._admin_auth = (user, password)
-        with self.admin() as client:
-            client.execute_command("ACL", "SETUSER", "default", "off")
+            client.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*", "+@all", *rules)
+        if self._admin_auth is None:
+            self._admin_auth = (user, password)
+            with self.admin() as client:
+                client.execute_command("ACL", "SETUSER", "default", "off")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
 from .errors import SmokeError, scrub_exception
-from .settings import PRIMARY_VARIABLE, SmokeSettings, mask
+from .settings import CONFIGURING_VARIABLES, SmokeSettings, mask
 
 T = TypeVar("T")
 
 SETTINGS_KEY = pytest.StashKey[SmokeSettings]()
+
+
+def fail_plainly(message: str) -> NoReturn:
+    # `from None`: called while handling a client error, which must not print as the cause's "context".
+    raise pytest.fail.Exception(message, pytrace=False) from None
+
+
+def _skip(message: str) -> NoReturn:
+    raise pytest.skip.Exception(message) from None
 
 
 def settings_of(config: pytest.Config) -> SmokeSettings:
@@ -28,17 +37,39 @@ class Gate:
     def configured(self, key: str, kind: type[T]) -> T:
         value = getattr(self.settings, key)
         if value is None:
-            reason = f"{key} not configured: {PRIMARY_VARIABLE[key]} is not set"
+            variables = " or ".join(CONFIGURING_VARIABLES[key])
+            reason = (
+                f"{key} not configured: {variables} {'is' if len(CONFIGURING_VARIABLES[key]) == 1 else 'are'} not set"
+            )
             if key in self.settings.required:
-                pytest.fail(f"{reason}, but SMOKE_REQUIRE lists {key}", pytrace=False)
-            pytest.skip(reason)
+                fail_plainly(f"{reason}, but SMOKE_REQUIRE lists {key}")
+            _skip(reason)
         assert isinstance(value, kind)
         return value
+
+    def usable(self, key: str, kind: type[T]) -> T:
+        """The settings, unless ApeRAG could not use them as configured: that fails, required or not."""
+        value = self.configured(key, kind)
+        problems: tuple[str, ...] = getattr(value, "problems", ())
+        if problems:
+            self.fail(key, "; ".join(problems))
+        return value
+
+    def fail(self, key: str, cause: str) -> NoReturn:
+        fail_plainly(f"cannot use {key}: {mask(cause, self.settings.secrets())}")
 
     def unreachable(self, key: str, exc: BaseException) -> NoReturn:
         secrets = self.settings.secrets()
         detail = mask(str(exc), secrets) if isinstance(exc, SmokeError) else scrub_exception(exc, secrets)
         message = f"cannot use {key}: {detail}"
         if key in self.settings.required:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(f"{message}; not in SMOKE_REQUIRE")
+            fail_plainly(message)
+        _skip(f"{message}; not in SMOKE_REQUIRE")
+
+    def setup_failed(self, key: str, exc: BaseException) -> NoReturn:
+        """A reachable database refused what ApeRAG needs from it: a failure, required or not."""
+        secrets = self.settings.secrets()
+        detail = mask(str(exc), secrets) if isinstance(exc, SmokeError) else scrub_exception(exc, secrets)
+        notes: list[Any] = getattr(exc, "__notes__", [])
+        suffix = "".join(f" ({mask(str(note), secrets)})" for note in notes)
+        fail_plainly(f"cannot use {key}: {detail}{suffix}")
