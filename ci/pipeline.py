@@ -42,6 +42,7 @@ EXIT_CODE_FILE: Final = "exit-code"
 DEFAULT_PROFILE: Final = "ci"
 DEFAULT_CLUSTER_NAME: Final = "dbstack"
 HOURS: Final = 3600
+PLAN_FORMATS: Final = ("text", "json")
 
 Values = Annotated[
     dagger.Directory,
@@ -628,11 +629,13 @@ class Dbstack:
         kubeblocks_version: KubeblocksVersion = "",
         chart_version: ChartVersion = "",
         settings: Settings = None,
-        json_output: Annotated[bool, Doc("print the documented JSON form instead of text"), Name("json")] = False,
+        plan_format: Annotated[str, Doc("text, or json for the documented JSON form"), Name("format")] = "text",
     ) -> str:
         """Print the deployment plan: every step, command, wait condition and endpoint (a dry run)."""
+        if plan_format not in PLAN_FORMATS:
+            raise _fail(f"--format {plan_format!r} is not a plan format (allowed: {', '.join(PLAN_FORMATS)})")
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
-        return await _core_cli(["plan", *(["--json"] if json_output else [])], values, profile, overrides)
+        return await _core_cli(["plan", *(["--json"] if plan_format == "json" else [])], values, profile, overrides)
 
     @never_cached
     async def cluster(

@@ -145,7 +145,7 @@ def test_deploy_and_test_returns_reports_and_takes_every_option(functions: dict[
 
 def test_validate_and_plan_take_the_same_options(functions: dict[str, Func]) -> None:
     assert set(functions["validate"].args) >= OPTIONS
-    assert OPTIONS | {"json"} <= set(functions["plan"].args)
+    assert OPTIONS | {"format"} <= set(functions["plan"].args)
 
 
 def test_cluster_is_a_service_and_kubeconfig_a_file(functions: dict[str, Func]) -> None:

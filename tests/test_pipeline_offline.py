@@ -106,3 +106,18 @@ def test_a_database_both_enabled_and_disabled_is_refused_at_once(values_dir: Pat
 
     with pytest.raises(FunctionError, match="both enabled and disabled"):
         anyio.run(deploy)
+
+
+def test_plan_format_json_prints_the_core_json_form(values_dir: Path) -> None:
+    async def plan() -> str:
+        return await Dbstack().plan(uploaded(values_dir), profile="", plan_format="json")
+
+    assert anyio.run(plan) == core_output("plan", "--json", f"--values={values_dir}")
+
+
+def test_an_unknown_plan_format_is_refused_naming_the_allowed_ones(values_dir: Path) -> None:
+    async def plan() -> str:
+        return await Dbstack().plan(uploaded(values_dir), plan_format="yaml")
+
+    with pytest.raises(FunctionError, match=r"--format 'yaml' is not a plan format \(allowed: text, json\)"):
+        anyio.run(plan)
