@@ -293,14 +293,13 @@ def _runner(toolbox: dagger.Container) -> "ContainerRunner":
 
 async def _first_failure(runner: "ContainerRunner", checks: "Sequence[ReadyCheck]") -> str | None:
     """Run the readiness checks in order; the first that fails is the cause (None when all pass)."""
-    from dbstack.text import first_line
+    from dbstack.run import k3s
 
     for check in checks:
         with _span(check.title):
             done = await runner.run(check.command, timeout_s=check.timeout_s)
         if not done.ok:
-            reason = first_line(done.stderr) or first_line(done.stdout) or f"exit code {done.exit_code}"
-            return f"{check.title}: {'timed out' if done.timed_out else reason}"
+            return k3s.check_failure(check, done)
     return None
 
 
@@ -571,6 +570,10 @@ async def _read_account(
             username = (await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.USERNAME_KEY}").contents()).strip()
     except TimeoutError:
         raise _AccountUnreadable(smokeenv.account_timeout_cause(endpoint)) from None
+    except dagger.ExecError as exc:  # 128-191 raise even with expect=ANY: busybox `timeout` ends the read with 143
+        if smokeenv.account_read_timed_out(exc.exit_code):
+            raise _AccountUnreadable(smokeenv.account_timeout_cause(endpoint)) from None
+        raise
     password = dag.set_secret(f"dbstack-{run.run_id}-{endpoint.database}-password", plaintext)
     run.secrets.append(plaintext)
     return username, password

@@ -147,8 +147,8 @@ def test_the_timeout_is_whole_seconds_rounded_up(timeout_s: float, seconds: str)
     assert timed_argv(kubectl("get", "nodes"), timeout_s) == ["timeout", seconds, "kubectl", "get", "nodes"]
 
 
-def run_once(answer: Answer, timeout_s: float = 30.0) -> CommandResult:
-    runner = ContainerRunner(FakeToolbox(answer), clock=trio.current_time)
+def run_once(answer: Answer, timeout_s: float = 30.0, engine_delay_s: float = 0.0) -> CommandResult:
+    runner = ContainerRunner(FakeToolbox(answer, engine_delay_s=engine_delay_s), clock=trio.current_time)
 
     async def main() -> CommandResult:
         return await runner.run(helm("list", "-A"), timeout_s=timeout_s)
@@ -156,16 +156,55 @@ def run_once(answer: Answer, timeout_s: float = 30.0) -> CommandResult:
     return in_virtual_time(main)
 
 
+@pytest.mark.parametrize("exit_code", [0, 1, 124, 127, 128, 137, 143, 191, 192, 255])
+def test_the_stand_in_raises_like_the_engine_for_exit_codes_128_to_191_only(exit_code: int) -> None:
+    toolbox = FakeToolbox(scripted(CommandResult(exit_code, "out", "err"))).with_exec(
+        ["timeout", "5", "true"], expect=ReturnType.ANY
+    )
+
+    async def main() -> int:
+        return await (await toolbox.sync()).exit_code()
+
+    if 128 <= exit_code <= 191:
+        with pytest.raises(dagger.ExecError) as caught:
+            in_virtual_time(main)
+        assert (caught.value.exit_code, caught.value.stdout, caught.value.stderr) == (exit_code, "out", "err")
+    else:
+        assert in_virtual_time(main) == exit_code
+
+
+def test_the_stand_in_s_timeout_is_busybox_s_sigterm_not_124() -> None:
+    toolbox = FakeToolbox(scripted(CommandResult(0, "", ""), delay_s=math.inf)).with_exec(
+        ["timeout", "5", "sleep", "100"], expect=ReturnType.ANY
+    )
+
+    async def main() -> None:
+        await toolbox.sync()
+
+    with pytest.raises(dagger.ExecError) as caught:
+        in_virtual_time(main)
+    assert caught.value.exit_code == 143
+
+
 def test_exit_124_from_timeout_is_a_timeout() -> None:
     done = run_once(scripted(CommandResult(124, "", "")))
     assert done.timed_out and not done.ok
 
 
-def test_a_signal_exit_is_a_timeout_only_once_the_limit_has_passed() -> None:
-    late = run_once(scripted(CommandResult(143, "", ""), delay_s=30.0))
-    early = run_once(scripted(CommandResult(143, "", "Terminated"), delay_s=1.0))
-    assert late.timed_out
-    assert not early.timed_out and early.exit_code == 143
+def test_a_command_cut_by_busybox_timeout_at_its_limit_is_timed_out() -> None:
+    done = run_once(scripted(CommandResult(0, "", ""), delay_s=math.inf), timeout_s=30.0)
+    assert done.timed_out and not done.ok
+    assert done.exit_code == 143
+
+
+def test_a_command_killed_before_its_limit_is_a_failure_that_keeps_its_output() -> None:
+    done = run_once(scripted(CommandResult(137, "partial listing", "helm: reading charts"), delay_s=4.0))
+    assert not done.timed_out and not done.ok
+    assert (done.exit_code, done.stdout) == (137, "partial listing")
+    assert done.stderr.splitlines() == [
+        "killed by SIGKILL (exit code 137) after 4 s, before its 30 s limit: out of memory, or stopped from outside",
+        "helm: reading charts",
+    ]
 
 
 def test_a_non_zero_exit_keeps_its_code_and_output() -> None:
@@ -174,7 +213,7 @@ def test_a_non_zero_exit_keeps_its_code_and_output() -> None:
 
 
 def test_an_engine_call_that_never_answers_ends_as_a_timeout() -> None:
-    done = run_once(scripted(CommandResult(0, "", ""), delay_s=math.inf), timeout_s=5.0)
+    done = run_once(scripted(CommandResult(0, "", "")), timeout_s=5.0, engine_delay_s=math.inf)
     assert done.timed_out and done.exit_code == ENGINE_FAILURE_EXIT
 
 
@@ -198,3 +237,34 @@ def test_any_other_engine_error_becomes_a_failed_result_with_its_first_line() ->
     done = run_once(raising(query_error("service kubernetes failed to start\ndetails", {})))
     assert done.exit_code == ENGINE_FAILURE_EXIT
     assert done.stderr == "dagger engine error: service kubernetes failed to start"
+
+
+def deploy_with(plan: Plan, out_dir: Path, special: Command, answer: Answer) -> RunResults:
+    """A simulated deploy in which one command is answered by `answer` instead of the simulated cluster."""
+    sim = SimCluster()
+    others = simulated(sim)
+
+    async def mixed(command: Command, timeout_s: float) -> CommandResult:
+        return await (answer if command == special else others)(command, timeout_s)
+
+    runner = ContainerRunner(FakeToolbox(mixed), clock=trio.current_time)
+
+    async def main() -> RunResults:
+        return await run_plan(plan, runner, out_dir, cluster_kind="k3s", clock=trio.current_time)
+
+    return in_virtual_time(main)
+
+
+def kubeblocks_install(plan: Plan) -> Command:
+    (step,) = [s for s in plan.steps if s.id == "kubeblocks"]
+    (install,) = step.commands
+    return install
+
+
+def test_a_command_killed_before_its_limit_fails_its_step_saying_so(plan: Plan, tmp_path: Path) -> None:
+    oom = scripted(CommandResult(137, "", 'Release "kubeblocks" does not exist. Installing it now.'), delay_s=3.0)
+    results = deploy_with(plan, tmp_path, kubeblocks_install(plan), oom)
+    kubeblocks = next(s for s in results.steps if s.id == "kubeblocks")
+    assert kubeblocks.outcome is Outcome.FAILED
+    assert kubeblocks.cause is not None
+    assert kubeblocks.cause.startswith("killed by SIGKILL (exit code 137) after 3 s, before its ")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dbstack.run import k3s
 from dbstack.run.results import Outcome
+from dbstack.run.runner import CommandResult
 
 SH = shutil.which("sh") or "/bin/sh"
 
@@ -135,3 +136,17 @@ def test_the_cluster_step_fails_with_its_cause_and_passes_without_one() -> None:
         60.0,
     )
     assert (passed.outcome, passed.title) == (Outcome.PASSED, "Reach the existing cluster")
+
+
+def test_a_readiness_check_that_ran_out_of_time_says_so_with_its_last_answer() -> None:
+    check = k3s.ready_checks(300)[1]
+    retried = CommandResult(143, "", "error: first try\n\nerror: latest try\n", timed_out=True)
+    silent = CommandResult(143, "", "", timed_out=True)
+    failed = CommandResult(1, "", "error: You must be logged in to the server (Unauthorized)\nmore")
+    assert k3s.check_failure(check, retried) == (
+        "Wait for the k3s node to register: timed out after 300 s (last answer: error: latest try)"
+    )
+    assert k3s.check_failure(check, silent) == "Wait for the k3s node to register: timed out after 300 s"
+    assert k3s.check_failure(check, failed) == (
+        "Wait for the k3s node to register: error: You must be logged in to the server (Unauthorized)"
+    )

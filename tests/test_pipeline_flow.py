@@ -5,6 +5,7 @@ on success and on failure, with the cluster's start as the first step and `exit-
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import cast
 
@@ -55,13 +56,21 @@ class NoKubeconfigRun(OfflineRun):
         )
 
 
-def k3s_then(sim: SimCluster, broken: Command | None = None) -> Answer:
-    """The k3s readiness checks pass (or `broken` fails); everything else goes to the simulated cluster."""
+REFUSED = "The connection to the server kubernetes:6443 was refused - did you specify the right host or port?"
+
+
+def k3s_then(sim: SimCluster, broken: Command | None = None, hangs: Command | None = None) -> Answer:
+    """The k3s readiness checks pass (or `broken` fails, or `hangs` retries until its limit cuts it); everything
+    else goes to the simulated cluster."""
     plan_answer = simulated(sim)
 
     async def answer(command: Command, timeout_s: float) -> CommandResult:
         if command == broken:
             return CommandResult(1, "", "The connection to the server kubernetes:6443 was refused")
+        if command == hangs:  # an `until` loop: the same error every 2 s, then the last one differs
+            return CommandResult(
+                0, "", "\n".join([REFUSED] * 3 + ["Error from server: etcdserver: leader changed"]), True
+            )
         if command in READY:
             return CommandResult(0, "", "")
         if command.argv[0] == "kubectl" and command in {c for _, c in k3s.CLUSTER_DIAGNOSTICS}:
@@ -145,17 +154,19 @@ def test_when_the_cluster_cannot_be_reached_at_all_the_reports_carry_the_command
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "engine_delay_s"),
     [
-        pytest.param(scripted(CommandResult(0, "", ""), delay_s=10 * ACCOUNT_READ_TIMEOUT_S), id="engine-hangs"),
-        pytest.param(scripted(CommandResult(124, "", "")), id="timeout-in-container"),
-        pytest.param(scripted(CommandResult(143, "", "")), id="busybox-timeout-signal"),
+        pytest.param(scripted(CommandResult(0, "", "")), math.inf, id="engine-hangs"),
+        pytest.param(scripted(CommandResult(124, "", "")), 0.0, id="coreutils-timeout"),
+        pytest.param(scripted(CommandResult(0, "", ""), delay_s=math.inf), 0.0, id="busybox-timeout-raises-143"),
     ],
 )
-def test_an_account_secret_read_that_gets_no_answer_is_a_clear_smoke_cause(answer: Answer) -> None:
+def test_an_account_secret_read_that_gets_no_answer_is_a_clear_smoke_cause(
+    answer: Answer, engine_delay_s: float
+) -> None:
     config = load_config(VALUES, "ci")
     postgresql = next(e for e in build_plan(config).endpoints if e.database == "postgresql")
-    toolbox = FakeToolbox(answer)
+    toolbox = FakeToolbox(answer, engine_delay_s=engine_delay_s)
     run = OfflineRun(toolbox, Path("unused"))
 
     async def main() -> None:
@@ -170,3 +181,16 @@ def test_an_account_secret_read_that_gets_no_answer_is_a_clear_smoke_cause(answe
     (sent,) = toolbox.log
     assert sent.argv[:2] == ["timeout", str(ACCOUNT_READ_TIMEOUT_S)]
     assert sent.argv[-1].count("kubectl --request-timeout=") == sent.argv[-1].count("kubectl ")
+
+
+def test_a_readiness_loop_cut_by_its_limit_says_timed_out_with_its_last_answer(
+    tmp_path: Path, smoke_passes: list[RunResults]
+) -> None:
+    _, results = deploy(k3s_then(SimCluster(), hangs=API_CHECK), tmp_path)
+    cluster = cast(list[dict[str, object]], results["steps"])[0]
+    assert (cluster["id"], cluster["outcome"]) == ("cluster", "failed")
+    assert cluster["cause"] == (
+        f"Wait for the k3s API server: timed out after {pipeline.K3S_READY_TIMEOUT_S} s "
+        "(last answer: Error from server: etcdserver: leader changed)"
+    )
+    assert smoke_passes == []

@@ -9,3 +9,8 @@ def first_line(text: str | None) -> str:
         if line.strip():
             return line.strip()
     return ""
+
+
+def last_line(text: str | None) -> str:
+    """The latest answer of a command that kept retrying: its last non-blank line, stripped ("" if none)."""
+    return first_line("\n".join(reversed((text or "").splitlines())))

@@ -3,14 +3,16 @@ progress view as a span of its own unless it is a routine read (the failure watc
 database, would bury the steps' own commands).
 
 Each exec carries a fresh nonce, so Dagger never answers a read of live cluster state from its layer cache, and
-returns its exit code instead of raising (`expect=ANY`). The time limit is enforced twice: by `timeout` inside the
-container (the command stops cleanly) and by a cancel scope around the engine call (a stuck engine call stops too).
+returns its exit code instead of raising (`expect=ANY`) for every code but 128-191: those the engine raises as an
+ExecError whatever `expect` says, and that is how a command cut by its limit comes back, since busybox `timeout`
+(the alpine toolbox) ends it with SIGTERM (143), never 124. The time limit is enforced twice: by `timeout` inside
+the container (the command stops cleanly) and by a cancel scope around the engine call (a stuck engine call stops
+too).
 """
 
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -20,14 +22,14 @@ import anyio
 from dagger import ExecError, QueryError, ReturnType
 
 from dbstack.plan.model import Command
-from dbstack.run.runner import CommandResult
+from dbstack.run.runner import SIGNAL_EXITS, CommandResult, signal_name
 from dbstack.text import first_line
 
 NONCE_VARIABLE = "DBSTACK_EXEC_NONCE"
 TIMEOUT_EXIT = 124
 """What coreutils `timeout` returns when the limit is hit."""
-SIGNAL_EXITS = (137, 143)
-"""Killed by SIGKILL / SIGTERM: busybox `timeout` ends the command this way."""
+LIMIT_SIGNAL_EXITS = (137, 143)
+"""Killed by SIGKILL / SIGTERM: busybox `timeout` ends the command this way (the engine raises for both)."""
 ENGINE_GRACE_S = 60.0
 """How much longer than the command's own limit the engine call may take (scheduling, output transfer)."""
 ENGINE_FAILURE_EXIT = 125
@@ -76,7 +78,7 @@ class ContainerRunner:
         toolbox: ExecContainer,
         *,
         span: Span = _no_span,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = anyio.current_time,
         nonce: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._toolbox = toolbox
@@ -98,6 +100,8 @@ class ContainerRunner:
                     stderr = await done.stderr()
             except TimeoutError:
                 return CommandResult(ENGINE_FAILURE_EXIT, "", f"no answer from the engine within {timeout_s}s", True)
+            except ExecError as exc:  # exit codes 128-191: the engine raises for them even with expect=ANY
+                return _exec_error(exc, self._clock() - started, timeout_s)
             except QueryError as exc:
                 return _engine_failure(exc)
         elapsed = self._clock() - started
@@ -107,12 +111,25 @@ class ContainerRunner:
 def _hit_limit(exit_code: int, elapsed_s: float, timeout_s: float) -> bool:
     if exit_code == TIMEOUT_EXIT:
         return True
-    return exit_code in SIGNAL_EXITS and elapsed_s >= timeout_s
+    return exit_code in LIMIT_SIGNAL_EXITS and elapsed_s >= timeout_s
+
+
+def _exec_error(exc: ExecError, elapsed_s: float, timeout_s: float) -> CommandResult:
+    """A command that ended by a signal: timed out when its limit had passed; otherwise a failure (out of memory,
+    stopped from outside) whose output is kept, with what happened as the first line of stderr."""
+    if exc.exit_code not in SIGNAL_EXITS:
+        return CommandResult(exc.exit_code, exc.stdout, exc.stderr)
+    if _hit_limit(exc.exit_code, elapsed_s, timeout_s):
+        return CommandResult(exc.exit_code, exc.stdout, exc.stderr, timed_out=True)
+    signal = signal_name(exc.exit_code) or f"signal {exc.exit_code - 128}"
+    note = (
+        f"killed by {signal} (exit code {exc.exit_code}) after {elapsed_s:.0f} s, before its {timeout_s:.0f} s "
+        "limit: out of memory, or stopped from outside"
+    )
+    return CommandResult(exc.exit_code, exc.stdout, "\n".join(filter(None, [note, exc.stderr])))
 
 
 def _engine_failure(exc: QueryError) -> CommandResult:
-    """An exec error still carries the command's output; any other engine error becomes a failed result."""
-    if isinstance(exc, ExecError):
-        return CommandResult(exc.exit_code, exc.stdout, exc.stderr)
+    """An engine error that is not the command's own exit becomes a failed result with its first line."""
     said = first_line(str(exc)) or type(exc).__name__
     return CommandResult(ENGINE_FAILURE_EXIT, "", f"dagger engine error: {said}")

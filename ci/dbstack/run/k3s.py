@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from dbstack.plan.model import Command, kubectl
 from dbstack.run.results import Outcome, StepResult
+from dbstack.run.runner import CommandResult
+from dbstack.text import first_line, last_line
 
 API_PORT = 6443
 API_ALIAS = "kubernetes"
@@ -120,6 +122,15 @@ def ready_checks(timeout_s: int) -> tuple[ReadyCheck, ...]:
             timeout_s,
         ),
     )
+
+
+def check_failure(check: ReadyCheck, done: CommandResult) -> str:
+    """Why a readiness check did not pass. An `until` loop that ran out of time says so, with the last answer it
+    got (the loop retries, so its first error is the oldest)."""
+    if done.timed_out:
+        last = last_line(done.stderr) or last_line(done.stdout)
+        return f"{check.title}: timed out after {check.timeout_s} s" + (f" (last answer: {last})" if last else "")
+    return f"{check.title}: {first_line(done.stderr) or first_line(done.stdout) or f'exit code {done.exit_code}'}"
 
 
 def reach_checks(timeout_s: int) -> tuple[ReadyCheck, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,21 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
+
+
+SIGNAL_EXITS = range(128, 192)
+"""Exit codes 128+n: the process was killed by signal n. The Dagger engine treats them as signals and raises an
+ExecError for them even with `expect=ReturnType.ANY` (core/container.go ReturnTypes.ReturnCodes)."""
+
+
+def signal_name(exit_code: int) -> str | None:
+    """`SIGTERM` for 143, `SIGKILL` for 137; None for an exit code that is not 128+n of a known signal."""
+    if exit_code not in SIGNAL_EXITS:
+        return None
+    try:
+        return signal.Signals(exit_code - 128).name
+    except ValueError:
+        return None
 
 
 class Runner(Protocol):
