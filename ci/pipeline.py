@@ -8,6 +8,7 @@ any `dagger call` costs little more than importing dagger (benchmarks/import_cos
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar, cast
 
 import dagger
@@ -29,6 +30,9 @@ SMOKE_IGNORE: Final = ["**/__pycache__", "**/.pytest_cache", "**/.mypy_cache", "
 TOOLBOX_KUBECONFIG: Final = "/root/.kube/config"
 SMOKE_WORKDIR: Final = "/src"
 SMOKE_JUNIT: Final = "/reports/smoke-junit.xml"
+SMOKE_STATUS: Final = "/reports/smoke-exit"
+SMOKE_INSTALL_TIMEOUT_S: Final = 900
+FORWARD_START_TIMEOUT_S: Final = 90
 PIP_CACHE: Final = "/root/.cache/pip"
 CREDENTIALS_DIR: Final = "/run/dbstack-credentials"
 NONCE: Final = "DBSTACK_EXEC_NONCE"
@@ -459,48 +463,131 @@ async def _cluster_diagnostics(run: _Run, runner: "ContainerRunner") -> list[str
 # --- the smoke suite ---------------------------------------------------------------------------------------------
 
 
+class _Unreachable(Exception):
+    """A database the suite cannot be pointed at; the message says why, and only its checks fail."""
+
+
+@dataclass
+class _Reached:
+    """A database ready for the suite: its forward running (started and health-checked), its account read."""
+
+    endpoint: "Endpoint"
+    forward: dagger.Service
+    username: str | None = None
+    password: dagger.Secret | None = None
+
+
 async def _smoke(run: _Run, toolbox: dagger.Container, results: "RunResults") -> None:
-    import contextlib
+    """Reach each database on its own (a forward that cannot come up fails only that database), then run the
+    suite against the ones reached."""
     import time
 
-    from dbstack.run import smokeenv
-    from dbstack.run.results import Outcome
+    from dbstack.run import smokeenv, smokerun
 
     endpoints = smokeenv.deployed_endpoints(run.plan.endpoints, results)
     if not endpoints:
         results.smoke_cause = "no database reached Running, so the smoke suite did not run"
         return
     results.smoke_started_at = time.time()
+    reached: list[_Reached] = []
+    unreachable: list[smokerun.Unreachable] = []
     try:
-        smoke = _smoke_container(run)
         for endpoint in endpoints:
-            smoke = await _with_endpoint(run, smoke, toolbox, endpoint)
-        for name, value in smokeenv.suite_variables(endpoints, run.config).items():
-            smoke = smoke.with_env_variable(name, value)
-        done = await (
-            smoke.with_env_variable(NONCE, _nonce())
-            .with_exec(smokeenv.smoke_command(SMOKE_JUNIT, run.config.timeouts.smoke), expect=dagger.ReturnType.ANY)
-            .sync()
-        )
-        exit_code = await done.exit_code()
-        log = await done.stdout() + await done.stderr()
-    except dagger.QueryError as exc:
-        results.smoke_outcome = Outcome.FAILED
-        results.smoke_cause = f"the smoke suite did not run: {_engine_error(exc)}"
-        return
-    except _AccountUnreadable as exc:
-        results.smoke_outcome = Outcome.FAILED
-        results.smoke_cause = str(exc)
-        return
+            try:
+                reached.append(await _reach(run, toolbox, endpoint))
+            except _Unreachable as exc:
+                unreachable.append(smokerun.Unreachable(endpoint, str(exc)))
+        if reached:
+            await _run_suite(run, reached, results)
+        smokerun.record_unreachable(results, unreachable, suite_ran=bool(reached))
     finally:
         results.smoke_ended_at = time.time()
+
+
+async def _reach(run: _Run, toolbox: dagger.Container, endpoint: "Endpoint") -> _Reached:
+    """Start the database's forward and wait for Dagger's health check on its port, within a time limit; then
+    read its account. Raises _Unreachable with the cause."""
+    import anyio
+
+    with _span(f"Forward {endpoint.service}:{endpoint.port} out of the cluster"):
+        try:
+            with anyio.fail_after(FORWARD_START_TIMEOUT_S):
+                forward = await _port_forward(toolbox, endpoint).start()
+        except TimeoutError:
+            raise _Unreachable(
+                f"the port-forward to svc/{endpoint.service}:{endpoint.port} did not come up within "
+                f"{FORWARD_START_TIMEOUT_S} s"
+            ) from None
+        except dagger.QueryError as exc:
+            raise _Unreachable(
+                f"the port-forward to svc/{endpoint.service}:{endpoint.port} did not come up: {_engine_error(exc)}"
+            ) from None
+    reached = _Reached(endpoint, forward)
+    if endpoint.secret is not None:
+        with _span(f"Read the {endpoint.title} credentials from Secret {endpoint.secret}"):
+            reached.username, reached.password = await _read_account(run, toolbox, endpoint)
+    return reached
+
+
+async def _run_suite(run: _Run, reached: list[_Reached], results: "RunResults") -> None:
+    """pytest against the reached databases. Its command always exits 0 and records how pytest ended, so its
+    output and JUnit can be read back whatever stopped it; only a kill of the container itself loses them."""
+    import contextlib
+
+    import anyio
+    from dbstack.run import smokeenv, smokerun
+    from dbstack.run.containerrunner import ENGINE_GRACE_S
+
     folder = run.out_dir / "smoke"
     folder.mkdir(parents=True, exist_ok=True)
+    limit = run.config.timeouts.smoke
+    try:
+        with anyio.fail_after(SMOKE_INSTALL_TIMEOUT_S):
+            smoke = await _smoke_container(run).sync()
+    except TimeoutError:
+        return _smoke_failed(
+            results, f"the smoke suite's dependencies did not install within {SMOKE_INSTALL_TIMEOUT_S} s"
+        )
+    except dagger.QueryError as exc:
+        return _smoke_failed(results, f"the smoke suite's dependencies did not install: {_engine_error(exc)}")
+    for one in reached:
+        smoke = _with_endpoint(smoke, one)
+    for name, value in smokeenv.suite_variables([one.endpoint for one in reached], run.config).items():
+        smoke = smoke.with_env_variable(name, value)
+    command = smokerun.recorded_command(smokeenv.smoke_command(SMOKE_JUNIT, limit), SMOKE_STATUS)
+    engine_limit = limit + smokeenv.SMOKE_INTERRUPT_GRACE_S + ENGINE_GRACE_S
+    junit = ""
+    try:
+        with anyio.fail_after(engine_limit):
+            done = (
+                await smoke.with_env_variable(NONCE, _nonce()).with_exec(command, expect=dagger.ReturnType.ANY).sync()
+            )
+            log = await done.stdout() + await done.stderr()
+            status = await done.file(SMOKE_STATUS).contents()
+            with contextlib.suppress(dagger.QueryError):  # none when pytest died before writing it
+                junit = await done.file(SMOKE_JUNIT).contents()
+    except dagger.ExecError as exc:  # the shell itself ended by a signal: the engine raised, its files are lost
+        (folder / "pytest.log").write_text(exc.stdout + exc.stderr, encoding="utf-8")
+        return _smoke_failed(results, smokerun.container_killed_cause(exc.exit_code))
+    except TimeoutError:
+        return _smoke_failed(results, f"the smoke suite got no answer from the engine within {engine_limit} s")
+    except dagger.QueryError as exc:
+        return _smoke_failed(results, f"the smoke suite did not run to its end: {_engine_error(exc)}")
     (folder / "pytest.log").write_text(log, encoding="utf-8")
-    # No JUnit file when pytest crashed before the end: record_smoke then reports that, with the exit code.
-    with contextlib.suppress(dagger.QueryError):
-        (folder / "junit.xml").write_text(await done.file(SMOKE_JUNIT).contents(), encoding="utf-8")
-    smokeenv.record_smoke(results, exit_code, folder / "junit.xml")
+    if junit:
+        (folder / "junit.xml").write_text(junit, encoding="utf-8")
+    try:
+        ended = smokerun.SuiteExit.parse(status)
+    except ValueError as exc:
+        return _smoke_failed(results, f"the smoke suite's exit record {SMOKE_STATUS} is unreadable: {exc}")
+    smokerun.record_suite(results, ended, folder / "junit.xml", limit)
+
+
+def _smoke_failed(results: "RunResults", cause: str) -> None:
+    from dbstack.run.results import Outcome
+
+    results.smoke_outcome = Outcome.FAILED
+    results.smoke_cause = cause
 
 
 def _smoke_container(run: _Run) -> dagger.Container:
@@ -518,29 +605,20 @@ def _smoke_container(run: _Run) -> dagger.Container:
     )
 
 
-async def _with_endpoint(
-    run: _Run, smoke: dagger.Container, toolbox: dagger.Container, endpoint: "Endpoint"
-) -> dagger.Container:
-    """Bind the database under its Service name and set the variables ApeRAG's pods would get."""
+def _with_endpoint(smoke: dagger.Container, reached: _Reached) -> dagger.Container:
+    """Bind the database's running forward under its Service name and set the variables ApeRAG's pods would get."""
     from dbstack.run import smokeenv
 
-    smoke = smoke.with_service_binding(endpoint.service, _port_forward(toolbox, endpoint))
+    endpoint = reached.endpoint
+    smoke = smoke.with_service_binding(endpoint.service, reached.forward)
     for name, value in smokeenv.plain_variables(endpoint).items():
         smoke = smoke.with_env_variable(name, value)
     contract = smokeenv.contract(endpoint)
-    if endpoint.secret is None or contract.password is None:
-        return smoke
-    with _span(f"Read the {endpoint.title} credentials from Secret {endpoint.secret}"):
-        username, password = await _read_account(run, toolbox, endpoint)
-    if password is not None:
-        smoke = smoke.with_secret_variable(contract.password, password)
-    if username is not None and contract.username is not None:
-        smoke = smoke.with_env_variable(contract.username, username)
+    if reached.password is not None and contract.password is not None:
+        smoke = smoke.with_secret_variable(contract.password, reached.password)
+    if reached.username is not None and contract.username is not None:
+        smoke = smoke.with_env_variable(contract.username, reached.username)
     return smoke
-
-
-class _AccountUnreadable(Exception):
-    """An account Secret could not be read in time; the message is the smoke cause."""
 
 
 async def _read_account(
@@ -549,7 +627,7 @@ async def _read_account(
     """The account Secret's username, and its password as a Dagger secret; never printed by any exec.
 
     Bounded twice, like every ContainerRunner exec: `timeout` inside the container, a cancel scope around the
-    engine calls. A timeout raises _AccountUnreadable."""
+    engine calls. Running out of time raises _Unreachable."""
     import anyio
     from dbstack.run import smokeenv
     from dbstack.run.containerrunner import ENGINE_GRACE_S
@@ -564,37 +642,31 @@ async def _read_account(
             exit_code = await reader.exit_code()
             if exit_code != 0:
                 if smokeenv.account_read_timed_out(exit_code):
-                    raise _AccountUnreadable(smokeenv.account_timeout_cause(endpoint))
+                    raise _Unreachable(smokeenv.account_timeout_cause(endpoint))
                 return None, None  # the smoke suite then fails to log in, and says so
             plaintext = await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.PASSWORD_KEY}").contents()
             username = (await reader.file(f"{CREDENTIALS_DIR}/{smokeenv.USERNAME_KEY}").contents()).strip()
     except TimeoutError:
-        raise _AccountUnreadable(smokeenv.account_timeout_cause(endpoint)) from None
+        raise _Unreachable(smokeenv.account_timeout_cause(endpoint)) from None
     except dagger.ExecError as exc:  # 128-191 raise even with expect=ANY: busybox `timeout` ends the read with 143
         if smokeenv.account_read_timed_out(exc.exit_code):
-            raise _AccountUnreadable(smokeenv.account_timeout_cause(endpoint)) from None
-        raise
+            raise _Unreachable(smokeenv.account_timeout_cause(endpoint)) from None
+        raise _Unreachable(f"reading its account Secret {endpoint.secret} failed: {_engine_error(exc)}") from None
+    except dagger.QueryError as exc:
+        raise _Unreachable(f"reading its account Secret {endpoint.secret} failed: {_engine_error(exc)}") from None
     password = dag.set_secret(f"dbstack-{run.run_id}-{endpoint.database}-password", plaintext)
     run.secrets.append(plaintext)
     return username, password
 
 
 def _port_forward(toolbox: dagger.Container, endpoint: "Endpoint") -> dagger.Service:
-    """The database's Service, forwarded out of the cluster, reachable by the short name ApeRAG's pods use."""
+    """The database's Service, forwarded out of the cluster by a forward that restarts when it drops."""
+    from dbstack.run import smokerun
+
     return (
         toolbox.with_env_variable(NONCE, _nonce())
         .with_exposed_port(endpoint.port)
-        .as_service(
-            args=[
-                "kubectl",
-                "port-forward",
-                "--address=0.0.0.0",
-                "-n",
-                endpoint.namespace,
-                f"svc/{endpoint.service}",
-                f"{endpoint.port}:{endpoint.port}",
-            ]
-        )
+        .as_service(args=["sh", "-c", smokerun.forward_script(endpoint)])
     )
 
 

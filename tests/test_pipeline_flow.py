@@ -161,7 +161,7 @@ def test_when_the_cluster_cannot_be_reached_at_all_the_reports_carry_the_command
         pytest.param(scripted(CommandResult(0, "", ""), delay_s=math.inf), 0.0, id="busybox-timeout-raises-143"),
     ],
 )
-def test_an_account_secret_read_that_gets_no_answer_is_a_clear_smoke_cause(
+def test_an_account_secret_read_that_gets_no_answer_makes_its_database_unreachable(
     answer: Answer, engine_delay_s: float
 ) -> None:
     config = load_config(VALUES, "ci")
@@ -172,10 +172,10 @@ def test_an_account_secret_read_that_gets_no_answer_is_a_clear_smoke_cause(
     async def main() -> None:
         await pipeline._read_account(run, cast(dagger.Container, toolbox), postgresql)
 
-    with pytest.raises(pipeline._AccountUnreadable) as caught:
+    with pytest.raises(pipeline._Unreachable) as caught:
         in_virtual_time(main)
     assert str(caught.value) == (
-        "the smoke suite did not run: reading postgresql's account Secret pg-cluster-postgresql-account-postgres "
+        "reading postgresql's account Secret pg-cluster-postgresql-account-postgres "
         f"got no answer within {ACCOUNT_READ_TIMEOUT_S} s (is the API server answering?)"
     )
     (sent,) = toolbox.log

@@ -78,7 +78,7 @@ def test_only_databases_that_reached_running_are_smoke_tested(plan: Plan) -> Non
 
 def test_the_suite_runs_under_a_time_limit_writing_junit() -> None:
     command = smokeenv.smoke_command("/reports/junit.xml", 600)
-    assert command[:2] == ["timeout", "600"]
+    assert command[:6] == ["timeout", "-s", "INT", "-k", str(smokeenv.SMOKE_INTERRUPT_GRACE_S), "600"]
     assert "--junitxml=/reports/junit.xml" in command
     assert command[command.index("-o") + 1] == "junit_family=xunit2"
 

@@ -31,6 +31,8 @@ SMOKE_REQUIRE_IK = "SMOKE_REQUIRE_IK"
 TIMEOUT_EXIT = 124
 KILLED_EXITS = (137, 143)
 """busybox `timeout` ends the command with SIGTERM/SIGKILL instead of exiting 124."""
+SMOKE_INTERRUPT_GRACE_S = 30
+"""Seconds pytest gets after SIGINT at its limit before `timeout` kills it."""
 ACCOUNT_READ_TIMEOUT_S = 60
 """The limit for reading one account Secret: a wedged API server must not hang the run until the CI job's limit."""
 KUBECTL_REQUEST_TIMEOUT = "--request-timeout=20s"
@@ -129,17 +131,23 @@ def account_read_timed_out(exit_code: int) -> bool:
 
 
 def account_timeout_cause(endpoint: Endpoint) -> str:
-    """The smoke cause when an account Secret could not be read in time."""
+    """Why a database was not smoke-tested when its account Secret could not be read in time."""
     return (
-        f"the smoke suite did not run: reading {endpoint.database}'s account Secret {endpoint.secret} got no answer "
+        f"reading {endpoint.database}'s account Secret {endpoint.secret} got no answer "
         f"within {ACCOUNT_READ_TIMEOUT_S} s (is the API server answering?)"
     )
 
 
 def smoke_command(junit_path: str, timeout_s: int) -> list[str]:
-    """pytest over the suite, its JUnit file where the pipeline reads it, stopped by `timeout` at the limit."""
+    """pytest over the suite, its JUnit file where the pipeline reads it, stopped by `timeout` at the limit with
+    SIGINT, on which pytest still writes the JUnit file of the checks that finished (SIGKILL follows after
+    SMOKE_INTERRUPT_GRACE_S)."""
     return [
         "timeout",
+        "-s",
+        "INT",
+        "-k",
+        str(SMOKE_INTERRUPT_GRACE_S),
         str(timeout_s),
         "python",
         "-m",
