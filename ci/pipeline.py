@@ -7,7 +7,7 @@ any `dagger call` costs little more than importing dagger (benchmarks/import_cos
 
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar, cast
 
@@ -15,7 +15,7 @@ import dagger
 from dagger import DefaultPath, Doc, Ignore, Name, dag, function, object_type
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
     from dbstack.config.load import Config
@@ -37,6 +37,9 @@ PIP_CACHE: Final = "/root/.cache/pip"
 CREDENTIALS_DIR: Final = "/run/dbstack-credentials"
 NONCE: Final = "DBSTACK_EXEC_NONCE"
 K3S_READY_TIMEOUT_S: Final = 300
+K3S_START_TIMEOUT_S: Final = 300
+"""Pulling the k3s image, starting it and Dagger's health check on its API port."""
+SERVICE_STOP_TIMEOUT_S: Final = 60
 EXISTING_CLUSTER_TIMEOUT_S: Final = 60
 KUBECONFIG_WAIT_S: Final = 180
 DIAGNOSTIC_TIMEOUT_S: Final = 30
@@ -216,7 +219,7 @@ async def _core_cli(command: list[str], values: dagger.Directory, profile: str, 
 # --- the cluster -------------------------------------------------------------------------------------------------
 
 
-def _k3s_service(image: str, name: str) -> dagger.Service:
+def _k3s_service(image: str, name: str, holder: str) -> dagger.Service:
     """k3s as a Dagger service: a fresh cluster state each start, the image store kept in a cache volume."""
     from dbstack.run import k3s
 
@@ -225,10 +228,13 @@ def _k3s_service(image: str, name: str) -> dagger.Service:
         .from_(image)
         .with_new_file(k3s.ENTRYPOINT_PATH, k3s.ENTRYPOINT_SCRIPT, permissions=0o755)
         .with_entrypoint([k3s.ENTRYPOINT_PATH])
+        .with_env_variable(k3s.HOLDER_VARIABLE, holder)
         .with_mounted_cache(k3s.KUBECONFIG_DIR, dag.cache_volume("dbstack-k3s-kubeconfig"))
-        # Not overlay: the nested containerd needs a real filesystem. PRIVATE: concurrent runs get their own copy.
+        # Not overlay: the nested containerd needs a real filesystem. SHARED, not PRIVATE: in Dagger 0.21 PRIVATE
+        # is LOCKED, held by a service for its whole life, so a second k3s would wait forever in start(); the
+        # entrypoint gives each k3s its own slot of the volume instead.
         .with_mounted_cache(
-            k3s.STATE_DIR, dag.cache_volume("dbstack-k3s-state"), sharing=dagger.CacheSharingMode.PRIVATE
+            k3s.STATE_DIR, dag.cache_volume("dbstack-k3s-slots"), sharing=dagger.CacheSharingMode.SHARED
         )
         .with_mounted_temp("/var/lib/kubelet")
         .with_mounted_temp("/var/log")
@@ -255,6 +261,22 @@ def _kubeconfig_file(toolbox_image: str, name: str, server: str = "") -> dagger.
     )
 
 
+class _ClusterUnavailable(Exception):
+    """k3s did not start, or did not hand over its kubeconfig, within its time limit; the message is the cause."""
+
+
+@contextmanager
+def _bounded(limit_s: float, doing: str) -> "Iterator[None]":
+    """A time limit on an engine call that could otherwise wait forever (a service start, a bind)."""
+    import anyio
+
+    try:
+        with anyio.fail_after(limit_s):
+            yield
+    except TimeoutError:
+        raise _ClusterUnavailable(f"k3s got no answer from the engine within {limit_s:g} s {doing}") from None
+
+
 def _toolbox_for_kubeconfig(image: str, kubeconfig: dagger.Secret) -> dagger.Container:
     return (
         dag.container()
@@ -266,8 +288,9 @@ def _toolbox_for_kubeconfig(image: str, kubeconfig: dagger.Secret) -> dagger.Con
 
 async def _toolbox_for_k3s(image: str, service: dagger.Service, name: str) -> dagger.Container:
     from dbstack.run import k3s
+    from dbstack.run.containerrunner import ENGINE_GRACE_S
 
-    with _span("Read the k3s kubeconfig"):
+    with _span("Read the k3s kubeconfig"), _bounded(KUBECONFIG_WAIT_S + ENGINE_GRACE_S, "reading its kubeconfig"):
         config_file = await _kubeconfig_file(image, name).sync()
     return (
         dag.container()
@@ -364,15 +387,19 @@ class _Run:
         if kubeconfig is not None:
             return _toolbox_for_kubeconfig(self.toolbox_image, kubeconfig)
         k3s_image = self.config.images["k3s"]
-        with _span(f"Start k3s ({k3s_image})"):
-            self.service = await _k3s_service(k3s_image, self.run_id).start()
-        return await _toolbox_for_k3s(self.toolbox_image, self.service, self.run_id)
+        service = _k3s_service(k3s_image, self.run_id, f"deploy-and-test run {self.run_id}")
+        self.service = service  # stopped at the end even when its start ran out of time
+        with _span(f"Start k3s ({k3s_image})"), _bounded(K3S_START_TIMEOUT_S, "starting"):
+            await service.start()
+        return await _toolbox_for_k3s(self.toolbox_image, service, self.run_id)
 
     async def stop(self) -> None:
         if self.service is not None:
             import contextlib
 
-            with contextlib.suppress(dagger.QueryError):
+            import anyio
+
+            with contextlib.suppress(dagger.QueryError, TimeoutError), anyio.fail_after(SERVICE_STOP_TIMEOUT_S):
                 await self.service.stop()
 
     async def reports(self, results: "RunResults") -> dagger.Directory:
@@ -423,6 +450,8 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
             await prepare(runner)
     except dagger.QueryError as exc:
         cause = f"the cluster did not start: {_engine_error(exc)}"
+    except _ClusterUnavailable as exc:
+        cause = f"the cluster did not start: {exc}"
     except PreviewError as exc:
         cause = str(exc)
     cluster = k3s.cluster_step(kind, started, time.time(), cause)
@@ -720,7 +749,7 @@ class Dbstack:
         name: ClusterName = DEFAULT_CLUSTER_NAME,
     ) -> dagger.Service:
         """The k3s service (API on 6443); `dagger call cluster up --ports 6443:6443` keeps one running."""
-        return _k3s_service((await _images(values, profile))["k3s"], name)
+        return _k3s_service((await _images(values, profile))["k3s"], name, f"cluster {name}")
 
     @never_cached
     async def kubeconfig(

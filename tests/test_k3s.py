@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -14,21 +16,39 @@ from dbstack.run.runner import CommandResult
 SH = shutil.which("sh") or "/bin/sh"
 
 
-def run_entrypoint(tmp_path: Path, *args: str, cgroup: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_entrypoint(
+    tmp_path: Path, *args: str, cgroup: Path | None = None, holder: str = "test run"
+) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "entrypoint"
     script.write_text(k3s.ENTRYPOINT_SCRIPT, encoding="utf-8")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DBSTACK_STATE_DIR": str(tmp_path / "state"),
-        "DBSTACK_CGROUP_ROOT": str(cgroup or tmp_path / "no-cgroup"),
-    }
     return subprocess.run(
-        [str(SH), str(script), *args], capture_output=True, text=True, env=env, check=False, timeout=30
+        [str(SH), str(script), *args],
+        capture_output=True,
+        text=True,
+        env=entrypoint_env(tmp_path, cgroup, holder),
+        check=False,
+        timeout=30,
     )
 
 
-def make_state(tmp_path: Path) -> Path:
-    state = tmp_path / "state" / "k3s"
+def entrypoint_env(tmp_path: Path, cgroup: Path | None = None, holder: str = "test run") -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DBSTACK_STATE_DIR": str(tmp_path / "state"),
+        "DBSTACK_CGROUP_ROOT": str(cgroup or tmp_path / "no-cgroup"),
+        k3s.HOLDER_VARIABLE: holder,
+    }
+
+
+def data_dir(done: subprocess.CompletedProcess[str]) -> str:
+    """The --data-dir the entrypoint handed k3s (the last argument it appends)."""
+    last = done.stdout.split()[-1]
+    assert last.startswith("--data-dir="), done.stdout
+    return last.removeprefix("--data-dir=")
+
+
+def make_state(tmp_path: Path, slot: int = 0) -> Path:
+    state = tmp_path / "state" / "slots" / str(slot) / "k3s"
     for path in (
         "server/db/state.db",
         "server/tls/server-ca.crt",
@@ -44,8 +64,9 @@ def make_state(tmp_path: Path) -> Path:
 
 def test_each_start_wipes_the_cluster_state_but_keeps_the_image_store(tmp_path: Path) -> None:
     state = make_state(tmp_path)
-    done = run_entrypoint(tmp_path, "true")
+    done = run_entrypoint(tmp_path, "echo")
     assert done.returncode == 0, done.stderr
+    assert data_dir(done) == str(state)
     assert sorted(p.name for p in state.iterdir()) == ["agent"]
     assert sorted(p.name for p in (state / "agent").iterdir()) == ["containerd"]
     assert (state / "agent/containerd/io.containerd.content.v1.content/blobs/sha256/abc").exists()
@@ -55,13 +76,63 @@ def test_the_first_start_with_an_empty_cache_volume_just_runs(tmp_path: Path) ->
     done = run_entrypoint(tmp_path, "echo", "started")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("started --bind-address=")
+    assert data_dir(done) == str(tmp_path / "state" / "slots" / "0" / "k3s")
 
 
-def test_the_server_command_runs_with_a_bind_address_appended(tmp_path: Path) -> None:
+def test_the_server_command_runs_with_a_bind_address_and_its_slot_appended(tmp_path: Path) -> None:
     done = run_entrypoint(tmp_path, "echo", *k3s.server_args("run1"))
-    assert done.stdout.split()[:-1] == k3s.server_args("run1")
-    assert done.stdout.split()[-1].startswith("--bind-address=")
-    assert done.stdout.split()[-1] != "--bind-address="
+    assert done.stdout.split()[:-2] == k3s.server_args("run1")
+    assert done.stdout.split()[-2].startswith("--bind-address=")
+    assert done.stdout.split()[-2] != "--bind-address="
+
+
+def test_a_second_k3s_on_the_engine_takes_the_next_free_slot_and_a_finished_one_frees_its_own(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "entrypoint"
+    script.write_text(k3s.ENTRYPOINT_SCRIPT, encoding="utf-8")
+    # The first k3s keeps running (sleep stands in for it) and holds slot 0 through the fd it inherited.
+    first = subprocess.Popen(
+        [str(SH), str(script), "sh", "-c", "echo up; sleep 20"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=entrypoint_env(tmp_path, holder="cluster dbstack"),
+        start_new_session=True,
+    )
+    try:
+        assert first.stdout is not None and first.stdout.readline() == "up\n"
+        second = run_entrypoint(tmp_path, "echo", holder="deploy-and-test run abc")
+        assert second.returncode == 0, second.stderr
+        assert data_dir(second) == str(tmp_path / "state" / "slots" / "1" / "k3s")
+        assert (tmp_path / "state/slots/0/holder").read_text(encoding="utf-8").startswith("cluster dbstack since ")
+    finally:  # the service's container stops: all its processes end, and with them the lock
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    third = run_entrypoint(tmp_path, "echo")
+    assert data_dir(third) == str(tmp_path / "state" / "slots" / "0" / "k3s")
+
+
+def test_when_every_slot_is_held_k3s_does_not_start_and_names_the_holders(tmp_path: Path) -> None:
+    held = []
+    for slot in range(k3s.STATE_SLOTS):
+        folder = tmp_path / "state" / "slots" / str(slot)
+        folder.mkdir(parents=True)
+        (folder / "holder").write_text(f"cluster c{slot} since 2026-09-21T14:13:20Z\n", encoding="utf-8")
+        lock = (folder / "lock").open("w")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what flock(1) takes: the same kernel lock
+        held.append(lock)
+    try:
+        done = run_entrypoint(tmp_path, "echo", "started")
+    finally:
+        for lock in held:
+            lock.close()
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"all {k3s.STATE_SLOTS} k3s state slots of this Dagger engine are in use ("
+        + "; ".join(f"slot {i}: cluster c{i} since 2026-09-21T14:13:20Z" for i in range(k3s.STATE_SLOTS))
+        + "); stop one of them first\n"
+    )
 
 
 def test_a_stale_kubeconfig_of_the_same_name_is_removed_before_k3s_starts(tmp_path: Path) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import dagger
 import pipeline
 import pytest
+import trio
 from dbstack.config.load import load_config
 from dbstack.plan.build import build_plan
 from dbstack.plan.model import Command
@@ -194,3 +196,67 @@ def test_a_readiness_loop_cut_by_its_limit_says_timed_out_with_its_last_answer(
         "(last answer: Error from server: etcdserver: leader changed)"
     )
     assert smoke_passes == []
+
+
+@dataclass
+class FakeK3s:
+    """The k3s service: `start` returns once Dagger's health check passes, or waits forever (a lock, a pull)."""
+
+    start_hangs: bool = False
+    stopped: bool = False
+
+    async def start(self) -> FakeK3s:
+        if self.start_hangs:
+            await trio.sleep(math.inf)
+        return self
+
+    async def stop(self) -> FakeK3s:
+        self.stopped = True
+        return self
+
+
+@dataclass
+class HangingFile:
+    async def sync(self) -> HangingFile:
+        await trio.sleep(math.inf)
+        return self
+
+
+def deploy_on_k3s(monkeypatch: pytest.MonkeyPatch, out_dir: Path, k3s_service: FakeK3s) -> dict[str, object]:
+    config = load_config(VALUES, "ci")
+    run = pipeline._Run(config, build_plan(config), cast(dagger.Directory, object()))
+    run.out_dir = out_dir
+    monkeypatch.setattr(pipeline, "_k3s_service", lambda image, name, holder: k3s_service)
+    monkeypatch.setattr(pipeline, "_kubeconfig_file", lambda image, name: HangingFile())
+
+    async def main() -> dagger.Directory:
+        return await pipeline._deploy_and_test(run, None)
+
+    assert isinstance(in_virtual_time(main), dagger.Directory)
+    results: dict[str, object] = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+    return results
+
+
+@pytest.mark.parametrize(
+    ("start_hangs", "cause"),
+    [
+        (True, f"k3s got no answer from the engine within {pipeline.K3S_START_TIMEOUT_S} s starting"),
+        (False, f"k3s got no answer from the engine within {pipeline.KUBECONFIG_WAIT_S + 60} s reading its kubeconfig"),
+    ],
+)
+def test_a_k3s_start_or_kubeconfig_read_that_never_answers_is_a_failed_cluster_step_with_reports(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, smoke_passes: list[RunResults], start_hangs: bool, cause: str
+) -> None:
+    k3s_service = FakeK3s(start_hangs=start_hangs)
+    results = deploy_on_k3s(monkeypatch, tmp_path, k3s_service)
+    steps = cast(list[dict[str, object]], results["steps"])
+    assert (steps[0]["id"], steps[0]["outcome"], steps[0]["cause"]) == (
+        "cluster",
+        "failed",
+        f"the cluster did not start: {cause}",
+    )
+    assert {s["outcome"] for s in steps[1:]} == {"not_run"}
+    assert k3s_service.stopped
+    assert smoke_passes == []
+    assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "1\n"
+    assert {"summary.md", "summary.json", "junit.xml"} <= {p.name for p in tmp_path.iterdir()}

@@ -18,8 +18,14 @@ API_ALIAS = "kubernetes"
 """The name the toolbox reaches the API server by; k3s puts `kubernetes` in its serving certificate."""
 KUBECONFIG_DIR = "/etc/rancher/k3s"
 STATE_DIR = "/var/lib/rancher"
-IMAGE_STORE_IN_STATE = "k3s/agent/containerd"
+IMAGE_STORE_IN_STATE = "agent/containerd"
+"""containerd's image store, relative to k3s's data directory: kept from one cluster to the next."""
 ENTRYPOINT_PATH = "/usr/local/bin/dbstack-k3s-entrypoint"
+
+STATE_SLOTS = 4
+"""How many k3s clusters one engine can run at once, each in its own slot of the state volume."""
+HOLDER_VARIABLE = "DBSTACK_K3S_HOLDER"
+"""What the entrypoint writes into its slot's `holder` file, so a refusal can name who holds every slot."""
 
 ENTRYPOINT_SCRIPT = f"""#!/bin/sh
 set -eu
@@ -38,12 +44,38 @@ if [ -e "$cgroup/cgroup.controllers" ]; then
     echo "+$controller" > "$cgroup/cgroup.subtree_control" 2>/dev/null || true
   done
 fi
-# A fresh cluster every run, but keep containerd's image store (in the cache volume at $state) so a warm run
-# does not pull the database images again.
-if [ -d "$state/k3s" ]; then
-  for entry in "$state"/k3s/* "$state"/k3s/agent/*; do
+# Every k3s on this engine mounts the same state volume: each takes the first free slot, under a lock on fd 9
+# that k3s inherits, so the kernel releases it when k3s ends, however it ends.
+slot=""
+i=0
+while [ "$i" -lt {STATE_SLOTS} ]; do
+  mkdir -p "$state/slots/$i"
+  exec 9>"$state/slots/$i/lock"
+  if flock -n 9; then
+    slot="$state/slots/$i"
+    break
+  fi
+  exec 9>&-
+  i=$((i + 1))
+done
+if [ -z "$slot" ]; then
+  holders=""
+  for held in "$state"/slots/*/holder; do
+    if [ -e "$held" ]; then
+      holders="$holders${{holders:+; }}slot $(basename "$(dirname "$held")"): $(cat "$held")"
+    fi
+  done
+  echo "all {STATE_SLOTS} k3s state slots of this Dagger engine are in use ($holders); stop one of them first" >&2
+  exit 1
+fi
+echo "${{{HOLDER_VARIABLE}:-unnamed k3s}} since $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$slot/holder"
+# A fresh cluster every run, but keep containerd's image store (in the slot) so a warm run does not pull the
+# database images again.
+data="$slot/k3s"
+if [ -d "$data" ]; then
+  for entry in "$data"/* "$data"/agent/*; do
     case "$entry" in
-      "$state/k3s/agent"|"$state/{IMAGE_STORE_IN_STATE}") ;;
+      "$data/agent"|"$data/{IMAGE_STORE_IN_STATE}") ;;
       *) rm -rf "$entry" ;;
     esac
   done
@@ -55,7 +87,7 @@ done
 # The API server binds to this container's address, which Dagger assigns at start.
 address=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')
 [ -n "$address" ] || address=$(hostname -i 2>/dev/null | cut -d' ' -f1)
-exec "$@" --bind-address="${{address:-0.0.0.0}}"
+exec "$@" --bind-address="${{address:-0.0.0.0}}" --data-dir="$data"
 """
 
 
