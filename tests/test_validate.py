@@ -15,6 +15,7 @@ from dbstack.config.catalog import DATABASES
 from dbstack.config.problems import InvalidInput, Problem
 from dbstack.config.validate import validate
 from dbstack.config.yamlfile import load_yaml
+from dbstack.plan.build import build_plan
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -648,6 +649,40 @@ def test_images_must_be_pinned(capsys: pytest.CaptureFixture[str], values_dir: P
 )
 def test_pinned_images_are_accepted(values_dir: Path, image: str) -> None:
     assert validate(values_dir, overrides=[f"images.k3s={image}"]).config.images["k3s"] == image
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("key", "image"),
+    [
+        ("k3s", f"rancher/k3s:v1.31.5-k3s1@{DIGEST}"),
+        ("toolbox", f"alpine/k8s:1.31.4@{DIGEST}"),
+        ("python", f"docker.io/library/python:3.12.8-slim-bookworm@{DIGEST}"),
+    ],
+)
+def test_every_image_can_be_pinned_by_tag_and_digest(values_dir: Path, key: str, image: str) -> None:
+    config = validate(values_dir, overrides=[f"images.{key}={image}"]).config
+    assert config.images[key] == image
+    assert build_plan(config).versions[f"image.{key}"] == image  # the reports name exactly what ran
+
+
+@pytest.mark.parametrize(
+    "digest", ["sha256:abc", f"sha256:{'A' * 64}", f"sha512:{'a' * 128}", f"{'a' * 64}", f"sha256:{'a' * 65}", ""]
+)
+def test_a_malformed_digest_is_refused_saying_what_a_digest_is(
+    capsys: pytest.CaptureFixture[str], values_dir: Path, digest: str
+) -> None:
+    pipeline = values_dir / "pipeline.yaml"
+    line, text = _image_line(pipeline, "toolbox")
+    image = f"alpine/k8s:1.31.4@{digest}"
+    replace(pipeline, text, f"  toolbox: {image}")
+    assert_invalid(
+        run_validate(capsys, values_dir),
+        f"{pipeline}:{line}: images.toolbox: {image!r} has a malformed digest {digest!r} "
+        "(allowed: sha256: and 64 lowercase hex digits, e.g. name:tag@sha256:<digest>)",
+    )
 
 
 @pytest.mark.parametrize(

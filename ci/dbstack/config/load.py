@@ -85,6 +85,9 @@ IMAGE_REFERENCE = re.compile(
     rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_IMAGE_PART}(?:/{_IMAGE_PART})*"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?P<digest>@sha256:[0-9a-f]{64})?$"
 )
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+"""A content digest: `name:tag@sha256:...` pins the image even when the tag is pushed again (the tag then only
+documents which release it was; Dagger pulls by the digest)."""
 DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 """A string quantity the charts can paste before their unit (`{{ .Values.memory }}Gi`)."""
 
@@ -661,6 +664,16 @@ def _check_settings(settings: Layers, problems: list[Problem]) -> None:
                 )
             )
     for name, image in s["images"].items():
+        _, at, digest = image.partition("@")
+        if at and not IMAGE_DIGEST.fullmatch(digest):
+            problems.append(
+                settings.problem(
+                    f"images.{name}",
+                    f"{image!r} has a malformed digest {digest!r}",
+                    "sha256: and 64 lowercase hex digits, e.g. name:tag@sha256:<digest>",
+                )
+            )
+            continue
         match = IMAGE_REFERENCE.fullmatch(image)
         pinned = match is not None and (match["digest"] or (match["tag"] and match["tag"] != "latest"))
         if not pinned:
