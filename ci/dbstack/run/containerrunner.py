@@ -1,6 +1,6 @@
-"""The Runner over a Dagger container: every command is one `with_exec` in the kubectl/helm toolbox, shown in the
-progress view as a span of its own unless it is a routine read (the failure watch's looks, 2 every 5 s per
-database, would bury the steps' own commands).
+"""The Runner over a Dagger container: every command is one `with_exec` in the kubectl/helm toolbox, named in the
+progress view by a span of ours unless it is a routine read (the failure watch's looks, 2 every 5 s per database,
+would bury the steps' own commands). The engine still records its own `exec` span for every exec, routine or not.
 
 Each exec carries a fresh nonce, so Dagger never answers a read of live cluster state from its layer cache, and
 returns its exit code instead of raising (`expect=ANY`) for every code but 128-191: those the engine raises as an
