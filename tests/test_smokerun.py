@@ -195,7 +195,9 @@ def test_nothing_unreachable_changes_nothing(plan: Plan) -> None:
     assert (results.smoke_outcome, results.smoke_cause) == (Outcome.PASSED, None)
 
 
-def test_the_recorded_command_quotes_its_status_path() -> None:
-    (shell, flag, script) = smokerun.recorded_command(["echo", "a b"], "/tmp/exit code")
-    assert (shell, flag) == ("sh", "-c")
-    assert "'/tmp/exit code'" in script and "echo 'a b'" in script
+def test_the_recorded_command_creates_its_status_folder_and_quotes_what_it_runs(tmp_path: Path) -> None:
+    status = tmp_path / "not yet" / "exit code"
+    command = smokerun.recorded_command(["sh", "-c", "echo 'a b'; exit 3"], str(status))
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "a b\n")
+    assert smokerun.SuiteExit.parse(status.read_text(encoding="utf-8")).exit_code == 3

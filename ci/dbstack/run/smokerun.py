@@ -71,7 +71,11 @@ def recorded_command(argv: list[str], status_path: str) -> list[str]:
     """`argv` in a shell that writes "<exit code> <seconds>" to `status_path` and exits 0, so the exec returns
     whatever ended the command (a 137 or 143 would make the engine raise and lose every file, JUnit included)."""
     status = shlex.quote(status_path)
-    script = f'started=$(date +%s); {shlex.join(argv)}; code=$?; echo "$code $(($(date +%s) - started))" > {status}'
+    folder = shlex.quote(str(Path(status_path).parent))
+    script = (
+        f"mkdir -p {folder}; started=$(date +%s); {shlex.join(argv)}; code=$?; "
+        f'echo "$code $(($(date +%s) - started))" > {status}'
+    )
     return ["sh", "-c", script]
 
 
