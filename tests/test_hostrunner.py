@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 from dbstack.cli.host import PreflightFailed, preflight
 from dbstack.plan.model import Command
+from dbstack.run import hostrunner
 from dbstack.run.hostrunner import MISSING_TOOL_EXIT, HostRunner, ToolMissing
 from dbstack.run.runner import CommandResult
 
@@ -139,3 +141,27 @@ def test_a_cancelled_command_is_killed_not_left_running(tmp_path: Path) -> None:
 def test_a_command_that_ignores_its_stdin_is_not_an_error() -> None:
     result = run(HostRunner(), "true", stdin="x" * 2_000_000)
     assert (result.exit_code, result.timed_out) == (0, False)
+
+
+def test_a_command_past_its_timeout_gets_sigterm_first_so_it_can_clean_up(tmp_path: Path) -> None:
+    # Helm handles SIGTERM (it marks the release failed); only SIGKILL would leave it pending-install for good.
+    marker = tmp_path / "cleaned-up"
+    script = f"trap 'echo term > {marker}; exit 1' TERM; sleep 60 & wait"
+    result = run(HostRunner(), "sh", "-c", script, timeout_s=0.5)
+    assert result.timed_out
+    assert marker.read_text() == "term\n"
+
+
+def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hostrunner, "TERM_GRACE_S", 0.5)
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+    result = run(
+        HostRunner(), "sh", "-c", f"trap '' TERM; echo $$ > {pid_file}; while :; do sleep 0.1; done", timeout_s=0.5
+    )
+    assert result.timed_out
+    assert time.monotonic() - started < 0.5 + 0.5 + hostrunner.KILL_WAIT_S
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)

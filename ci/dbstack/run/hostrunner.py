@@ -17,6 +17,10 @@ from dbstack.plan.model import Command
 from dbstack.run.runner import CommandResult
 
 MISSING_TOOL_EXIT = 127
+TERM_GRACE_S = 10.0
+"""After SIGTERM, how long a command may take to stop before SIGKILL. Helm handles SIGTERM (cmd/helm/install.go and
+upgrade.go cancel the operation and record the release failed); SIGKILL would leave it pending-install or
+pending-upgrade, refusing every later upgrade."""
 KILL_WAIT_S = 5.0
 
 
@@ -26,7 +30,8 @@ class ToolMissing(Exception):
 
 class HostRunner:
     """Runs each command as a child process (no shell), with KUBECONFIG set when a kubeconfig is given.
-    A command past its timeout is killed with its process group and reported `timed_out`."""
+    A command past its timeout (or cancelled) gets SIGTERM with its process group, SIGKILL `TERM_GRACE_S` later if it
+    is still there, and is reported `timed_out`."""
 
     def __init__(self, kubeconfig: Path | None = None, env: Mapping[str, str] | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
@@ -90,9 +95,14 @@ async def _drain(stream: ByteReceiveStream | None, into: list[bytes]) -> None:
 
 
 async def _kill(process: Process) -> None:
-    """Kill the command and whatever it started (a shell's children keep the pipes open otherwise)."""
+    """Stop the command and whatever it started (a shell's children keep the pipes open otherwise): SIGTERM so it
+    can clean up, SIGKILL if it has not exited after `TERM_GRACE_S`."""
     with anyio.CancelScope(shield=True):
         with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with anyio.move_on_after(TERM_GRACE_S):
+            await process.wait()
+        with contextlib.suppress(ProcessLookupError):  # Whatever ignored SIGTERM, or outlived the command.
             os.killpg(process.pid, signal.SIGKILL)
         with anyio.move_on_after(KILL_WAIT_S):
             await process.wait()
