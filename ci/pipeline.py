@@ -296,7 +296,7 @@ async def _toolbox_for_k3s(image: str, service: dagger.Service, name: str) -> da
         dag.container()
         .from_(image)
         .with_service_binding(k3s.API_ALIAS, service)
-        .with_file(TOOLBOX_KUBECONFIG, config_file)
+        .with_file(TOOLBOX_KUBECONFIG, config_file, permissions=k3s.KUBECONFIG_MODE)
         .with_env_variable("KUBECONFIG", TOOLBOX_KUBECONFIG)
     )
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import os
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -221,3 +223,42 @@ def test_a_readiness_check_that_ran_out_of_time_says_so_with_its_last_answer() -
     assert k3s.check_failure(check, failed) == (
         "Wait for the k3s node to register: error: You must be logged in to the server (Unauthorized)"
     )
+
+
+def test_the_kubeconfig_is_written_owner_only(tmp_path: Path) -> None:
+    # Group-readable, Helm up to 3.16 prints a WARNING before every answer (cmd/helm/root_unix.go); it is a credential.
+    assert f"--write-kubeconfig-mode={k3s.KUBECONFIG_MODE:04o}" in k3s.server_args("run1")
+    assert k3s.KUBECONFIG_MODE == 0o600
+    (tmp_path / k3s.kubeconfig_name("run1")).write_text("clusters: []\n", encoding="utf-8")
+    done, out = run_reader(tmp_path, wait_s=5)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_the_dagger_layer_puts_every_kubeconfig_in_the_toolbox_owner_only() -> None:
+    """ci/pipeline.py cannot run here (no engine): read its calls. A copied file gets KUBECONFIG_MODE; a mounted
+    Secret keeps Dagger's default mode, 0400 (dagger-io's with_mounted_secret(mode=256))."""
+    import inspect
+
+    import dagger
+
+    source = (Path(__file__).resolve().parents[1] / "ci" / "pipeline.py").read_text(encoding="utf-8")
+    calls = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("with_file", "with_mounted_secret", "with_new_file")
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+        and node.args[0].id == "TOOLBOX_KUBECONFIG"
+    ]
+    assert {c.func.attr for c in calls} == {"with_file", "with_mounted_secret"}  # type: ignore[attr-defined]
+    for call in calls:
+        options = {k.arg: ast.unparse(k.value) for k in call.keywords}
+        if call.func.attr == "with_file":  # type: ignore[attr-defined]
+            assert options.get("permissions") == "k3s.KUBECONFIG_MODE"
+        else:
+            assert "mode" not in options
+    default = inspect.signature(dagger.Container.with_mounted_secret).parameters["mode"].default
+    assert default == 0o400

@@ -21,6 +21,9 @@ STATE_DIR = "/var/lib/rancher"
 IMAGE_STORE_IN_STATE = "agent/containerd"
 """containerd's image store, relative to k3s's data directory: kept from one cluster to the next."""
 ENTRYPOINT_PATH = "/usr/local/bin/dbstack-k3s-entrypoint"
+KUBECONFIG_MODE = 0o600
+"""Owner-only, wherever the pipeline writes a kubeconfig: it is a credential, and Helm up to 3.16 prints "WARNING:
+Kubernetes configuration file is group-readable" before every answer when it is not (cmd/helm/root_unix.go)."""
 
 STATE_SLOTS = 4
 """How many k3s clusters one engine can run at once, each in its own slot of the state volume."""
@@ -106,19 +109,22 @@ def server_args(run_id: str) -> list[str]:
         "--egress-selector-mode=disabled",
         f"--tls-san={API_ALIAS}",
         f"--write-kubeconfig={KUBECONFIG_DIR}/{kubeconfig_name(run_id)}",
-        "--write-kubeconfig-mode=0644",
+        f"--write-kubeconfig-mode={KUBECONFIG_MODE:04o}",
     ]
 
 
 def read_kubeconfig_script(run_id: str, out_path: str, wait_s: int) -> str:
-    """Wait for k3s to write its kubeconfig, then copy it pointing at the service alias instead of its own IP."""
+    """Wait for k3s to write its kubeconfig, then copy it (owner-only) pointing at the service alias instead of its
+    own IP."""
     source = shlex.quote(f"{KUBECONFIG_DIR}/{kubeconfig_name(run_id)}")
     out = shlex.quote(out_path)
     return (
+        "umask 077; "
         f"i=0; until [ -s {source} ]; do i=$((i+1)); "
         f'if [ "$i" -gt {wait_s} ]; then echo "k3s wrote no kubeconfig within {wait_s}s" >&2; exit 1; fi; '
         "sleep 1; done; "
-        f"sed -E 's#server: https://[^[:space:]]+#server: https://{API_ALIAS}:{API_PORT}#' {source} > {out}"
+        f"sed -E 's#server: https://[^[:space:]]+#server: https://{API_ALIAS}:{API_PORT}#' {source} > {out}; "
+        f"chmod {KUBECONFIG_MODE:o} {out}"
     )
 
 
