@@ -54,7 +54,7 @@ SMOKE_NOT_RUN = "simulated cluster: the smoke suite needs real databases"
 
 
 def run_pipeline(plan: Plan, scenario: Scenario, out: Path, epoch: float) -> tuple[RunResults, SimCluster]:
-    sim = SimCluster(scenario)
+    sim = SimCluster(scenario, epoch=epoch)
     return run_simulated(plan, sim, out, epoch), sim
 
 

@@ -100,8 +100,11 @@ def preflight_with(folder: Path, kubectl: str, helm: str) -> None:
 def test_preflight_blames_the_cluster_not_kubectls_age_when_kubectl_version_says_nothing_useful(
     tmp_path: Path, stdout: str
 ) -> None:
-    kubectl = f"printf '%s' '{stdout}'; echo 'exec plugin: token expired' >&2; exit 1"
-    with pytest.raises(PreflightFailed, match=r"^the cluster does not answer: exec plugin: token expired"):
+    kubectl = f"printf '%s' '{stdout}'; echo 'error: You must be logged in to the server (Unauthorized)' >&2; exit 1"
+    with pytest.raises(
+        PreflightFailed,
+        match=r"^the cluster does not answer: error: You must be logged in to the server \(Unauthorized\)",
+    ):
         preflight_with(tmp_path, kubectl, "echo v3.16.2")
 
 

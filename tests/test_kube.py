@@ -71,9 +71,11 @@ def test_a_cluster_not_created_yet_is_only_waited_on() -> None:
 
 def test_transient_api_errors_are_recognised_and_answers_are_not() -> None:
     assert is_transient("Error from server (ServiceUnavailable): the server is currently unable to handle the request")
-    assert is_transient("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host?")
+    assert is_transient(
+        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+    )
     assert not is_transient('Error from server (NotFound): deployments.apps "kubeblocks" not found')
-    assert not is_transient("Error: INSTALLATION FAILED: rendered manifests contain a resource that already exists")
+    assert not is_transient("Error: cannot re-use a name that is still in use")
 
 
 def test_insufficient_memory_is_as_fatal_as_insufficient_cpu() -> None:

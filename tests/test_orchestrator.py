@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 from dbstack.config.validate import validate
 from dbstack.plan.build import HELM_LOCKED, KUBEBLOCKS_CRDS, SNAPSHOT_CRDS, build_plan, build_teardown_plan
 from dbstack.plan.model import Command, Plan
+from dbstack.report import write_reports
 from dbstack.run.orchestrator import (
+    ABANDONED_AFTER_MARGIN_S,
     BACKOFF_FIRST_S,
     RACE_RETRY_PAUSE_S,
     WATCH_INTERVAL_S,
@@ -25,8 +28,11 @@ from dbstack.sim.cluster import (
     Call,
     Failure,
     Latencies,
+    Outage,
+    Race,
     Scenario,
     SimCluster,
+    Stuck,
     in_virtual_time,
     run_simulated,
 )
@@ -251,7 +257,9 @@ def test_a_stalled_cluster_times_out_after_the_configured_timeout_with_what_it_l
 
 def test_a_failed_step_leaves_the_steps_that_need_it_not_run_with_the_reason(values_dir: Path, tmp_path: Path) -> None:
     plan = plan_for(values_dir, "timeouts.kubeblocks=60")
-    run = simulate(plan, Scenario(preinstalled=True, kubeblocks_unhealthy=True), tmp_path)
+    # Installed a moment ago: still within its progress deadline, so only the step's own limit ends the wait.
+    scenario = Scenario(preinstalled=True, kubeblocks_unhealthy=True, preinstalled_age_s=0.0)
+    run = simulate(plan, scenario, tmp_path)
     assert run.step("kubeblocks").outcome is Outcome.TIMED_OUT
     assert (run.step("kubeblocks").cause or "").startswith("timed out after 60 s waiting for deployment/kubeblocks")
     assert run.step("addon:redis").outcome is Outcome.NOT_RUN
@@ -260,6 +268,19 @@ def test_a_failed_step_leaves_the_steps_that_need_it_not_run_with_the_reason(val
     assert {d.outcome for d in run.results.databases} == {Outcome.NOT_RUN}
     assert (tmp_path / "diagnostics" / "kubeblocks" / "kubeblocks.log").is_file()
     assert not run.results.passed
+
+
+def test_a_deployment_past_its_progress_deadline_fails_at_once_with_kubectls_words(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    # Installed an hour ago and never available: kubectl rollout status exits 1 at once, it does not wait.
+    run = simulate(plan_for(values_dir), Scenario(preinstalled=True, kubeblocks_unhealthy=True), tmp_path)
+    step = run.step("kubeblocks")
+    assert step.outcome is Outcome.FAILED
+    assert (step.cause or "").startswith('deployment "kubeblocks" exceeded its progress deadline')
+    assert (step.duration_s or 0) < 5
+    rollout = run.calls("kubectl", "rollout", "status", "deployment/kubeblocks")[0]
+    assert (rollout.exit_code, rollout.stderr) == (1, 'error: deployment "kubeblocks" exceeded its progress deadline')
 
 
 # --- already there, races, transient errors --------------------------------------------------------------------
@@ -299,20 +320,80 @@ def test_a_redeploy_waits_until_the_operator_runs_the_new_spec(values_dir: Path,
     assert {again[s].outcome for s in ("kubeblocks", "addon:redis")} == {Outcome.SKIPPED}
     redis = again["cluster:redis"]
     assert redis.outcome is Outcome.PASSED
-    # Its phase said Running all along; the run waited for generation 2 to be observed and then Running again.
+    # observedGeneration advanced at once while the phase still said Running (the old spec's): the run waited for
+    # the component's upToDate, then for Running of the new spec, and ended when that came.
     waits = [c.argv for c in sim.calls if c.argv[:2] == ("kubectl", "wait")]
-    assert any("--for=jsonpath={.status.observedGeneration}=2" in argv for argv in waits)
+    assert any("--for=jsonpath={.status.components.redis.upToDate}=true" in argv for argv in waits)
+    assert redis.ended_at == sim.ready_times()["cluster/redis-cluster"] + sim.origin
     lat = Scenario().latencies
-    assert (redis.duration_s or 0) >= lat.pods_after_s + lat.cluster_s["redis"]
+    assert (redis.duration_s or 0) >= lat.observe_s + lat.stale_phase_s + lat.cluster_s["redis"]
     assert sim.unknown == []
 
 
-def test_helm_already_exists_race_is_retried_once(values_dir: Path, tmp_path: Path) -> None:
-    run = simulate(plan_for(values_dir), Scenario(already_exists=frozenset({"kb-addon-redis"})), tmp_path)
+@pytest.mark.parametrize(
+    ("race", "helm_version", "refusal"),
+    [
+        (Race.NAME_IN_USE, "3.16.4", "Error: cannot re-use a name that is still in use"),
+        (Race.NAME_IN_USE, "4.0.5", "Error: cannot reuse a name that is still in use"),
+        (Race.RELEASE_EXISTS, "3.13.3", "Error: release: already exists"),
+    ],
+)
+def test_a_concurrent_install_of_a_shared_release_is_waited_out_then_verified(
+    values_dir: Path, tmp_path: Path, race: Race, helm_version: str, refusal: str
+) -> None:
+    scenario = Scenario(install_race={"kb-addon-redis": race}, helm_version=helm_version)
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
     installs = run.helm_installs("kb-addon-redis")
+    assert [(c.exit_code, c.stderr) for c in installs] == [(1, refusal)]  # the other client then finished it
+    step = run.step("addon:redis")
+    assert (step.outcome, step.cause) == (Outcome.SKIPPED, "already present; verified healthy")
+    assert run.outcome("redis") is Outcome.PASSED
+
+
+def test_a_cluster_install_that_lost_the_race_is_retried_as_an_upgrade(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(install_race={"redis-cluster": Race.NAME_IN_USE}), tmp_path)
+    installs = run.helm_installs("redis-cluster")
     assert [c.exit_code for c in installs] == [1, 0]
-    assert run.step("addon:redis").outcome is Outcome.PASSED
-    assert run.step("addon:redis").attempts == 2
+    assert run.step("cluster:redis").outcome is Outcome.PASSED
+    assert run.step("cluster:redis").attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("owner", "belongs_to"),
+    [
+        ("redis", "belongs to Helm release redis in namespace kb-system, not to release kb-addon-redis"),
+        ("", "belongs to no Helm release (it was created by hand or by another tool)"),
+    ],
+)
+def test_an_object_another_release_owns_fails_at_once_naming_the_owner_before_helms_words(
+    values_dir: Path, tmp_path: Path, owner: str, belongs_to: str
+) -> None:
+    # Helm 3.16 with a group-readable kubeconfig prints its warning first: the cause is still Helm's error.
+    scenario = Scenario(owned_by={"kb-addon-redis": owner}, kubeconfig_mode=0o644)
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
+    step = run.step("addon:redis")
+    assert step.outcome is Outcome.FAILED
+    lines = (step.cause or "").splitlines()
+    assert lines[0].startswith('ClusterDefinition "redis" already exists and ' + belongs_to)
+    assert lines[1].startswith('Error: Unable to continue with install: ClusterDefinition "redis" in namespace ""')
+    assert lines[2].startswith("command: helm upgrade --install kb-addon-redis redis")
+    assert step.attempts == 1
+    assert run.helm_installs("kb-addon-redis")[0].stderr.startswith("WARNING: Kubernetes configuration file is")
+
+
+def test_a_helm_failure_behind_helms_kubeconfig_warnings_is_reported_by_its_error(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    scenario = Scenario(helm_locked={"kb-addon-redis": 1e9}, kubeconfig_mode=0o644)
+    run = simulate(plan_for(values_dir, "timeouts.addon=30"), scenario, tmp_path)
+    cause = run.step("addon:redis").cause or ""
+    assert cause.startswith(f"Error: UPGRADE FAILED: {HELM_LOCKED}\n")
+    assert "WARNING" not in cause
+    refused = run.helm_installs("kb-addon-redis")[-1].stderr.splitlines()
+    assert refused[:2] == [
+        "WARNING: Kubernetes configuration file is group-readable. This is insecure. Location: /root/.kube/config",
+        "WARNING: Kubernetes configuration file is world-readable. This is insecure. Location: /root/.kube/config",
+    ]
 
 
 def test_an_addon_another_preview_is_installing_is_waited_for_and_then_skipped(
@@ -348,25 +429,103 @@ def test_a_helm_lock_that_is_never_released_fails_with_helms_words_within_the_st
     assert len(run.helm_installs("kb-addon-redis")) > 2
 
 
-def test_transient_api_errors_are_retried_with_growing_pauses(values_dir: Path, tmp_path: Path) -> None:
-    run = simulate(plan_for(values_dir), Scenario(api_outage=(0.0, 6.0)), tmp_path)
+@pytest.mark.parametrize(
+    ("outage", "said"),
+    [
+        (Outage.UNAVAILABLE, "Error from server (ServiceUnavailable): the server is currently unable to handle the"),
+        (Outage.TIMEOUT, "Error from server (Timeout): the server was unable to return a response in the time"),
+        (Outage.EOF, "Unable to connect to the server: EOF"),
+        (Outage.REFUSED, "The connection to the server 127.0.0.1:6443 was refused"),
+    ],
+)
+def test_transient_api_errors_are_retried_with_growing_pauses(
+    values_dir: Path, tmp_path: Path, outage: Outage, said: str
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(api_outage=(0.0, 6.0), outage=outage), tmp_path)
     assert {s.outcome for s in run.results.steps} == {Outcome.PASSED}
     probe = run.calls("kubectl", "get", "crd")
     tries = [c for c in probe if c.argv == probe[0].argv]
     assert [c.exit_code for c in tries][:3] == [1, 1, 1]
+    assert said in tries[0].stderr
     pauses = [later.started - earlier.ended for earlier, later in itertools.pairwise(tries)]
     assert pauses[0] == pytest.approx(BACKOFF_FIRST_S)
     assert pauses[1] == pytest.approx(2 * BACKOFF_FIRST_S)
 
 
-def test_an_api_that_stays_down_fails_with_its_error_instead_of_hanging(values_dir: Path, tmp_path: Path) -> None:
-    scenario = Scenario(api_outage=(0.0, 1e9), outage_message="The connection to the server 10.0.0.1:6443 was refused")
-    run = simulate(plan_for(values_dir), scenario, tmp_path)
+def test_an_api_that_stays_down_fails_with_kubectls_verdict_not_its_klog_lines(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(api_outage=(0.0, 1e9), outage=Outage.REFUSED), tmp_path)
     step = run.step("snapshot-crds")
     assert step.outcome is Outcome.FAILED
-    assert (step.cause or "").startswith("The connection to the server 10.0.0.1:6443 was refused")
+    assert (step.cause or "").startswith(
+        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?\n"
+    )
+    assert run.calls("kubectl", "get", "crd")[0].stderr.startswith("E0101 00:00:00.000000   12345 memcache.go:265]")
     assert (step.duration_s or 0) < plan_for(values_dir).step("snapshot-crds").timeout_s
     assert run.step("kubeblocks").outcome is Outcome.NOT_RUN
+
+
+# --- releases a killed helm left pending ---------------------------------------------------------------------------
+
+
+def test_an_addon_release_a_killed_upgrade_left_pending_is_rolled_back_with_a_note(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    stuck = {"kb-addon-redis": Stuck("kb-system", "redis", "pending-upgrade", age_s=3600)}
+    run = simulate(plan_for(values_dir), Scenario(preinstalled=True, stuck=stuck), tmp_path)
+    step = run.step("addon:redis")
+    assert step.outcome is Outcome.PASSED
+    assert run.calls("helm", "rollback", "kb-addon-redis", "1")
+    assert [c.exit_code for c in run.helm_installs("kb-addon-redis")] == [1, 0]
+    assert step.notes == [
+        "Helm release kb-addon-redis (namespace kb-system) was pending-upgrade at revision 2 for 60 min, left by a "
+        "helm that was killed: rolled back to revision 1"
+    ]
+    write_reports(run.results, tmp_path / "reports")
+    assert f"- {step.title}: {step.notes[0]}" in (tmp_path / "reports" / "summary.md").read_text()
+    assert json.loads((tmp_path / "reports" / "summary.json").read_text())["steps"][5]["notes"] == step.notes
+
+
+def test_a_cluster_release_whose_first_install_was_killed_is_uninstalled_and_installed_again(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    stuck = {"redis-cluster": Stuck("default", "redis-cluster", "pending-install", age_s=7200)}
+    run = simulate(plan_for(values_dir), Scenario(stuck=stuck), tmp_path)
+    step = run.step("cluster:redis")
+    assert step.outcome is Outcome.PASSED
+    uninstall = run.calls("helm", "uninstall", "redis-cluster")
+    assert len(uninstall) == 1 and "--wait" in uninstall[0].argv
+    assert step.notes and step.notes[0].endswith("uninstalled (it never deployed) before installing it again")
+
+
+def test_a_young_pending_release_is_another_clients_and_is_freed_only_once_older_than_the_step_limit(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    plan = plan_for(values_dir)
+    stale_after = plan.step("addon:redis").timeout_s + ABANDONED_AFTER_MARGIN_S
+    stuck = {"kb-addon-redis": Stuck("kb-system", "redis", "pending-upgrade", age_s=100)}
+    run = simulate(plan, Scenario(preinstalled=True, stuck=stuck), tmp_path)
+    step = run.step("addon:redis")
+    assert step.outcome is Outcome.PASSED
+    rollback = run.calls("helm", "rollback", "kb-addon-redis")
+    assert len(rollback) == 1
+    # Not before the record was older than the limit plus the margin: until then a live helm may hold it,
+    # so the step waited, trying again every few seconds.
+    one_try = RACE_RETRY_PAUSE_S + Scenario().latencies.helm_s + 1  # pause, refused install, history
+    assert stale_after - 100 <= rollback[0].started < stale_after - 100 + one_try
+    assert len(run.helm_installs("kb-addon-redis")) > 10
+    assert len(step.notes) == 1
+
+
+def test_helm_gets_the_seconds_left_in_its_step_as_its_own_timeout(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(), tmp_path)
+    step = run.step("cluster:redis")
+    install = run.helm_installs("redis-cluster")[0]
+    left = plan_for(values_dir).step("cluster:redis").timeout_s - (
+        install.started + run.sim.origin - (step.started_at or 0)
+    )
+    assert f"--timeout={math.ceil(left)}s" in install.argv
 
 
 # --- a misbehaving runner -----------------------------------------------------------------------------------
@@ -498,6 +657,41 @@ def test_teardown_without_all_only_removes_clusters_and_tolerates_missing_ones(
     run = simulate(plan, Scenario(), tmp_path)  # a cluster without KubeBlocks: no releases, not even the CRDs
     assert {s.outcome for s in run.results.steps} == {Outcome.PASSED}
     assert {c.exit_code for c in run.calls("kubectl", "wait")} == {1}  # "doesn't have a resource type": gone
+
+
+@pytest.mark.parametrize(
+    ("helm_version", "helm_says"),
+    [
+        ("3.16.4", "helm: Error: uninstallation completed with 1 error(s): context deadline exceeded"),
+        (
+            "4.0.5",
+            "helm: Error: uninstallation completed with 1 error(s): resource still exists, name: pg-cluster, "
+            "kind: Cluster, status: Terminating",
+        ),
+    ],
+)
+def test_a_helm_uninstall_whose_wait_runs_out_is_a_timeout_within_the_step_limit(
+    values_dir: Path, tmp_path: Path, helm_version: str, helm_says: str
+) -> None:
+    config = validate(values_dir).config
+    sim = SimCluster(Scenario(stuck_deletion=frozenset({"pg-cluster"}), helm_version=helm_version))
+    found: list[RunResults] = []
+
+    async def main() -> None:
+        await run_plan(build_plan(config), sim, tmp_path / "deploy", cluster_kind="simulated")
+        plan = build_teardown_plan(config, remove_kubeblocks=False)
+        found.append(await run_plan(plan, sim, tmp_path / "down", cluster_kind="simulated", clock=anyio.current_time))
+
+    in_virtual_time(main)
+    steps = {s.id: s for s in found[0].steps}
+    pg = steps["uninstall-cluster:postgresql"]
+    assert pg.outcome is Outcome.TIMED_OUT
+    cause = (pg.cause or "").splitlines()
+    assert cause[0].startswith("timed out after 300 s running helm uninstall pg-cluster -n default")
+    assert cause[1] == helm_says
+    # Helm's own --timeout (the seconds left) ran out, well before the runner's backstop.
+    assert (pg.duration_s or 0) <= 300 + Scenario().latencies.helm_s
+    assert steps["uninstall-cluster:redis"].outcome is Outcome.PASSED
 
 
 # --- any anyio backend -------------------------------------------------------------------------------------

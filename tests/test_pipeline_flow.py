@@ -68,7 +68,7 @@ def k3s_then(sim: SimCluster, broken: Command | None = None, hangs: Command | No
 
     async def answer(command: Command, timeout_s: float) -> CommandResult:
         if command == broken:
-            return CommandResult(1, "", "The connection to the server kubernetes:6443 was refused")
+            return CommandResult(1, "", REFUSED)
         if command == hangs:  # an `until` loop: the same error every 2 s, then the last one differs
             return CommandResult(
                 0, "", "\n".join([REFUSED] * 3 + ["Error from server: etcdserver: leader changed"]), True
@@ -76,7 +76,7 @@ def k3s_then(sim: SimCluster, broken: Command | None = None, hangs: Command | No
         if command in READY:
             return CommandResult(0, "", "")
         if command.argv[0] == "kubectl" and command in {c for _, c in k3s.CLUSTER_DIAGNOSTICS}:
-            return CommandResult(1, "", "The connection to the server kubernetes:6443 was refused")
+            return CommandResult(1, "", REFUSED)
         return await plan_answer(command, timeout_s)
 
     return answer

@@ -42,7 +42,7 @@ from dbstack.github.preview import (
 from dbstack.plan.build import build_plan
 from dbstack.plan.model import Command
 from dbstack.run import smokeenv
-from dbstack.sim.cluster import Failure, Scenario, SimCluster, run_simulated
+from dbstack.sim.cluster import Failure, Scenario, SimCluster, Stuck, run_simulated
 from test_preview import NOW, SETTINGS, SHA, FakeCluster, _labels
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,8 +132,12 @@ def requests(command: Command) -> Iterator[Request]:
             yield from (Request(v, *HELM_RELEASE_STORAGE, ns, None, text) for v in ("list", "get", "create", "update"))
             for kind in CHART_KINDS:
                 yield from (req(v, kind, ns) for v in ("get", "create", "patch"))
-        elif verb in ("list", "status"):
+        elif verb in ("list", "status", "history"):
             yield from (Request(v, *HELM_RELEASE_STORAGE, ns, None, text) for v in ("list", "get"))
+        elif verb == "rollback":  # a new release record, and the old manifest applied over the current one
+            yield from (Request(v, *HELM_RELEASE_STORAGE, ns, None, text) for v in ("list", "get", "create", "update"))
+            for kind in CHART_KINDS:
+                yield from (req(v, kind, ns) for v in ("get", "create", "patch", "delete"))
         elif verb == "uninstall":
             yield from (Request(v, *HELM_RELEASE_STORAGE, ns, None, text) for v in ("list", "get", "update", "delete"))
             for kind in CHART_KINDS:
@@ -255,11 +259,26 @@ def _plan_commands(tmp_path: Path) -> list[Command]:
     plan = preview_plan(build_plan(config), config.kubeblocks_namespace)
     addons = frozenset(d.key for d in config.enabled)
     commands: list[Command] = []
-    for failures in ({}, {"postgresql": Failure.CRASHLOOP, "redis": Failure.PENDING_CPU}):
-        sim = SimCluster(Scenario(preinstalled=True, preinstalled_addons=addons, failures=failures))
+    # Releases a killed helm left pending: the orchestrator reads their history, rolls back or uninstalls them.
+    stuck = {
+        "pg-cluster": Stuck(PR_NS, "postgresql-cluster", "pending-upgrade"),
+        "redis-cluster": Stuck(PR_NS, "redis-cluster", "pending-install"),
+    }
+    scenarios = (
+        Scenario(preinstalled=True, preinstalled_addons=addons),
+        Scenario(
+            preinstalled=True,
+            preinstalled_addons=addons,
+            failures={"postgresql": Failure.CRASHLOOP, "redis": Failure.PENDING_CPU},
+        ),
+        Scenario(preinstalled=True, preinstalled_addons=addons, stuck=stuck),
+    )
+    for scenario in scenarios:
+        sim = SimCluster(scenario)
         run_simulated(plan, sim, tmp_path / str(len(commands)))
         assert sim.unknown == []
         commands += [Command(call.argv) for call in sim.calls]
+    assert any(c.argv[:2] == ("helm", "rollback") for c in commands)
     # Helm's values arrive on stdin; the argv is what authorizes.
     commands += [replace_stdin(c) for s in plan.steps for c in s.commands]
     for endpoint in plan.endpoints:

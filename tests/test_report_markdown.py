@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from dbstack.plan.build import HELM_LOCKED
 from dbstack.report import write_reports
 from dbstack.report.markdown import render_markdown
 from dbstack.run.results import Outcome, RunResults
@@ -54,7 +55,7 @@ def test_first_line_of_a_run_without_databases_says_so() -> None:
 def test_a_failing_step_never_reads_as_success() -> None:
     results = successful_run()
     results.steps[3].outcome = Outcome.FAILED
-    results.steps[3].cause = "helm: context deadline exceeded"
+    results.steps[3].cause = f"Error: UPGRADE FAILED: {HELM_LOCKED}"
     first = render_markdown(results).splitlines()[0]
     assert first.startswith("## ❌") and f"{results.steps[3].title} failed" in first
 

@@ -32,9 +32,18 @@ KUBEBLOCKS_CRDS = (
     "parametersdefinitions.parameters.kubeblocks.io",
 )
 KUBEBLOCKS_DEPLOYMENTS = ("kubeblocks", "kubeblocks-dataprotection")
-ALREADY_EXISTS = "already exists"
 HELM_LOCKED = "another operation (install/upgrade/rollback) is in progress"
-"""Helm's answer while another client (a second preview's first run) installs the same release."""
+"""Helm's answer (pkg/action/action.go errPending, 3.x and 4.x) while another client's operation on the release is
+pending: a second preview's first run installing the same release, or a helm killed mid-operation."""
+HELM_INSTALL_RACE = (
+    "cannot re-use a name that is still in use",
+    "cannot reuse a name that is still in use",
+    "release: already exists",
+)
+"""Helm's answers when another client's install of the same release started between `upgrade --install`'s history
+check and its own install: pkg/action/install.go availableName (Helm 3 "re-use", Helm 4 "reuse") and
+pkg/storage/driver ErrReleaseExists (the release record was created first by the other client)."""
+HELM_RACES = (HELM_LOCKED, *HELM_INSTALL_RACE)
 
 
 def endpoint(config: Config, d: DatabaseConfig) -> Endpoint:
@@ -138,10 +147,11 @@ def build_plan(config: Config) -> Plan:
                     # The pipeline installs the addons it needs at pinned versions itself.
                     "--set",
                     "autoInstalledAddons={}",
+                    f"--timeout={config.timeouts.kubeblocks}s",
                 ),
             ),
-            retry_on=(ALREADY_EXISTS,),
-            retry_while=(HELM_LOCKED,),
+            # A second preview's first run may be installing it at the same moment.
+            retry_while=HELM_RACES,
             done_when=tuple(Wait(f"deployment/{d}", kb_ns, "rollout") for d in KUBEBLOCKS_DEPLOYMENTS),
             timeout_s=config.timeouts.kubeblocks,
             diagnostics=_kubeblocks_diagnostics(kb_ns),
@@ -236,12 +246,11 @@ def _addon_step(config: Config, d: DatabaseConfig) -> Step:
                 d.chart_version,
                 "-n",
                 kb_ns,
+                f"--timeout={config.timeouts.addon}s",
             ),
         ),
-        # The KubeBlocks addon controller may be installing the same release at the same moment.
-        retry_on=(ALREADY_EXISTS,),
         # Two pull requests' first previews install the shared addon releases at the same moment.
-        retry_while=(HELM_LOCKED,),
+        retry_while=HELM_RACES,
         done_when=(
             Wait(f"clusterdefinition.apps.kubeblocks.io/{name}", None, "jsonpath={.status.phase}=Available", True),
             Wait(f"componentversion.apps.kubeblocks.io/{name}", None, "jsonpath={.status.phase}=Available", True),
@@ -281,13 +290,15 @@ def _cluster_step(config: Config, d: DatabaseConfig) -> Step:
                     "-n",
                     ns,
                     "--create-namespace",
+                    f"--timeout={config.timeouts.cluster}s",
                     "-f",
                     "-",
                 ),
                 stdin=d.values_yaml(),
             ),
         ),
-        retry_on=(ALREADY_EXISTS,),
+        # Only one run deploys a namespace at a time; another still finishing its install is waited out.
+        retry_while=HELM_RACES,
         done_when=(Wait(f"clusters.apps.kubeblocks.io/{d.release}", ns, "jsonpath={.status.phase}=Running", True),),
         timeout_s=config.timeouts.cluster,
         watch=Watch(cluster=d.release, namespace=ns, pod_selector=selector),
@@ -338,7 +349,11 @@ def build_teardown_plan(config: Config, remove_kubeblocks: bool) -> Plan:
             kind=StepKind.UNINSTALL_CLUSTER,
             database=d.key,
             needs=(),
-            commands=(helm("uninstall", d.release, "-n", ns, "--ignore-not-found", "--wait"),),
+            commands=(
+                helm(
+                    "uninstall", d.release, "-n", ns, "--ignore-not-found", "--wait", f"--timeout={TEARDOWN_TIMEOUT_S}s"
+                ),
+            ),
             done_when=(Wait(f"clusters.apps.kubeblocks.io/{d.release}", ns, "delete"),),
             timeout_s=TEARDOWN_TIMEOUT_S,
             diagnostics=(
@@ -369,7 +384,17 @@ def _kubeblocks_teardown_steps(config: Config, cluster_steps: tuple[str, ...]) -
             kind=StepKind.UNINSTALL_ADDON,
             database=d.key,
             needs=cluster_steps,
-            commands=(helm("uninstall", d.db.addon_release, "-n", kb_ns, "--ignore-not-found", "--wait"),),
+            commands=(
+                helm(
+                    "uninstall",
+                    d.db.addon_release,
+                    "-n",
+                    kb_ns,
+                    "--ignore-not-found",
+                    "--wait",
+                    f"--timeout={TEARDOWN_TIMEOUT_S}s",
+                ),
+            ),
             done_when=(),
             timeout_s=TEARDOWN_TIMEOUT_S,
         )
@@ -384,7 +409,17 @@ def _kubeblocks_teardown_steps(config: Config, cluster_steps: tuple[str, ...]) -
             title="Uninstall KubeBlocks",
             kind=StepKind.UNINSTALL_KUBEBLOCKS,
             needs=addon_ids,
-            commands=(helm("uninstall", "kubeblocks", "-n", kb_ns, "--ignore-not-found", "--wait"),),
+            commands=(
+                helm(
+                    "uninstall",
+                    "kubeblocks",
+                    "-n",
+                    kb_ns,
+                    "--ignore-not-found",
+                    "--wait",
+                    f"--timeout={TEARDOWN_TIMEOUT_S}s",
+                ),
+            ),
             done_when=tuple(Wait(f"deployment/{d}", kb_ns, "delete") for d in KUBEBLOCKS_DEPLOYMENTS),
             timeout_s=TEARDOWN_TIMEOUT_S,
             diagnostics=kb_diagnostics,

@@ -249,6 +249,9 @@ def _steps_table(results: RunResults) -> list[str]:
     )
     rows.append(f"| {SMOKE_TITLE} | {result(results.smoke_outcome)} | {smoke_start} | {duration(smoke_took)} | - |")
     blocks = ["### Steps", "\n".join(rows)]
+    notes = [f"- {text(step.title)}: {text(note)}" for step in results.steps for note in step.notes]
+    if notes:
+        blocks.append("\n".join(["Notes:", *notes]))
     if results.smoke_outcome is Outcome.SKIPPED and results.smoke_cause:
         blocks.append(f"Smoke tests skipped: {text(first_line(results.smoke_cause))}")
     return blocks

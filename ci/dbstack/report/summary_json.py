@@ -91,6 +91,7 @@ def _step(step: StepResult, run_start: float) -> dict[str, Any]:
         "cause": step.cause,
         "causeFirstLine": first_line(step.cause) or None,
         "diagnostics": list(step.diagnostics),
+        "notes": list(step.notes),
     }
 
 

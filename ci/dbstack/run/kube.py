@@ -11,9 +11,15 @@ from typing import Any
 from dbstack.plan.model import Watch
 
 TRANSIENT_ERRORS = (
+    # apimachinery pkg/api/errors/errors.go: 503 ServiceUnavailable, 504 Timeout, 429 TooManyRequests.
     "the server is currently unable to handle the request",
+    "the server was unable to return a response in the time allotted",
+    "too many requests",  # "the server has received too many requests and has asked us to try again later"
+    # kubectl pkg/cmd/util/helpers.go StandardErrorMessage: "The connection to the server <host> was refused -
+    # did you specify the right host or port?" and "Unable to connect to the server: <transport error>".
     "connection refused",
     "the connection to the server",
+    "unable to connect to the server: eof",
     "connection reset by peer",
     "i/o timeout",
     "tls handshake timeout",
@@ -21,15 +27,23 @@ TRANSIENT_ERRORS = (
     "etcdserver: leader changed",
     "http2: client connection lost",
     "the object has been modified",
+    # Helm pkg/kube/client.go IsReachable: "Kubernetes cluster unreachable: <error>".
     "kubernetes cluster unreachable",
     "unexpected eof",
-    "too many requests",
 )
 """stderr fragments (lower case) of errors that say nothing about the request itself: the same idempotent
 command is worth repeating after a pause."""
 
 TIMED_OUT = "timed out waiting for the condition"
+"""apimachinery's wait.ErrWaitTimeout text: kubectl wait ("... on clusters/pg-cluster"; bare for --for=create) and
+kubectl rollout status print it after "error: " when their --timeout runs out."""
+DEADLINE_EXCEEDED = "context deadline exceeded"
+"""Go's context.DeadlineExceeded: Helm's own --timeout running out (uninstall --wait, hooks)."""
+HELM_TIMEOUTS = (DEADLINE_EXCEEDED, TIMED_OUT)
 NO_SUCH_TYPE = "the server doesn't have a resource type"
+PROGRESS_DEADLINE = "exceeded its progress deadline"
+"""kubectl polymorphichelpers/rollout_status.go: a Deployment whose Progressing condition says
+ProgressDeadlineExceeded; rollout status exits 1 at once instead of waiting out its --timeout."""
 
 
 def is_transient(stderr: str) -> bool:
@@ -101,6 +115,25 @@ def cluster_state(watch: Watch, cluster_json: str, pods_json: str) -> ClusterSta
         others = [line for line in lines if line not in fatal_lines]
         return ClusterState(summary, "\n".join([*fatal_lines, *others]), tuple(lines), signs, certain)
     return ClusterState(summary, None, tuple(lines))
+
+
+def current_spec_conditions(cluster_json: str) -> list[tuple[str, str]]:
+    """For each component and sharding a Cluster's spec names (`kubectl get clusters.apps.kubeblocks.io -o json`):
+    what it is and the jsonpath of its `upToDate` status. KubeBlocks 1.0.1 (controllers/apps/cluster/
+    transformer_cluster_component_status.go) sets it once the Component has observed the spec of the Cluster's
+    current generation; `status.observedGeneration` advances before that, while the phases still describe the old
+    spec."""
+    cluster = parse_json(cluster_json)
+    found = []
+    for spec_key, status_key, kind in (
+        ("componentSpecs", "components", "component"),
+        ("shardings", "shardings", "sharding"),
+    ):
+        for item in _list(_get(cluster, "spec", spec_key)):
+            name = item.get("name")
+            if isinstance(name, str) and name:
+                found.append((f"{kind} {name}", f"{{.status.{status_key}.{name}.upToDate}}"))
+    return found
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,16 @@ import anyio
 
 from dbstack.masking import mask
 from dbstack.plan.model import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
+from dbstack.run.helmstate import helm_target, history_command, ownership_conflict, stuck_release
 from dbstack.run.kube import (
+    HELM_TIMEOUTS,
     NO_SUCH_TYPE,
+    PROGRESS_DEADLINE,
     TIMED_OUT,
     ClusterState,
     FatalStreaks,
     cluster_state,
+    current_spec_conditions,
     is_transient,
     pod_containers,
 )
@@ -49,6 +53,9 @@ TRANSIENT_RETRIES = 6
 """Retries after transient API errors (1, 2, 4, 8, 16, 30 s apart): every command in a plan is idempotent."""
 COMMAND_GRACE_S = 15.0
 """How long past its own --timeout a command may run before the runner kills it."""
+ABANDONED_AFTER_MARGIN_S = 60.0
+"""A Helm revision pending for longer than its step's timeout plus this was left by a killed helm: the runner stops a
+live one within COMMAND_GRACE_S and its SIGTERM grace; the rest allows for the two machines' clocks."""
 WATCH_COMMAND_TIMEOUT_S = 30.0
 DIAGNOSTIC_TIMEOUT_S = 60.0
 DIAGNOSTICS_PARALLEL = 4
@@ -156,18 +163,28 @@ class _Run:
 
     async def _install(self, step: Step, result: StepResult, deadline: float) -> Outcome:
         """Run the step's commands. While another client holds a lock on what they change (`retry_while`), pause,
-        look again whether that client installed it (then the step is skipped), and retry."""
+        look again whether that client installed it (then the step is skipped), and retry. A Helm release whose
+        pending operation is older than any live client's could be was left by a killed helm: free it, then retry."""
         while True:
             locked = await self._run_commands(step, result, deadline)
             if locked is None:
                 return Outcome.PASSED
             command, done = locked
+            refused = _command_failure(command, done)
+            if anyio.current_time() >= deadline:
+                raise StepError(Outcome.FAILED, refused)
+            holder = await self._free_stuck_release(step, result, command, deadline)
+            if holder is None:
+                continue  # It was stuck and is free now.
+            cause = "\n".join(filter(None, [refused, holder]))
             if anyio.current_time() + RACE_RETRY_PAUSE_S >= deadline:
-                raise StepError(Outcome.FAILED, _command_failure(command, done))
+                raise StepError(Outcome.FAILED, cause)
             self.progress.waiting(step, f"waiting for another client: {first_line(done.stderr)}", self.clock())
             await anyio.sleep(RACE_RETRY_PAUSE_S)
             if step.skip_when and await self._probes_pass(step, deadline):
                 return Outcome.SKIPPED
+            if anyio.current_time() >= deadline:
+                raise StepError(Outcome.FAILED, cause)
 
     async def _run_commands(
         self, step: Step, result: StepResult, deadline: float
@@ -175,13 +192,58 @@ class _Run:
         """Run the commands in order; return the one another client's lock refused, or None when all passed."""
         for command in step.commands:
             result.attempts += 1
-            done = await self._call(step, command, deadline, f"running {command.argv[0]}", step.retry_on, result)
+            timed = partial(_with_time_left, command) if _time_flag(command) is not None else command
+            done = await self._call(step, timed, deadline, f"running {command.argv[0]}", step.retry_on, result)
             if done.timed_out:
                 raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s running {command}")
+            if not done.ok and _helm_timed_out(command, done):
+                raise StepError(
+                    Outcome.TIMED_OUT,
+                    f"timed out after {step.timeout_s} s running {command}\nhelm: {first_line(done.stderr)}",
+                )
             if not done.ok and any(fragment in done.stderr for fragment in step.retry_while):
                 return command, done
             if not done.ok:
-                raise StepError(Outcome.FAILED, _command_failure(command, done))
+                target = helm_target(command)
+                owner = ownership_conflict(done.stderr, *target) if target else None
+                raise StepError(Outcome.FAILED, "\n".join(filter(None, [owner, _command_failure(command, done)])))
+        return None
+
+    async def _free_stuck_release(
+        self, step: Step, result: StepResult, command: Command, deadline: float
+    ) -> str | None:
+        """After Helm refused `command` because its release is busy: when the release's pending revision is older
+        than this step's whole time limit (plus a margin), no live helm of a run like this one holds it (the runner
+        stops helm by then): a killed helm left it. Roll it back (or uninstall it if it never deployed), note it in
+        the results and return None. Otherwise return who holds it, for the cause ("" when Helm does not say)."""
+        target = helm_target(command)
+        if target is None:
+            return ""
+        what = "reading the release's Helm history"
+        history = await self._call(step, history_command(*target), deadline, what)
+        stuck = stuck_release(*target, history.stdout) if history.ok else None
+        if stuck is None:
+            return ""
+        age = stuck.age_s(self.clock())
+        stale_after = step.timeout_s + ABANDONED_AFTER_MARGIN_S
+        if age is None or age < stale_after:
+            known = f" for {age:.0f} s" if age is not None else ""
+            return (
+                f"Helm release {stuck.release} is {stuck.status}{known} (revision {stuck.revision}): another helm is "
+                f"working on it; it is taken for abandoned once older than {stale_after:.0f} s"
+            )
+        note = stuck.note(self.clock())
+        self.progress.waiting(step, note, self.clock())
+        what = f"freeing Helm release {stuck.release} ({stuck.status})"
+        freed = await self._call(step, stuck.recovery, deadline, what)
+        if not freed.ok:
+            recovery = stuck.recovery(max(1, math.ceil(deadline - anyio.current_time())))
+            raise StepError(
+                Outcome.TIMED_OUT if freed.timed_out else Outcome.FAILED,
+                f"{note}, but that failed: {first_line(freed.stderr) or f'exit code {freed.exit_code}'}\n"
+                f"command: {recovery}",
+            )
+        result.notes.append(note)
         return None
 
     # --- commands with retries -------------------------------------------------------------------------------
@@ -268,28 +330,35 @@ class _Run:
         self._check_wait(step, done, what)
 
     async def _wait_for_current_spec(self, step: Step, watch: Watch, deadline: float) -> None:
-        """After `helm upgrade` of an existing Cluster its phase is still that of the previous spec: first wait
-        until the operator has observed the current generation, so `Running` means running this spec."""
+        """After `helm upgrade` of an existing Cluster its phase is still that of the previous spec, and KubeBlocks
+        1.0.1 advances `status.observedGeneration` as soon as it has written the new spec into the Components, before
+        they act on it. A component's (or sharding's) `upToDate` turns true once it has observed the spec of the
+        Cluster's current generation: wait for that on every one, so `Running` then means running this spec."""
         ns = ("-n", watch.namespace)
-        get = kubectl(*ns, "get", CLUSTER_RESOURCE, watch.cluster, "-o", "jsonpath={.metadata.generation}")
-        done = await self._call(step, get, deadline, "reading the Cluster's generation")
-        generation = done.stdout.strip()
-        if not done.ok or not generation.isdigit():
+        get = kubectl(*ns, "get", CLUSTER_RESOURCE, watch.cluster, "-o", "json")
+        done = await self._call(step, get, deadline, "reading the Cluster's components")
+        if not done.ok:
             return  # The phase wait still applies; the watch reports what is wrong.
-        what = f"waiting for the operator to observe generation {generation}"
-        self.progress.waiting(step, what, self.clock())
+        for name, path in current_spec_conditions(done.stdout):
+            what = f"waiting for {name} of {watch.cluster} to take up the current spec"
+            self.progress.waiting(step, what, self.clock())
 
-        def observed(timeout_s: int) -> Command:
-            condition = f"--for=jsonpath={{.status.observedGeneration}}={generation}"
-            return kubectl("wait", f"{CLUSTER_RESOURCE}/{watch.cluster}", *ns, condition, f"--timeout={timeout_s}s")
+            def up_to_date(timeout_s: int, path: str = path) -> Command:
+                condition = f"--for=jsonpath={path}=true"
+                return kubectl("wait", f"{CLUSTER_RESOURCE}/{watch.cluster}", *ns, condition, f"--timeout={timeout_s}s")
 
-        self._check_wait(step, await self._call(step, observed, deadline, what), what)
+            self._check_wait(step, await self._call(step, up_to_date, deadline, what), what)
 
     def _check_wait(self, step: Step, done: CommandResult, what: str) -> None:
         if done.ok:
             return
         if done.timed_out or TIMED_OUT in done.stderr:
             raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s {what}")
+        if PROGRESS_DEADLINE in done.stderr:
+            # The Deployment's own verdict (progressDeadlineSeconds without progress), not our budget running out.
+            said = first_line(done.stderr).removeprefix("error: ")
+            cause = f"{said} ({what}): Kubernetes gave up on the rollout after its progressDeadlineSeconds"
+            raise StepError(Outcome.FAILED, cause)
         raise StepError(Outcome.FAILED, f"{first_line(done.stderr) or f'exit code {done.exit_code}'} ({what})")
 
     # --- clusters: event-driven readiness raced against a failure watch --------------------------------------
@@ -457,6 +526,27 @@ def _exception_text(error: BaseException) -> str:
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     return f"{type(error).__name__}: {error}"
+
+
+def _time_flag(command: Command) -> int | None:
+    """Where `command` carries helm's own `--timeout=` (the step's limit in the plan), if it does."""
+    return next((i for i, arg in enumerate(command.argv) if arg.startswith("--timeout=")), None)
+
+
+def _with_time_left(command: Command, seconds: int) -> Command:
+    """`command` with its `--timeout=` set to the seconds the step has left: Helm then stops on its own (and records
+    the release failed) before the runner's limit, which is `COMMAND_GRACE_S` later."""
+    index = _time_flag(command)
+    if index is None:
+        return command
+    argv = (*command.argv[:index], f"--timeout={seconds}s", *command.argv[index + 1 :])
+    return Command(argv, command.stdin, command.routine)
+
+
+def _helm_timed_out(command: Command, done: CommandResult) -> bool:
+    """Helm's own --timeout ran out: `helm uninstall --wait` ends "uninstallation completed with 1 error(s): context
+    deadline exceeded" (3.x; Helm 4 lists what still exists first), a hook "timed out waiting for the condition"."""
+    return command.argv[0] == "helm" and not is_transient(done.stderr) and any(t in done.stderr for t in HELM_TIMEOUTS)
 
 
 def _command_failure(command: Command, done: CommandResult) -> str:

@@ -50,6 +50,8 @@ class StepResult:
     diagnostics: list[str] = field(default_factory=list)
     """Paths relative to the report folder, e.g. diagnostics/postgresql/pods.txt."""
     attempts: int = 0
+    notes: list[str] = field(default_factory=list)
+    """What the run did beyond the plan's commands, one line each (a Helm release a killed helm left pending, freed)."""
 
     @property
     def duration_s(self) -> float | None:

@@ -4,9 +4,16 @@ diagnostics and teardown) the way a real cluster would over time, in whatever ti
 Run it under trio's MockClock (virtual time) and simulated minutes take milliseconds. Resources appear when
 installed, CRDs become Established, KubeBlocks rolls out, addon definitions turn Available, Clusters move from
 Creating to Running, each after the latency the Scenario gives; failures (pods Pending for lack of CPU, image
-pulls failing, crash loops, a Cluster turning Abnormal), Helm's "already exists" race, an API outage and an
-already-installed KubeBlocks are scenario switches. Every command is recorded with virtual start and end times.
-A command it does not understand raises `UnknownCommand`, so the orchestrator cannot drift from real commands.
+pulls failing, crash loops, a Cluster turning Abnormal), Helm's install races and locks, releases a killed helm
+left pending, objects another release owns, deletions that never finish, an API outage and an already-installed
+KubeBlocks are scenario switches. Every command is recorded with virtual start and end times. A command it does not
+understand raises `UnknownCommand`, so the orchestrator cannot drift from real commands.
+
+Every answer is worded the way the real tool words it, and names the upstream source it follows (kubectl v1.31 =
+kubernetes/kubectl v0.31.x, client-go and apimachinery v0.31; Helm v3.13-v3.19 and v4; KubeBlocks v1.0.1);
+docs/orchestrator.md has the same in a table. Where Helm 3 and Helm 4 differ, `Scenario.helm_version` chooses.
+What only goes into diagnostics files (describe, events, tables, logs) is shaped like the real output, but nothing
+parses it, so it is kept short.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +31,7 @@ import anyio
 import yaml
 
 from dbstack.config.catalog import DATABASES
-from dbstack.plan.build import HELM_LOCKED, KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT_CRDS
+from dbstack.plan.build import KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT_CRDS
 from dbstack.plan.model import Command, Plan, Step, StepKind
 from dbstack.run.orchestrator import run_plan
 from dbstack.run.results import RunResults
@@ -39,6 +47,115 @@ _NO_CPU = (
     "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
     "1 No preemption victims found for incoming pod."
 )
+PROGRESS_DEADLINE_S = 600.0
+"""A Deployment's default progressDeadlineSeconds; the KubeBlocks 1.0.1 chart sets none."""
+HELM_DEFAULT_TIMEOUT_S = 300.0
+"""Helm's --timeout default (cmd/helm/upgrade.go, uninstall.go: 300*time.Second)."""
+KUBECONFIG_PATH = "/root/.kube/config"
+KB_NAMESPACE = "kb-system"
+
+# --- Helm's words (github.com/helm/helm) ------------------------------------------------------------------------
+HELM_LOCKED = "another operation (install/upgrade/rollback) is in progress"  # pkg/action/action.go errPending
+HELM_RELEASE_EXISTS = "release: already exists"  # pkg/storage/driver/driver.go ErrReleaseExists
+HELM_NOT_FOUND = "release: not found"  # pkg/storage/driver/driver.go ErrReleaseNotFound
+
+
+def helm_name_in_use(version: str) -> str:
+    """pkg/action/install.go availableName: "re-use" in Helm 3, "reuse" from Helm 4.0."""
+    return (
+        "cannot reuse a name that is still in use"
+        if version.startswith("4")
+        else "cannot re-use a name that is still in use"
+    )
+
+
+def helm_unable_to_install(version: str) -> str:
+    """pkg/action/install.go: errors.Wrap(err, "Unable to continue with install") in Helm 3, lower case in Helm 4."""
+    return "unable to continue with install" if version.startswith("4") else "Unable to continue with install"
+
+
+def helm_warns_readable_kubeconfig(version: str) -> bool:
+    """cmd/helm/root_unix.go checkPerms: Helm 3.x printed the warning until 3.17.0 removed it (commit 49cb14a)."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return major == 3 and minor < 17
+
+
+class Outage(StrEnum):
+    """How the API server is unreachable, and what kubectl and helm print then."""
+
+    UNAVAILABLE = "unavailable"
+    """503 from the API server (apimachinery pkg/api/errors/errors.go: StatusServiceUnavailable)."""
+    TIMEOUT = "timeout"
+    """504 from the API server (errors.go: StatusGatewayTimeout, reason Timeout)."""
+    REFUSED = "refused"
+    """Nothing listens: kubectl logs client-go's discovery failures as klog lines (discovery/cached/memory/
+    memcache.go:265 through apimachinery runtime.HandleError) and then prints its own verdict
+    (kubectl pkg/cmd/util/helpers.go StandardErrorMessage)."""
+    EOF = "eof"
+    """The connection closes mid-request (a load balancer, a restarting API server): "Unable to connect to the
+    server: EOF" (helpers.go StandardErrorMessage for a *url.Error)."""
+
+    def kubectl(self, resource: str) -> str:
+        """What kubectl prints reading `resource` ("<group resource> [name]", "" when unknown)."""
+        host = "127.0.0.1:6443"
+        suffix = f" (get {resource})" if resource else ""
+        if self is Outage.UNAVAILABLE:
+            return (
+                f"Error from server (ServiceUnavailable): the server is currently unable to handle the request{suffix}"
+            )
+        if self is Outage.TIMEOUT:
+            return (
+                "Error from server (Timeout): the server was unable to return a response in the time allotted, but "
+                f"may still be processing the request{suffix}"
+            )
+        if self is Outage.REFUSED:
+            klog = (
+                'E0101 00:00:00.000000   12345 memcache.go:265] "Unhandled Error" err="couldn\'t get current server '
+                f'API group list: Get \\"https://{host}/api?timeout=32s\\": dial tcp {host}: connect: connection '
+                'refused" logger="UnhandledError"\n'
+            )
+            return (
+                klog * 3 + f"The connection to the server {host} was refused - did you specify the right host or port?"
+            )
+        return "Unable to connect to the server: EOF"
+
+    def helm(self) -> str:
+        """pkg/kube/client.go IsReachable: errors.Wrap(err, "Kubernetes cluster unreachable")."""
+        host = "127.0.0.1:6443"
+        if self is Outage.UNAVAILABLE:
+            return "Error: Kubernetes cluster unreachable: the server is currently unable to handle the request"
+        if self is Outage.TIMEOUT:
+            return (
+                "Error: query: failed to query with labels: the server was unable to return a response in the time "
+                "allotted, but may still be processing the request (get secrets)"
+            )
+        unreachable = f'Error: Kubernetes cluster unreachable: Get "https://{host}/version"'
+        if self is Outage.REFUSED:
+            return f"{unreachable}: dial tcp {host}: connect: connection refused"
+        return f"{unreachable}: EOF"
+
+
+class Race(StrEnum):
+    """How another client's install of the same release, started between our `upgrade --install`'s history check
+    and our install, refuses ours (Helm pkg/action/install.go)."""
+
+    NAME_IN_USE = "name-in-use"
+    """availableName found the other client's pending record: "cannot re-use a name that is still in use"."""
+    RELEASE_EXISTS = "release-exists"
+    """Both passed availableName and the other client stored its record first: "release: already exists"."""
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A release whose helm was killed (SIGKILL) mid-operation: its last revision stays pending for good."""
+
+    namespace: str
+    chart: str
+    """The chart it belongs to: `kubeblocks`, an addon (`redis`) or a cluster chart (`redis-cluster`)."""
+    status: str = "pending-upgrade"
+    """pending-install (never deployed), pending-upgrade or pending-rollback (both after a deployed revision)."""
+    age_s: float = 3600.0
+    """How long before the first command the killed helm started."""
 
 
 class UnknownCommand(Exception):
@@ -89,6 +206,11 @@ class Latencies:
     blip_s: float = 5.0
     """How long a passing failure (CRASH_ONCE, ABNORMAL_BLIP) shows."""
     delete_s: float = 5.0
+    observe_s: float = 1.0
+    """From `helm upgrade` of an existing Cluster to KubeBlocks advancing its status.observedGeneration."""
+    stale_phase_s: float = 10.0
+    """How long after that the components' (and the Cluster's) phases still describe the old spec: `upToDate` is
+    not set yet and a Cluster that was Running still says Running."""
 
     @classmethod
     def uniform(cls, seconds: float) -> Latencies:
@@ -106,6 +228,8 @@ class Latencies:
             failure_after_s=seconds,
             blip_s=seconds,
             delete_s=seconds,
+            observe_s=seconds,
+            stale_phase_s=seconds,
         )
 
 
@@ -119,14 +243,30 @@ class Scenario:
     kubeblocks_unhealthy: bool = False
     """With `preinstalled`: the kubeblocks Deployment exists but never finishes rolling out."""
     preinstalled_addons: frozenset[str] = frozenset()
-    already_exists: frozenset[str] = frozenset()
-    """Helm releases whose first install fails with "already exists" (the addon controller's race)."""
+    preinstalled_age_s: float = 3600.0
+    """How long before the first command the preinstalled Deployments were created: an unhealthy one is past its
+    progress deadline when older than `PROGRESS_DEADLINE_S`."""
+    install_race: Mapping[str, Race] = field(default_factory=dict)
+    """Helm release -> how another client's install, started at the moment this run first installs it, refuses
+    this run's install; that client's install then takes `Latencies.helm_s`."""
     helm_locked: Mapping[str, float] = field(default_factory=dict)
     """Helm release -> seconds another client (a second preview) holds its lock: that client's install starts the
     moment this run first installs it, refusing this run with "another operation ... is in progress" meanwhile."""
+    stuck: Mapping[str, Stuck] = field(default_factory=dict)
+    """Helm release -> a revision a killed helm left pending before the run (with what it had installed)."""
+    owned_by: Mapping[str, str] = field(default_factory=dict)
+    """Helm release -> the release (in the same namespace) that owns the objects its chart renders: installing it
+    fails with Helm's ownership conflict."""
+    stuck_deletion: frozenset[str] = frozenset()
+    """Helm releases whose objects never finish deleting (a finalizer that never clears)."""
     api_outage: tuple[float, float] | None = None
     """Seconds after the first command between which every new command fails as if the API server were down."""
-    outage_message: str = "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
+    outage: Outage = Outage.UNAVAILABLE
+    helm_version: str = "3.16.4"
+    """Which Helm answers: wording differs between 3.x and 4.x, and only 3.x before 3.17 warns about the
+    kubeconfig's mode."""
+    kubeconfig_mode: int = 0o600
+    """The mode of the kubeconfig helm reads: group- or world-readable makes Helm < 3.17 warn on every command."""
 
     def step_latency_s(self, step: Step) -> float:
         """How long `step` takes from its start on a fresh cluster: install command(s) plus readiness."""
@@ -154,6 +294,7 @@ class Call:
     ended: float
     exit_code: int
     timed_out: bool = False
+    stderr: str = ""
 
 
 @dataclass
@@ -172,7 +313,9 @@ class _Object:
     pods_at: float = NEVER
     generation: int = 1
     observed_at: float = 0.0
-    """When the operator observed the current generation (a Cluster keeps its old phase until then)."""
+    """When KubeBlocks advanced status.observedGeneration to the current generation."""
+    up_to_date_at: float = 0.0
+    """When every component had observed the current spec (`upToDate`); the phases are the old spec's until then."""
     running_before_update: bool = False
 
     def exists(self, now: float) -> bool:
@@ -192,17 +335,42 @@ class _Object:
 
 
 @dataclass
+class _Revision:
+    number: int
+    status: str
+    """deployed, failed, superseded or pending-install/-upgrade/-rollback."""
+    updated: float
+    """When the operation that wrote it started (Helm's LastDeployed, `updated` in `helm history`)."""
+    description: str
+    settles_at: float = NEVER
+    """A pending revision of a live client turns deployed then; a killed client's never does."""
+
+
+@dataclass
 class _Release:
     name: str
     namespace: str
     chart: str
     version: str
-    installed_at: float
-    deployed_at: float = 0.0
-    """Until then the release is `pending-install` and Helm's lock on it is held."""
+    revisions: list[_Revision]
+
+    def statuses(self, now: float) -> list[str]:
+        """Each revision's status at `now`, oldest first: a settled pending revision is deployed, and a deployed
+        one with a deployed revision after it is superseded (pkg/action/upgrade.go, rollback.go)."""
+        raw = [
+            r.status if not (r.status.startswith("pending-") and now >= r.settles_at) else "deployed"
+            for r in self.revisions
+        ]
+        latest_deployed = max((i for i, status in enumerate(raw) if status == "deployed"), default=-1)
+        return [
+            "superseded" if status == "deployed" and i < latest_deployed else status for i, status in enumerate(raw)
+        ]
 
     def status(self, now: float) -> str:
-        return "deployed" if now >= self.deployed_at else "pending-install"
+        return self.statuses(now)[-1]
+
+    def add(self, status: str, now: float, description: str, settles_at: float = NEVER) -> None:
+        self.revisions.append(_Revision(len(self.revisions) + 1, status, now, description, settles_at))
 
 
 @dataclass
@@ -301,6 +469,19 @@ _API_NAMES = {
 }
 
 
+_RESOURCES = {kind: api.split(".")[0] for kind, api in _API_NAMES.items()}
+"""The resource's plural name alone (a RESTMapping's Resource.Resource), as kubectl wait's timeout names it."""
+_KIND_NAMES = {
+    "crd": "customresourcedefinition.apiextensions.k8s.io",
+    "deployment": "deployment.apps",
+    "cluster": "cluster.apps.kubeblocks.io",
+    "clusterdefinition": "clusterdefinition.apps.kubeblocks.io",
+    "componentversion": "componentversion.apps.kubeblocks.io",
+    "componentdefinition": "componentdefinition.apps.kubeblocks.io",
+    "namespace": "namespace",
+}
+"""kind.group as kubectl's name printer writes an object ("cluster.apps.kubeblocks.io/pg-cluster condition met")."""
+
 _CRD_OF = {
     kind: _API_NAMES[kind] for kind in ("cluster", "clusterdefinition", "componentversion", "componentdefinition")
 }
@@ -328,8 +509,11 @@ class SimCluster:
 
     name = "simulated cluster"
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, *, epoch: float = 0.0) -> None:
         self.scenario = scenario or Scenario()
+        self.epoch = epoch
+        """Unix time at virtual time 0: Helm's timestamps (`helm history`) are printed in it, so it must match the
+        orchestrator's clock (`run_simulated(..., epoch)`)."""
         self.calls: list[Call] = []
         self.unknown: list[str] = []
         """Every command the simulator refused (also raised as UnknownCommand), for tests to assert empty."""
@@ -338,7 +522,6 @@ class SimCluster:
         self._releases: dict[tuple[str, str], _Release] = {}
         self._times: set[float] = set()
         self._changed: anyio.Event | None = None
-        self._raced: set[str] = set()
         self.sightings: dict[str, list[float]] = {}
         """Cluster name -> when (seconds since the first command) a `kubectl get -o json` read showed its failure."""
 
@@ -360,7 +543,7 @@ class SimCluster:
             raise
         finally:
             ended = anyio.current_time() - self.origin
-            self.calls.append(Call(command.argv, started, ended, result.exit_code, result.timed_out))
+            self.calls.append(Call(command.argv, started, ended, result.exit_code, result.timed_out, result.stderr))
         return result
 
     @property
@@ -376,6 +559,8 @@ class SimCluster:
             self._changed = anyio.Event()
             if self.scenario.preinstalled:
                 self._preinstall(now)
+            for release, stuck in self.scenario.stuck.items():
+                self._preinstall_stuck(release, stuck, now)
         return now
 
     def ready_times(self) -> dict[str, float]:
@@ -397,7 +582,7 @@ class SimCluster:
 
     def _add(self, obj: _Object) -> _Object:
         self._objects[(obj.kind, obj.namespace, obj.name)] = obj
-        times = (obj.created_at, obj.ready_at, obj.fail_at, obj.pods_at, obj.observed_at)
+        times = (obj.created_at, obj.ready_at, obj.fail_at, obj.pods_at, obj.observed_at, obj.up_to_date_at)
         self._times.update(t for t in times if t < NEVER)
         self._notify()
         return obj
@@ -421,17 +606,49 @@ class SimCluster:
         self._notify()
 
     def _preinstall(self, now: float) -> None:
+        since = now - self.scenario.preinstalled_age_s
         for crd in (*(f"{c}.snapshot.storage.k8s.io" for c in SNAPSHOT_CRDS), *KUBEBLOCKS_CRDS):
-            self._add(_Object("crd", crd, None, now, ready_at=now))
-        self._add(_Object("deployment", "snapshot-controller", "kube-system", now, ready_at=now))
+            self._add(_Object("crd", crd, None, since, ready_at=since))
+        self._add(_Object("deployment", "snapshot-controller", "kube-system", since, ready_at=since))
         for deployment in KUBEBLOCKS_DEPLOYMENTS:
             healthy = not (self.scenario.kubeblocks_unhealthy and deployment == "kubeblocks")
-            self._add(_Object("deployment", deployment, "kb-system", now, ready_at=now if healthy else NEVER))
-        self._releases[("kb-system", "kubeblocks")] = _Release("kubeblocks", "kb-system", "kubeblocks", "1.0.1", now)
+            self._add(_Object("deployment", deployment, KB_NAMESPACE, since, ready_at=since if healthy else NEVER))
+        self._new_release("kubeblocks", KB_NAMESPACE, "kubeblocks", "1.0.1", since)
         for key in self.scenario.preinstalled_addons:
-            self._install_addon(key, now, ready_at=now)
-            release = DATABASES[key].addon_release
-            self._releases[("kb-system", release)] = _Release(release, "kb-system", key, "1.0.1", now)
+            self._install_addon(key, since, ready_at=since)
+            self._new_release(DATABASES[key].addon_release, KB_NAMESPACE, key, "1.0.1", since)
+
+    def _new_release(
+        self, name: str, namespace: str, chart: str, version: str, now: float, status: str = "deployed"
+    ) -> _Release:
+        description = "Install complete" if status == "deployed" else "Initial install underway"
+        release = _Release(name, namespace, chart, version, [_Revision(1, status, now, description)])
+        self._releases[(namespace, name)] = release
+        return release
+
+    def _preinstall_stuck(self, name: str, stuck: Stuck, now: float) -> None:
+        """What a helm killed `stuck.age_s` ago left: the objects it (or an earlier revision) installed, and a last
+        revision pending for good."""
+        since = now - stuck.age_s
+        if stuck.chart == "kubeblocks":
+            for deployment in KUBEBLOCKS_DEPLOYMENTS:
+                self._add(_Object("deployment", deployment, stuck.namespace, since, ready_at=since))
+        elif stuck.chart in DATABASES:
+            self._install_addon(stuck.chart, since, ready_at=since)
+        elif stuck.chart.removesuffix("-cluster") in DATABASES:
+            key = stuck.chart.removesuffix("-cluster")
+            cluster = _Object("cluster", name, stuck.namespace, since, ready_at=since, database=key, release=name)
+            cluster.replicas = DATABASES[key].min_replicas
+            cluster.pods_at = since
+            self._add(cluster)
+        else:
+            raise UnknownCommand(f"stuck release of chart {stuck.chart}")
+        if stuck.status == "pending-install":
+            self._new_release(name, stuck.namespace, stuck.chart, "1.0.1", since, "pending-install")
+            return
+        release = self._new_release(name, stuck.namespace, stuck.chart, "1.0.1", since - 60)
+        description = "Preparing upgrade" if stuck.status == "pending-upgrade" else "Rollback to 1"
+        release.add(stuck.status, since, description)
 
     def _established(self, crd: str) -> float:
         obj = self._get("crd", None, crd)
@@ -453,12 +670,26 @@ class SimCluster:
         )
         outage = self._in_outage()
         await anyio.sleep(latency)
-        if outage:
-            message = self.scenario.outage_message
-            return _error(f"Error: Kubernetes cluster unreachable: {message}" if tool == "helm" else message)
         if tool == "helm":
-            return self._helm(args, command)
+            result = self.scenario.outage.helm() if outage else None
+            done = _error(result) if result else await self._helm(args, command)
+            return self._with_helm_warnings(done)
+        if outage:
+            return _error(self.scenario.outage.kubectl(_outage_resource(args)))
         return await self._kubectl(args)
+
+    def _with_helm_warnings(self, done: CommandResult) -> CommandResult:
+        """Helm < 3.17 checks the kubeconfig's mode before every command (cmd/helm/root_unix.go checkPerms) and
+        prints its warnings to stderr first, whatever the command then says."""
+        mode = self.scenario.kubeconfig_mode
+        if not helm_warns_readable_kubeconfig(self.scenario.helm_version):
+            return done
+        warnings = "".join(
+            f"WARNING: Kubernetes configuration file is {who}-readable. This is insecure. Location: {KUBECONFIG_PATH}\n"
+            for who, bit in (("group", 0o040), ("world", 0o004))
+            if mode & bit
+        )
+        return CommandResult(done.exit_code, done.stdout, warnings + done.stderr, done.timed_out)
 
     def _in_outage(self) -> bool:
         window = self.scenario.api_outage
@@ -469,7 +700,7 @@ class SimCluster:
 
     # --- helm ------------------------------------------------------------------------------------------------
 
-    def _helm(self, args: _Args, command: Command) -> CommandResult:
+    async def _helm(self, args: _Args, command: Command) -> CommandResult:
         verb = args.positional[0] if args.positional else ""
         ns = args.flags.get("-n", "default")
         if verb == "upgrade" and args.flags.get("--install") and len(args.positional) == 3:
@@ -477,43 +708,96 @@ class SimCluster:
         if verb == "status" and len(args.positional) == 2:
             release = self._releases.get((ns, args.positional[1]))
             if release is None:
-                return _error("Error: release: not found")
+                return _error(f"Error: {HELM_NOT_FOUND}")
             status = release.status(self._now())
             if args.flags.get("-o") == "json":
-                info = {"status": status, "first_deployed": "2026-01-01T00:00:00Z"}
+                info = {"status": status, "first_deployed": self._helm_time(release.revisions[0].updated)}
                 return _ok(json.dumps({"name": release.name, "namespace": ns, "info": info}, separators=(",", ":")))
-            return _ok(f"NAME: {release.name}\nNAMESPACE: {ns}\nSTATUS: {status}\nREVISION: 1\n")
+            return _ok(f"NAME: {release.name}\nNAMESPACE: {ns}\nSTATUS: {status}\nREVISION: {len(release.revisions)}\n")
+        if verb == "history" and len(args.positional) == 2 and args.flags.get("-o") == "json":
+            return self._helm_history(args.positional[1], ns)
+        if verb == "rollback" and len(args.positional) == 3:
+            return self._helm_rollback(args.positional[1], int(args.positional[2]), ns)
         if verb == "list" and args.flags.get("-A"):
+            now = self._now()
             rows = [
-                f"{r.name}\t{r.namespace}\t1\t{r.status(self._now())}\t{r.chart}-{r.version}\t{r.version}"
+                f"{r.name}\t{r.namespace}\t{len(r.revisions)}\t{self._helm_time(r.revisions[-1].updated)}\t"
+                f"{r.status(now)}\t{r.chart}-{r.version}\t{r.version}"
                 for r in self._releases.values()
             ]
-            return _ok("NAME\tNAMESPACE\tREVISION\tSTATUS\tCHART\tAPP VERSION\n" + "\n".join(rows) + "\n")
+            return _ok("NAME\tNAMESPACE\tREVISION\tUPDATED\tSTATUS\tCHART\tAPP VERSION\n" + "\n".join(rows) + "\n")
         if verb == "uninstall" and len(args.positional) == 2:
-            return self._helm_uninstall(args.positional[1], ns, bool(args.flags.get("--ignore-not-found")))
+            return await self._helm_uninstall(args.positional[1], ns, args)
         raise UnknownCommand(f"helm {' '.join(args.positional)}")
 
+    def _helm_time(self, at: float) -> str:
+        """Go's time.Time JSON form (RFC 3339 with nanoseconds) of a virtual time."""
+        stamp = datetime.fromtimestamp(self.epoch + at, UTC)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+
+    def _helm_history(self, name: str, ns: str) -> CommandResult:
+        """cmd/helm/history.go: oldest revision first, `updated` being when its operation started."""
+        release = self._releases.get((ns, name))
+        if release is None:
+            return _error(f"Error: {HELM_NOT_FOUND}")
+        statuses = release.statuses(self._now())
+        rows = [
+            {
+                "revision": r.number,
+                "updated": self._helm_time(r.updated),
+                "status": status,
+                "chart": f"{release.chart}-{release.version}",
+                "app_version": release.version,
+                "description": r.description,
+            }
+            for r, status in zip(release.revisions, statuses, strict=True)
+        ]
+        return _ok(json.dumps(rows, separators=(",", ":")) + "\n")
+
+    def _helm_rollback(self, name: str, revision: int, ns: str) -> CommandResult:
+        """pkg/action/rollback.go: no pending check; the current revision is superseded and a new one deployed."""
+        release = self._releases.get((ns, name))
+        if release is None:
+            return _error(f"Error: {HELM_NOT_FOUND}")
+        if not 1 <= revision <= len(release.revisions):
+            return _error(f"Error: release has no {revision} version")
+        last = release.revisions[-1]
+        if last.status.startswith("pending-"):
+            last.status = "superseded"
+        release.add("deployed", self._now(), f"Rollback to {revision}")
+        self._notify()
+        return _ok("Rollback was a success! Happy Helming!\n")
+
     def _helm_install(self, release: str, chart: str, ns: str, args: _Args, stdin: str | None) -> CommandResult:
+        """`helm upgrade --install` (cmd/helm/upgrade.go): a release that does not exist is installed (stdout
+        "Release ... does not exist. Installing it now."; errors unwrapped); an existing one is upgraded, refused
+        while its last revision is pending (errors wrapped "UPGRADE FAILED: ")."""
         now = self._now()
-        if release in self.scenario.already_exists and release not in self._raced:
-            self._raced.add(release)
-            return _error(
-                "Error: UPGRADE FAILED: rendered manifests contain a resource that already exists. Unable to "
-                f'continue with install: ComponentDefinition "{chart}" in namespace "" exists and cannot be '
-                "imported into the current release"
-            )
+        version = self.scenario.helm_version
+        existing = self._releases.get((ns, release))
+        race = self.scenario.install_race.get(release)
+        if race is not None and existing is None:  # The other client's install starts this moment.
+            other = self._install_release(release, chart, ns, args, stdin)
+            if not other.ok:
+                return other
+            self._releases[(ns, release)].revisions[0].status = "pending-install"
+            self._releases[(ns, release)].revisions[0].settles_at = now + self.scenario.latencies.helm_s
+            self._times.add(now + self.scenario.latencies.helm_s)
+            return _error(f"Error: {helm_name_in_use(version) if race is Race.NAME_IN_USE else HELM_RELEASE_EXISTS}")
         held = self.scenario.helm_locked.get(release)
-        if held is not None:
-            existing = self._releases.get((ns, release))
-            if existing is None:  # The other client starts its install now and holds the lock for `held`.
-                installed = self._install_release(release, chart, ns, args, stdin)
-                if not installed.ok:
-                    return installed
-                self._releases[(ns, release)].deployed_at = now + held
-                self._times.add(now + held)
-                return _error(f"Error: UPGRADE FAILED: {HELM_LOCKED}")
-            if existing.status(now) != "deployed":
-                return _error(f"Error: UPGRADE FAILED: {HELM_LOCKED}")
+        if held is not None and existing is None:  # The other client starts its install now and holds the lock.
+            other = self._install_release(release, chart, ns, args, stdin)
+            if not other.ok:
+                return other
+            self._releases[(ns, release)].revisions[0].status = "pending-install"
+            self._releases[(ns, release)].revisions[0].settles_at = now + held
+            self._times.add(now + held)
+            return _error(f"Error: UPGRADE FAILED: {HELM_LOCKED}")
+        if existing is not None and existing.status(now).startswith("pending-"):
+            return _error(f"Error: UPGRADE FAILED: {HELM_LOCKED}")
+        owner = self.scenario.owned_by.get(release)
+        if owner is not None and existing is None:
+            return _error(f"Error: {helm_unable_to_install(version)}: {_ownership_conflict(chart, release, owner, ns)}")
         return self._install_release(release, chart, ns, args, stdin)
 
     def _install_release(self, release: str, chart: str, ns: str, args: _Args, stdin: str | None) -> CommandResult:
@@ -522,33 +806,37 @@ class SimCluster:
             raise UnknownCommand(f"helm install of {chart} without --repo and --version")
         lat = self.scenario.latencies
         if chart == "kubeblocks":
-            missing = [c for c in KUBEBLOCKS_CRDS if self._established(c) > now]
-            if missing:
-                return _error(f'Error: unable to build kubernetes objects: no matches for kind "{missing[0]}"')
-            snapshot_ok = all(self._established(f"{c}.snapshot.storage.k8s.io") <= now for c in SNAPSHOT_CRDS)
-            ready = now + lat.kubeblocks_s
-            self._add(_Object("deployment", "kubeblocks", ns, now, ready_at=ready))
-            # Without the VolumeSnapshot CRDs the dataprotection controller crashes at start.
-            self._add(
-                _Object("deployment", "kubeblocks-dataprotection", ns, now, ready_at=ready if snapshot_ok else NEVER)
-            )
+            if any(self._established(c) > now for c in KUBEBLOCKS_CRDS):
+                return _error(_no_matches("pvc", "", "StorageProvider", "dataprotection.kubeblocks.io/v1alpha1"))
+            if self._get("deployment", ns, "kubeblocks") is None:
+                snapshot_ok = all(self._established(f"{c}.snapshot.storage.k8s.io") <= now for c in SNAPSHOT_CRDS)
+                ready = now + lat.kubeblocks_s
+                self._add(_Object("deployment", "kubeblocks", ns, now, ready_at=ready))
+                # Without the VolumeSnapshot CRDs the dataprotection controller crashes at start.
+                dataprotection_ready = ready if snapshot_ok else NEVER
+                self._add(_Object("deployment", "kubeblocks-dataprotection", ns, now, ready_at=dataprotection_ready))
         elif chart in (db.addon for db in DATABASES.values()):
             if self._established("clusterdefinitions.apps.kubeblocks.io") > now:
-                return _error('Error: unable to build kubernetes objects: no matches for kind "ClusterDefinition"')
+                return _error(_no_matches(chart, "", "ClusterDefinition", "apps.kubeblocks.io/v1"))
             self._install_addon(chart, now, ready_at=max(now, self._kubeblocks_ready()) + lat.addon_s[chart])
         elif chart.endswith("-cluster") and chart.removesuffix("-cluster") in DATABASES:
             if self._established("clusters.apps.kubeblocks.io") > now:
-                return _error('Error: unable to build kubernetes objects: no matches for kind "Cluster"')
+                return _error(_no_matches(release, ns, "Cluster", "apps.kubeblocks.io/v1"))
             self._install_cluster(chart.removesuffix("-cluster"), release, ns, stdin)
         else:
             raise UnknownCommand(f"helm chart {chart}")
-        self._releases[(ns, release)] = _Release(release, ns, chart, args.flags["--version"], now)
+        existing = self._releases.get((ns, release))
+        if existing is not None:
+            existing.version = args.flags["--version"]
+            existing.add("deployed", now, "Upgrade complete")
+            return _ok(f'Release "{release}" has been upgraded. Happy Helming!\nNAME: {release}\nSTATUS: deployed\n')
+        self._new_release(release, ns, chart, args.flags["--version"], now)
         return _ok(f'Release "{release}" does not exist. Installing it now.\nNAME: {release}\nSTATUS: deployed\n')
 
     def _install_addon(self, key: str, now: float, ready_at: float) -> None:
-        for kind in ("clusterdefinition", "componentversion", "componentdefinition"):
-            self._add(_Object(kind, key, None, now, ready_at=ready_at, database=key))
-        self._add(_Object("addon", key, None, now, ready_at=ready_at, database=key))
+        for kind in ("clusterdefinition", "componentversion", "componentdefinition", "addon"):
+            if self._get(kind, None, key) is None:  # An upgrade leaves Available definitions Available.
+                self._add(_Object(kind, key, None, now, ready_at=ready_at, database=key))
 
     def _install_cluster(self, key: str, release: str, ns: str, stdin: str | None) -> None:
         now = self._now()
@@ -561,11 +849,13 @@ class SimCluster:
         failure = self.scenario.failures.get(key)
         existing = self._get("cluster", ns, release)
         if existing is not None:
-            # An upgrade: the operator sees the new spec a moment later, then rolls the pods.
+            # An upgrade: KubeBlocks writes the new spec into the Components and advances observedGeneration at
+            # once; the components take it up (`upToDate`) a while later, and until then every phase is the old one.
             existing.running_before_update = existing.ready(now)
             existing.generation += 1
-            existing.observed_at = now + lat.pods_after_s
-            existing.ready_at = existing.observed_at + lat.cluster_s[key] if _comes_up(failure) else NEVER
+            existing.observed_at = now + lat.observe_s
+            existing.up_to_date_at = existing.observed_at + lat.stale_phase_s
+            existing.ready_at = existing.up_to_date_at + lat.cluster_s[key] if _comes_up(failure) else NEVER
             self._add(existing)
             return
         ready_at = max(now, available) + lat.cluster_s[key] if _comes_up(failure) else NEVER
@@ -584,31 +874,50 @@ class SimCluster:
                 fail_at=fail_at,
                 pods_at=pods_at,
                 observed_at=now,
+                up_to_date_at=min(max(now, available) + lat.observe_s, ready_at),
             )
         )
 
-    def _helm_uninstall(self, release: str, ns: str, ignore_missing: bool) -> CommandResult:
+    async def _helm_uninstall(self, release: str, ns: str, args: _Args) -> CommandResult:
+        """pkg/action/uninstall.go: with --ignore-not-found a missing release is a success that still prints
+        'release "<name>" uninstalled' (cmd/helm/uninstall.go); with --wait it waits up to --timeout (default 300 s)
+        for the objects to go, and a wait that runs out ends "uninstallation completed with 1 error(s): ..." after
+        the release record is already gone."""
         found = self._releases.pop((ns, release), None)
         if found is None:
-            if ignore_missing:
-                return _ok(f"release {release} not found, ignored\n")
-            return _error(f"Error: uninstall: Release not loaded: {release}: release: not found")
-        delay = self.scenario.latencies.delete_s
+            if args.flags.get("--ignore-not-found"):
+                return _ok(f'release "{release}" uninstalled\n')
+            return _error(f"Error: uninstall: Release not loaded: {release}: {HELM_NOT_FOUND}")
+        delay = NEVER if release in self.scenario.stuck_deletion else self.scenario.latencies.delete_s
+        deleted: list[_Object] = []
         if found.chart.endswith("-cluster"):
-            cluster = self._get("cluster", ns, release)
-            if cluster:
-                self._delete(cluster, delay)
+            deleted = [o for o in [self._get("cluster", ns, release)] if o]
         elif found.chart == "kubeblocks":
-            for deployment in KUBEBLOCKS_DEPLOYMENTS:
-                obj = self._get("deployment", ns, deployment)
-                if obj:
-                    self._delete(obj, delay)
+            deleted = [o for d in KUBEBLOCKS_DEPLOYMENTS if (o := self._get("deployment", ns, d))]
         else:
-            for kind in ("clusterdefinition", "componentversion", "componentdefinition"):
-                obj = self._get(kind, None, found.chart)
-                if obj:
-                    self._delete(obj, 0)
+            kinds = ("clusterdefinition", "componentversion", "componentdefinition")
+            deleted = [o for k in kinds if (o := self._get(k, None, found.chart))]
+            delay = min(delay, 0.0) if delay < NEVER else delay
+        for obj in deleted:
+            self._delete(obj, delay)
+        if args.flags.get("--wait"):
+            timeout = _seconds(args.flags.get("--timeout", f"{HELM_DEFAULT_TIMEOUT_S:g}s"))
+            gone = await self._until(lambda now: all(not o.exists(now) for o in deleted), timeout)
+            if not gone:
+                return _error(f"Error: uninstallation completed with 1 error(s): {self._deletion_timeout(deleted)}")
         return _ok(f'release "{release}" uninstalled\n')
+
+    def _deletion_timeout(self, left: list[_Object]) -> str:
+        """Helm 3 (pkg/kube/wait.go waitForDeletedResources): the poll's context error. Helm 4 (pkg/kube/
+        statuswait.go waitForDelete): each object still there, then the context error, joined by newlines."""
+        if not self.scenario.helm_version.startswith("4"):
+            return "context deadline exceeded"
+        kinds = {"cluster": "Cluster", "deployment": "Deployment"}
+        still = [
+            f"resource still exists, name: {o.name}, kind: {kinds.get(o.kind, o.kind)}, status: Terminating"
+            for o in left
+        ]
+        return "\n".join([*still, "context deadline exceeded"])
 
     # --- kubectl ---------------------------------------------------------------------------------------------
 
@@ -712,30 +1021,33 @@ class SimCluster:
                 await changed.wait()
 
     async def _wait(self, args: _Args, target: str) -> CommandResult:
+        """kubectl pkg/cmd/wait (v0.31): a condition or jsonpath wait that runs out prints apimachinery's
+        ErrWaitTimeout extended with "on <resource>/<name>" (condition.go extendErrWaitTimeout, delete.go); the
+        --for=create poll prints it bare (wait.go RunWait). Success prints "<kind>.<group>/<name> condition met";
+        --for=delete of an object that is already gone prints nothing."""
         word, _, name = target.partition("/")
         kind = _kind(word)
         ns = args.flags.get("-n")
         condition = args.flags.get("--for", "")
         timeout = _seconds(args.flags.get("--timeout", "30s"))
-        api = f"{_API_NAMES.get(kind, kind)}/{name}"
+        met_line = f"{_KIND_NAMES.get(kind, kind)}/{name} condition met\n"
+        timed_out = f"error: timed out waiting for the condition on {_RESOURCES.get(kind, kind)}/{name}"
         crd = _CRD_OF.get(kind)
         if crd is not None and self._get("crd", None, crd) is None:
             return _error(f'error: the server doesn\'t have a resource type "{crd.split(".")[0]}"')
         if condition == "delete":
+            if self._get(kind, ns, name) is None:
+                return _ok()
             met = await self._until(lambda now: self._at(kind, ns, name, now) is None, timeout)
-            return (
-                _ok(f"{api} condition met\n") if met else _error(f"error: timed out waiting for the condition on {api}")
-            )
+            return _ok(met_line) if met else _error(timed_out)
         if condition == "create":
             met = await self._until(lambda now: self._at(kind, ns, name, now) is not None, timeout)
-            return (
-                _ok(f"{api} condition met\n") if met else _error(f"error: timed out waiting for the condition on {api}")
-            )
+            return _ok(met_line) if met else _error("error: timed out waiting for the condition")
         if self._get(kind, ns, name) is None:
             return _error(f'Error from server (NotFound): {_API_NAMES.get(kind, kind)} "{name}" not found')
         check = self._condition(kind, ns, name, condition)
         met = await self._until(check, timeout)
-        return _ok(f"{api} condition met\n") if met else _error(f"error: timed out waiting for the condition on {api}")
+        return _ok(met_line) if met else _error(timed_out)
 
     def _at(self, kind: str, ns: str | None, name: str, now: float) -> _Object | None:
         obj = self._objects.get((kind, ns if kind in ("deployment", "cluster") else None, name))
@@ -744,9 +1056,17 @@ class SimCluster:
     def _condition(self, kind: str, ns: str | None, name: str, condition: str) -> Callable[[float], bool]:
         if kind == "crd" and condition == "condition=Established":
             return lambda now: bool((o := self._at(kind, ns, name, now)) and o.ready(now))
-        if kind == "cluster" and condition.startswith("jsonpath={.status.observedGeneration}="):
-            wanted = condition.rsplit("=", 1)[1]
-            return lambda now: bool((o := self._at(kind, ns, name, now)) and str(o.observed_generation(now)) == wanted)
+        if kind == "cluster" and condition.startswith("jsonpath={.") and "}=" in condition:
+            # kubectl pkg/cmd/wait/json.go: a field not set yet keeps the wait going; the value is compared as
+            # fmt.Sprintf("%v") prints it (a bool as true/false).
+            path, wanted = condition.removeprefix("jsonpath={.").split("}=", 1)
+
+            def matches(now: float) -> bool:
+                obj = self._at(kind, ns, name, now)
+                value = _lookup(self._cluster_json(obj, now), path.split(".")) if obj else None
+                return value is not None and _printed(value) == wanted
+
+            return matches
         if condition.startswith("jsonpath={.status.phase}="):
             wanted = condition.rsplit("=", 1)[1]
             return lambda now: self._phase(kind, ns, name, now) == wanted
@@ -760,7 +1080,7 @@ class SimCluster:
             abnormal = obj.failure in (Failure.ABNORMAL, Failure.ABNORMAL_BLIP)
             if abnormal and obj.failing(now, self.scenario.latencies.blip_s):
                 return "Abnormal"
-            if now < obj.observed_at:
+            if now < obj.up_to_date_at:
                 return "Running" if obj.running_before_update else "Creating"
             if obj.ready(now):
                 return "Running"
@@ -772,19 +1092,27 @@ class SimCluster:
         return None
 
     async def _rollout(self, args: _Args, target: str) -> CommandResult:
+        """kubectl pkg/cmd/rollout/rollout_status.go with polymorphichelpers/rollout_status.go: progress lines on
+        stdout; a Deployment past its progress deadline fails at once ("exceeded its progress deadline"); a --timeout
+        that runs out is client-go's watch ErrWaitTimeout ("timed out waiting for the condition", no name)."""
         word, _, name = target.partition("/")
         if _kind(word) != "deployment":
             raise UnknownCommand(f"rollout status {target}")
         ns = args.flags.get("-n", "default")
-        if self._get("deployment", ns, name) is None:
+        deployment = self._get("deployment", ns, name)
+        if deployment is None:
             return _error(f'Error from server (NotFound): deployments.apps "{name}" not found')
+        waiting = f'Waiting for deployment "{name}" rollout to finish: 0 of 1 updated replicas are available...\n'
+        deadline = deployment.created_at + PROGRESS_DEADLINE_S
+        self._times.add(deadline)
         timeout = _seconds(args.flags.get("--timeout", "0s")) or NEVER
-        met = await self._until(
-            lambda now: bool((o := self._at("deployment", ns, name, now)) and o.ready(now)), timeout
-        )
+        ready_at_once = deployment.ready(self._now())
+        met = await self._until(lambda now: deployment.ready(now) or now >= deadline, timeout)
+        if met and deployment.ready(self._now()):
+            return _ok(("" if ready_at_once else waiting) + f'deployment "{name}" successfully rolled out\n')
         if met:
-            return _ok(f'deployment "{name}" successfully rolled out\n')
-        return _error("error: timed out waiting for the condition")
+            return CommandResult(1, waiting, f'error: deployment "{name}" exceeded its progress deadline')
+        return CommandResult(1, waiting, "error: timed out waiting for the condition")
 
     # --- reads -----------------------------------------------------------------------------------------------
 
@@ -798,12 +1126,12 @@ class SimCluster:
         names = rest[1:]
         kind = kinds[0]
         if kind == "crd" and names:
-            missing = [n for n in names if self._get("crd", None, n) is None]
-            if missing:
-                return _error(
-                    "".join(f'Error from server (NotFound): {_API_NAMES["crd"]} "{n}" not found\n' for n in missing)
-                )
-            return _ok("NAME\tCREATED AT\n" + "".join(f"{n}\t2026-01-01T00:00:00Z\n" for n in names))
+            # kubectl get (ContinueOnError): the objects it found on stdout, one NotFound per missing one on stderr.
+            present = [n for n in names if self._get("crd", None, n) is not None]
+            table = "NAME\tCREATED AT\n" + "".join(f"{n}\t2026-01-01T00:00:00Z\n" for n in present) if present else ""
+            missing = [n for n in names if n not in present]
+            errors = "".join(f'Error from server (NotFound): {_API_NAMES["crd"]} "{n}" not found\n' for n in missing)
+            return CommandResult(1 if missing else 0, table, errors)
         if kind == "crd":
             return _ok("NAME\tCREATED AT\n" + "".join(f"{o.name}\t2026-01-01T00:00:00Z\n" for o in self._all("crd")))
         if kind == "deployment":
@@ -825,11 +1153,9 @@ class SimCluster:
                 if args.flags.get("--ignore-not-found"):
                     return _ok("")
                 return _error(f'Error from server (NotFound): clusters.apps.kubeblocks.io "{names[0]}" not found')
-            data = self._cluster_json(cluster)
+            data = self._cluster_json(cluster, self._now())
             if output == "json" and data["status"]["phase"] == "Abnormal":
                 self._sighted(cluster)
-            if output == "jsonpath={.metadata.generation}":
-                return _ok(str(data["metadata"]["generation"]))
             if output == "json":
                 return _ok(json.dumps(data))
             if output == "yaml":
@@ -888,20 +1214,31 @@ class SimCluster:
             raise UnknownCommand(f"selector {selector}")
         return [o for o in self._all("cluster") if o.namespace == ns and o.name == wanted]
 
-    def _cluster_json(self, cluster: _Object) -> dict[str, Any]:
-        now = self._now()
+    def _cluster_json(self, cluster: _Object, now: float) -> dict[str, Any]:
+        """A Cluster as KubeBlocks 1.0.1 keeps it (apis/apps/v1/cluster_types.go; controllers/apps/cluster/
+        transformer_cluster_component_status.go): per component its phase, the Cluster generation it was written
+        for, and `upToDate` once it has observed that spec (omitted while false: `json:"upToDate,omitempty"`)."""
         phase = self._phase("cluster", cluster.namespace, cluster.name, now)
         component = DATABASES[cluster.database or ""].component
         status: dict[str, Any] = {"phase": phase, "observedGeneration": cluster.observed_generation(now)}
+        component_status: dict[str, Any] = {
+            "phase": "Failed" if phase == "Abnormal" else phase,
+            "observedGeneration": cluster.observed_generation(now),
+        }
+        if now >= cluster.up_to_date_at:
+            component_status["upToDate"] = True
         if phase == "Abnormal":
             failing_pod = f"{cluster.name}-{component}-{cluster.replicas - 1}"
-            message = {f"InstanceSet/{cluster.name}-{component}": f"[{failing_pod}] is not ready"}
-            status["components"] = {component: {"phase": "Failed", "message": message}}
+            component_status["message"] = {f"InstanceSet/{cluster.name}-{component}": f"[{failing_pod}] is not ready"}
+        status["components"] = {component: component_status}
         return {
             "apiVersion": "apps.kubeblocks.io/v1",
             "kind": "Cluster",
             "metadata": {"name": cluster.name, "namespace": cluster.namespace, "generation": cluster.generation},
-            "spec": {"terminationPolicy": "Delete"},
+            "spec": {
+                "terminationPolicy": "Delete",
+                "componentSpecs": [{"name": component, "replicas": cluster.replicas}],
+            },
             "status": status,
         }
 
@@ -920,48 +1257,61 @@ class SimCluster:
 
     def _pod(self, cluster: _Object, name: str, container: str, now: float, last: bool) -> dict[str, Any]:
         """A pod as `kubectl get pods -o json` shows it: running but not ready until the Cluster is Running; with a
-        failure, the failing pod (or all pods, for image and crash failures) stuck, the others ready."""
+        failure, the failing pod (or all pods, for image and crash failures) stuck, the others ready.
+
+        KubeBlocks 1.0.1 (pkg/controller/component/kbagent.go, pkg/kbagent/setup.go) adds the init containers
+        `init-kbagent` (copies kbagent into the pod) and `kbagent-worker`, and the sidecar `kbagent`, to every pod of
+        a component with lifecycle actions. A pod that is not scheduled has no container statuses at all."""
         failure = cluster.failure
         failing = cluster.failing(now, self.scenario.latencies.blip_s)
         conditions: list[dict[str, Any]] = []
-        containers: list[dict[str, Any]] = []
+        main: dict[str, Any]
         phase = "Running"
         if failure is Failure.PENDING_CPU and last:
             phase = "Pending"
             conditions.append(
                 {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": _NO_CPU}
             )
+            main = {}
         elif failing and failure is Failure.IMAGE_PULL:
             phase = "Pending"
             image = f"docker.io/apecloud/{cluster.database}:missing"
             waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
-            containers.append({"name": container, "ready": False, "restartCount": 0, "state": {"waiting": waiting}})
+            main = {"name": container, "ready": False, "restartCount": 0, "state": {"waiting": waiting}}
         elif failing and failure in (Failure.CRASHLOOP, Failure.CRASH_ONCE):
             message = f"back-off 10s restarting failed container={container} pod={name}"
-            containers.append(
-                {
-                    "name": container,
-                    "ready": False,
-                    "restartCount": 1 if failure is Failure.CRASH_ONCE else 3,
-                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": message}},
-                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
-                }
-            )
+            main = {
+                "name": container,
+                "ready": False,
+                "restartCount": 1 if failure is Failure.CRASH_ONCE else 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": message}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
+            }
         else:
             siblings_up = failing and failure in (Failure.PENDING_CPU, Failure.ABNORMAL) and not last
             ready = cluster.ready(now) or siblings_up
-            containers.append({"name": container, "ready": ready, "restartCount": 0, "state": {"running": {}}})
-        ready = bool(containers) and all(c["ready"] for c in containers)
+            main = {"name": container, "ready": ready, "restartCount": 0, "state": {"running": {}}}
+        spec: dict[str, Any] = {
+            "initContainers": [{"name": "init-kbagent"}, {"name": "kbagent-worker"}],
+            "containers": [{"name": container}, {"name": "kbagent"}],
+        }
+        status: dict[str, Any] = {"phase": phase, "conditions": conditions}
+        if main:
+            spec["nodeName"] = "k3s-server"
+            completed = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+            status["initContainerStatuses"] = [
+                {"name": init, "ready": True, "restartCount": 0, "state": completed}
+                for init in ("init-kbagent", "kbagent-worker")
+            ]
+            sidecar = {"name": "kbagent", "ready": True, "restartCount": 0, "state": {"running": {}}}
+            status["containerStatuses"] = [main, sidecar]
+        ready = bool(main) and main["ready"]
         conditions.append({"type": "Ready", "status": "True" if ready else "False"})
         labels = {"app.kubernetes.io/instance": cluster.name}
-        scheduled = not any(c.get("reason") == "Unschedulable" for c in conditions)
-        spec: dict[str, Any] = {"containers": [{"name": container}]}
-        if scheduled:
-            spec["nodeName"] = "k3s-server"
         return {
             "metadata": {"name": name, "namespace": cluster.namespace, "labels": labels},
             "spec": spec,
-            "status": {"phase": phase, "conditions": conditions, "containerStatuses": containers},
+            "status": status,
         }
 
     def _pod_table(self, ns: str) -> str:
@@ -984,7 +1334,7 @@ class SimCluster:
                         lines.append(
                             f"5s\tWarning\tFailedScheduling\tpod/{pod['metadata']['name']}\t{condition['message']}"
                         )
-                for container in pod["status"]["containerStatuses"]:
+                for container in pod["status"].get("containerStatuses", []):
                     waiting = container["state"].get("waiting", {})
                     if waiting.get("reason") in ("ImagePullBackOff", "CrashLoopBackOff"):
                         lines.append(
@@ -1027,7 +1377,7 @@ class SimCluster:
         if rest and rest[0].startswith("deploy/"):
             name = rest[0].removeprefix("deploy/")
             if self._get("deployment", ns, name) is None:
-                return _error(f'error: deployments.apps "{name}" not found')
+                return _error(f'Error from server (NotFound): deployments.apps "{name}" not found')
             return _ok(f"{name} INFO reconcile done\n")
         if len(rest) == 1 and "-c" in args.flags and "--tail" in args.flags:
             return self._container_logs(ns, rest[0], args.flags["-c"], bool(args.flags.get("--previous")))
@@ -1048,9 +1398,11 @@ class SimCluster:
             return _error(f'Error from server (NotFound): pods "{pod_name}" not found')
         if "nodeName" not in pod["spec"]:
             return _error(f"Error from server (BadRequest): pod {pod_name} does not have a host assigned")
-        status = next((c for c in pod["status"]["containerStatuses"] if c["name"] == container), None)
+        statuses = [*pod["status"].get("initContainerStatuses", []), *pod["status"].get("containerStatuses", [])]
+        status = next((c for c in statuses if c["name"] == container), None)
         if status is None:
-            return _error(f"error: container {container} is not valid for pod {pod_name}")
+            # The API server's refusal (pkg/registry/core/pod/strategy.go LogLocation).
+            return _error(f"Error from server (BadRequest): container {container} is not valid for pod {pod_name}")
         if previous:
             if status["restartCount"] == 0:
                 return _error(
@@ -1064,7 +1416,68 @@ class SimCluster:
                 f'Error from server (BadRequest): container "{container}" in pod "{pod_name}" is waiting to start: '
                 f"{waiting}"
             )
+        if container in ("init-kbagent", "kbagent-worker", "kbagent"):
+            return _ok(f"{container}: started\n")
         return _ok(f"starting with DATABASE_URL=postgresql://postgres:{SIM_CREDENTIAL}@localhost/postgres\n")
+
+
+def _no_matches(name: str, ns: str, kind: str, version: str) -> str:
+    """Helm pkg/action/install.go wrapping cli-runtime pkg/resource/mapper.go and apimachinery meta/errors.go: an
+    object of a kind whose CRD is not installed (yet)."""
+    return (
+        "Error: unable to build kubernetes objects from release manifest: resource mapping not found for name: "
+        f'"{name}" namespace: "{ns}" from "": no matches for kind "{kind}" in version "{version}"\n'
+        "ensure CRDs are installed first"
+    )
+
+
+def _ownership_conflict(chart: str, release: str, owner: str, ns: str) -> str:
+    """pkg/action/validate.go existingResourceConflict + checkOwnership, for the first object the chart renders that
+    exists already: owned by release `owner` ("" for an object no Helm release manages)."""
+    if chart.endswith("-cluster"):
+        what = f'Cluster "{release}" in namespace "{ns}"'
+    elif chart == "kubeblocks":
+        what = f'ServiceAccount "kubeblocks" in namespace "{ns}"'
+    else:
+        what = f'ClusterDefinition "{chart}" in namespace ""'
+    if owner:
+        problems = (
+            f'annotation validation error: key "meta.helm.sh/release-name" must equal "{release}": '
+            f'current value is "{owner}"'
+        )
+    else:
+        problems = (
+            'label validation error: missing key "app.kubernetes.io/managed-by": must be set to "Helm"; '
+            f'annotation validation error: missing key "meta.helm.sh/release-name": must be set to "{release}"; '
+            f'annotation validation error: missing key "meta.helm.sh/release-namespace": must be set to "{ns}"'
+        )
+    return f"{what} exists and cannot be imported into the current release: invalid ownership metadata; {problems}"
+
+
+def _outage_resource(args: _Args) -> str:
+    """The "(verb resource name)" an API server error message ends with, as far as the argv tells."""
+    words = args.positional[1:]
+    if not words:
+        return ""
+    target, _, name = words[0].partition("/")
+    kind = _KINDS.get(target.split(",")[0].lower())
+    resource = _API_NAMES.get(kind, f"{kind}s") if kind else target
+    name = name or (words[1] if len(words) > 1 else "")
+    return f"{resource} {name}".strip()
+
+
+def _lookup(data: Any, path: list[str]) -> Any:
+    """The value at a dotted jsonpath's fields, or None where one is missing."""
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _printed(value: Any) -> str:
+    """A JSON value as Go's fmt %v prints it (kubectl wait compares that text)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _selector(cluster: _Object) -> str:
@@ -1074,7 +1487,7 @@ def _selector(cluster: _Object) -> str:
 def _stuck(pod: Mapping[str, Any]) -> bool:
     """A pod that shows a failure: a container waiting in back-off, or the pod unschedulable."""
     status = pod["status"]
-    waiting = any("waiting" in c["state"] for c in status["containerStatuses"])
+    waiting = any("waiting" in c["state"] for c in status.get("containerStatuses", []))
     return waiting or any(c.get("reason") == "Unschedulable" for c in status["conditions"])
 
 
@@ -1083,7 +1496,7 @@ def _comes_up(failure: Failure | None) -> bool:
 
 
 def _helm_changes(args: _Args) -> bool:
-    return bool(args.positional) and args.positional[0] in ("upgrade", "install", "uninstall")
+    return bool(args.positional) and args.positional[0] in ("upgrade", "install", "uninstall", "rollback")
 
 
 def _seconds(text: str) -> float:
