@@ -305,9 +305,11 @@ async def _check_kubeconfig(toolbox_image: str, kubeconfig: dagger.Secret) -> No
     """Refuse a kubeconfig the toolbox cannot use (an EKS/GKE/AKS exec plugin) before any cluster call, with the
     fix in the message; `kubectl config view` without --raw prints no credential."""
     from dbstack.github.platform import KUBECONFIG_VIEW, kubeconfig_problem
+    from dbstack.text import first_line
 
     done = await _runner(_toolbox_for_kubeconfig(toolbox_image, kubeconfig)).run(KUBECONFIG_VIEW, timeout_s=60)
-    problem = kubeconfig_problem(done.stdout) if done.ok else f"kubectl cannot read the kubeconfig: {done.stderr}"
+    unreadable = f"kubectl cannot read the kubeconfig: {first_line(done.stderr)}"
+    problem = kubeconfig_problem(done.stdout) if done.ok else unreadable
     if problem:
         raise _fail(problem.strip())
 

@@ -91,6 +91,8 @@ class FakeCluster:
     commands: list[Command] = field(default_factory=list)
     fail_on: str | None = None
     """A fragment of a command line that makes that command fail."""
+    failure: str = KLOG_LINE + "\n" + FORBIDDEN
+    """What a failing command prints on stderr."""
     forbidden_first: int = 0
     """How many namespaced applies are refused (Forbidden) before the role binding takes effect."""
     before: dict[str, Callable[[FakeCluster], None]] = field(default_factory=dict)
@@ -111,7 +113,7 @@ class FakeCluster:
                 del self.before[fragment]
                 act(self)
         if self.fail_on and self.fail_on in str(command):
-            return CommandResult(1, "", KLOG_LINE + "\n" + FORBIDDEN)
+            return CommandResult(1, "", self.failure)
         argv = list(command.argv)
         match argv:
             case ["kubectl", "get", "namespace", name, "-o", "json", "--ignore-not-found"]:
@@ -478,6 +480,15 @@ def test_a_teardown_run_again_after_an_interruption_finishes_the_job() -> None:
     cluster.fail_on = None
     run(lambda: teardown(cluster, 9, now=NOW + 5))
     assert "pr-9" not in cluster.namespaces
+
+
+def test_a_helm_uninstall_that_runs_out_of_its_own_timeout_reads_as_a_timeout() -> None:
+    # Helm 3: pkg/action/uninstall.go after pkg/kube/wait.go's poll ran past --timeout.
+    timed_out = "Error: uninstallation completed with 1 error(s): context deadline exceeded"
+    cluster = FakeCluster(fail_on="uninstall redis-cluster", failure=timed_out)
+    cluster.add_namespace("pr-9", _labels(9, NOW), "Active", "redis-cluster")
+    with pytest.raises(PreviewError, match=f"did not finish within its --timeout: {re.escape(timed_out)}$"):
+        run(lambda: teardown(cluster, 9, now=NOW))
 
 
 def test_teardown_of_a_missing_preview_succeeds_without_deleting_anything() -> None:

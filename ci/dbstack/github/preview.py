@@ -35,6 +35,7 @@ from dbstack.config.load import Config, PreviewSettings
 from dbstack.config.naming import NameRule, preview_namespace
 from dbstack.masking import mask
 from dbstack.plan.model import Command, Diagnostic, Plan, StepKind, helm, kubectl
+from dbstack.run.kube import helm_timed_out
 from dbstack.run.runner import Runner
 from dbstack.text import first_line as text_first_line
 
@@ -363,6 +364,8 @@ async def _run(runner: Runner, command: Command, timeout_s: float) -> str:
     result = await runner.run(command, timeout_s=timeout_s)
     if result.timed_out:
         raise PreviewError(f"`{command}` did not finish within {timeout_s:.0f}s")
+    if result.exit_code != 0 and helm_timed_out(command, result.stderr):  # Helm's own --timeout ran out
+        raise PreviewError(f"`{command}` did not finish within its --timeout: {first_line(result.stderr)}")
     if result.exit_code != 0:
         raise PreviewError(f"`{command}` failed: {first_line(result.stderr or result.stdout)}")
     return result.stdout

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dbstack.plan.model import Watch
+from dbstack.plan.model import Command, Watch
 
 TRANSIENT_ERRORS = (
     # apimachinery pkg/api/errors/errors.go: 503 ServiceUnavailable, 504 Timeout, 429 TooManyRequests.
@@ -49,6 +49,12 @@ ProgressDeadlineExceeded; rollout status exits 1 at once instead of waiting out 
 def is_transient(stderr: str) -> bool:
     text = stderr.lower()
     return any(fragment in text for fragment in TRANSIENT_ERRORS)
+
+
+def helm_timed_out(command: Command, stderr: str) -> bool:
+    """Helm's own --timeout ran out: `helm uninstall --wait` ends "uninstallation completed with 1 error(s): context
+    deadline exceeded" (3.x; Helm 4 lists what still exists first), a hook "timed out waiting for the condition"."""
+    return command.argv[0] == "helm" and not is_transient(stderr) and any(t in stderr for t in HELM_TIMEOUTS)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from dbstack.masking import mask
 from dbstack.plan.model import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
 from dbstack.run.helmstate import helm_target, history_command, ownership_conflict, stuck_release
 from dbstack.run.kube import (
-    HELM_TIMEOUTS,
     NO_SUCH_TYPE,
     PROGRESS_DEADLINE,
     TIMED_OUT,
@@ -35,6 +34,7 @@ from dbstack.run.kube import (
     FatalStreaks,
     cluster_state,
     current_spec_conditions,
+    helm_timed_out,
     is_transient,
     pod_containers,
 )
@@ -196,7 +196,7 @@ class _Run:
             done = await self._call(step, timed, deadline, f"running {command.argv[0]}", step.retry_on, result)
             if done.timed_out:
                 raise StepError(Outcome.TIMED_OUT, f"timed out after {step.timeout_s} s running {command}")
-            if not done.ok and _helm_timed_out(command, done):
+            if not done.ok and helm_timed_out(command, done.stderr):
                 raise StepError(
                     Outcome.TIMED_OUT,
                     f"timed out after {step.timeout_s} s running {command}\nhelm: {first_line(done.stderr)}",
@@ -541,12 +541,6 @@ def _with_time_left(command: Command, seconds: int) -> Command:
         return command
     argv = (*command.argv[:index], f"--timeout={seconds}s", *command.argv[index + 1 :])
     return Command(argv, command.stdin, command.routine)
-
-
-def _helm_timed_out(command: Command, done: CommandResult) -> bool:
-    """Helm's own --timeout ran out: `helm uninstall --wait` ends "uninstallation completed with 1 error(s): context
-    deadline exceeded" (3.x; Helm 4 lists what still exists first), a hook "timed out waiting for the condition"."""
-    return command.argv[0] == "helm" and not is_transient(done.stderr) and any(t in done.stderr for t in HELM_TIMEOUTS)
 
 
 def _command_failure(command: Command, done: CommandResult) -> str:
