@@ -22,6 +22,10 @@ wait for KubeBlocks to be rolled out, clusters for their own addon, KubeBlocks f
 
 With --out DIR it also writes the Results (and reports, through dbstack.report) of one successful run into
 DIR/success/ and of a run whose PostgreSQL ends Abnormal into DIR/failure/. A script, not a test.
+
+The simulated Clusters get the components and pods Helm's render of the real 1.0.1 charts gives
+(tests/upstream.py, helm-python-sdk from requirements-dev.txt) when ../shared/upstream (or DBSTACK_UPSTREAM) is
+there, else the catalog's topology; the JSON says which (`topology`).
 """
 
 from __future__ import annotations
@@ -40,7 +44,16 @@ from dbstack.plan.build import KUBEBLOCKS_DEPLOYMENTS, build_plan
 from dbstack.plan.model import Plan, Step, StepKind, kubectl
 from dbstack.run.kube import parse_json
 from dbstack.run.results import Outcome, RunResults
-from dbstack.sim.cluster import Failure, Latencies, Scenario, SimCluster, in_virtual_time, run_simulated
+from dbstack.sim.cluster import (
+    Failure,
+    Latencies,
+    Scenario,
+    SimCluster,
+    Topology,
+    catalog_topology,
+    in_virtual_time,
+    run_simulated,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,6 +64,16 @@ BASELINE_POLL_S = 10.0
 MAKESPAN_TARGET = 1.05
 NOTICE_TARGET_S = 1.0
 SMOKE_NOT_RUN = "simulated cluster: the smoke suite needs real databases"
+
+
+def topology() -> tuple[str, Topology]:
+    """The rendered topology when the upstream charts are there, else the catalog's."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from upstream import rendered_topology, upstream_available
+
+    if upstream_available():
+        return "rendered", rendered_topology
+    return "catalog", catalog_topology
 
 
 def run_pipeline(plan: Plan, scenario: Scenario, out: Path, epoch: float) -> tuple[RunResults, SimCluster]:
@@ -194,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     plan = build_plan(load_config(args.values))
-    scenario = Scenario(latencies=LATENCIES)
+    topology_kind, cluster_topology = topology()
+    scenario = Scenario(latencies=LATENCIES, topology=cluster_topology)
     epoch = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         success_dir = args.out / "success" if args.out else Path(scratch) / "success"
@@ -214,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             written = write_results(results, success_dir)
             failed, _ = run_pipeline(
                 plan,
-                Scenario(latencies=LATENCIES, failures={"postgresql": Failure.ABNORMAL}),
+                Scenario(latencies=LATENCIES, failures={"postgresql": Failure.ABNORMAL}, topology=cluster_topology),
                 args.out / "failure",
                 epoch,
             )
@@ -233,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"makespan_over_critical_path": MAKESPAN_TARGET, "notice_delay_s": NOTICE_TARGET_S},
         "commands": {"pipeline": len(sim.calls), "baseline": len(baseline_sim.calls)},
         "databases": [d.key for d in results.databases],
+        "topology": topology_kind,
     }
     met = makespan <= MAKESPAN_TARGET * critical and notice <= NOTICE_TARGET_S
     summary["targets_met"] = met

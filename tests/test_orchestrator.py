@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -33,9 +34,11 @@ from dbstack.sim.cluster import (
     Scenario,
     SimCluster,
     Stuck,
+    catalog_topology,
     in_virtual_time,
     run_simulated,
 )
+from upstream import rendered_topology, upstream_available
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -69,6 +72,10 @@ class SimRun:
 
 
 def simulate(plan: Plan, scenario: Scenario, out: Path, sim: SimCluster | None = None) -> SimRun:
+    """Run `plan` on the simulator; its Clusters get the components Helm's render of the real charts gives when
+    the upstream charts are there (tests/upstream.py), else the catalog's (which that render proves equal)."""
+    if upstream_available() and scenario.topology is catalog_topology:
+        scenario = dataclasses.replace(scenario, topology=rendered_topology)
     sim = sim or SimCluster(scenario)
     results = run_simulated(plan, sim, out)
     assert sim.unknown == [], "the orchestrator issued commands the simulator does not model"
@@ -306,6 +313,119 @@ def test_installed_addon_is_skipped_but_its_definitions_are_still_awaited(values
     assert run.step("addon:qdrant").outcome is Outcome.PASSED
 
 
+def test_a_snapshot_controller_from_the_upstream_manifest_is_found_by_its_pods(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    """v8.2.0's Deployment carries no labels (only its pods do): the probe looks at pods, in every namespace."""
+    run = simulate(plan_for(values_dir), Scenario(preinstalled=True), tmp_path)
+    step = run.step("snapshot-controller")
+    assert step.outcome is Outcome.SKIPPED
+    assert step.cause == (
+        "already present: pod snapshot-controller-6d4f8b7c9-x0 in namespace kube-system, "
+        "pod snapshot-controller-6d4f8b7c9-x1 in namespace kube-system; verified healthy"
+    )
+    selector = "app.kubernetes.io/name=snapshot-controller"
+    assert [c.argv for c in run.calls("kubectl", "wait", "pods")] == [
+        ("kubectl", "wait", "pods", "-A", "-l", selector, "--for=condition=Ready", "--timeout=120s")
+    ]
+    assert run.calls("kubectl", "rollout", "status", "deployment/snapshot-controller") == []
+
+
+def test_a_snapshot_controller_a_chart_installed_elsewhere_is_reused_where_it_is(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    scenario = Scenario(
+        preinstalled=True, snapshot_controller_namespace="piraeus-datastore", snapshot_controller_from_chart=True
+    )
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
+    step = run.step("snapshot-controller")
+    assert (step.outcome, step.cause) == (
+        Outcome.SKIPPED,
+        "already present: pod snapshot-controller-6d4f8b7c9-x0 in namespace piraeus-datastore; verified healthy",
+    )
+    # Nothing waits on kube-system/snapshot-controller, which does not exist here.
+    assert not [c for c in run.sim.calls if "deployment/snapshot-controller" in c.argv]
+    assert run.calls("kubectl", "apply") == []
+    assert {d.outcome for d in run.results.databases} == {Outcome.PASSED}
+
+
+def test_without_a_snapshot_controller_the_upstream_one_is_installed_and_rolled_out(
+    values_dir: Path, tmp_path: Path
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(), tmp_path)
+    assert run.step("snapshot-controller").outcome is Outcome.PASSED
+    assert len(run.calls("kubectl", "rollout", "status", "deployment/snapshot-controller")) == 1
+    assert run.calls("kubectl", "wait", "pods") == []
+
+
+def test_an_installed_kubeblocks_at_another_version_is_not_silently_reused(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(preinstalled=True, kubeblocks_version="1.0.0"), tmp_path)
+    step = run.step("kubeblocks")
+    assert (step.outcome, step.cause) == (
+        Outcome.FAILED,
+        "KubeBlocks 1.0.0 is installed (namespace kb-system), but the plan pins 1.0.1; upgrade or remove it, "
+        "or set kubeblocks.reuseInstalled: any to reuse it as it is",
+    )
+    assert run.helm_installs("kubeblocks") == []
+    assert run.step("addon:redis").outcome is Outcome.NOT_RUN
+    assert run.results.installed_versions == {"kubeblocks": "1.0.0"}
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["installed_versions"] == {"kubeblocks": "1.0.0"}
+
+
+def test_reuse_installed_any_reuses_another_version_and_reports_it(values_dir: Path, tmp_path: Path) -> None:
+    from dbstack.report.summary_json import render_summary
+
+    plan = plan_for(values_dir, "kubeblocks.reuseInstalled=any")
+    scenario = Scenario(
+        preinstalled=True,
+        kubeblocks_version="1.0.0",
+        preinstalled_addons=frozenset({"redis"}),
+        addon_versions={"redis": "1.0.0"},
+    )
+    run = simulate(plan, scenario, tmp_path)
+    assert run.step("kubeblocks").outcome is Outcome.SKIPPED
+    assert run.step("kubeblocks").cause == "already present: KubeBlocks 1.0.0; verified healthy"
+    assert run.step("addon:redis").cause == "already present: the redis addon 1.0.0; verified healthy"
+    assert run.results.installed_versions == {"kubeblocks": "1.0.0", "redisAddon": "1.0.0"}
+    run_json = render_summary(run.results)["run"]
+    assert run_json["installedVersions"] == {"kubeblocks": "1.0.0", "redisAddon": "1.0.0"}
+    assert run_json["versions"]["kubeblocks"] == "1.0.1"
+
+
+def test_an_installed_addon_at_another_version_fails_its_step_naming_both(values_dir: Path, tmp_path: Path) -> None:
+    scenario = Scenario(preinstalled=True, preinstalled_addons=frozenset({"redis"}), addon_versions={"redis": "1.0.0"})
+    run = simulate(plan_for(values_dir), scenario, tmp_path)
+    step = run.step("addon:redis")
+    assert step.outcome is Outcome.FAILED
+    assert (step.cause or "").startswith(
+        "the redis addon 1.0.0 is installed (namespace kb-system), but the plan pins 1.0.1; "
+    )
+    assert run.helm_installs("kb-addon-redis") == []
+    assert run.step("cluster:redis").outcome is Outcome.NOT_RUN
+    assert run.step("addon:qdrant").outcome is Outcome.PASSED
+
+
+def test_a_failed_cluster_names_the_images_its_pods_pull(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"elasticsearch": Failure.IMAGE_PULL}), tmp_path)
+    assert "diagnostics/elasticsearch/images.txt" in run.step("cluster:elasticsearch").diagnostics
+    images = (tmp_path / "diagnostics" / "elasticsearch" / "images.txt").read_text()
+    assert "mdit\tprepare-plugins\tdocker.io/apecloud/elasticsearch-plugins:8.8.2\t" in images
+
+
+def test_redis_replication_brings_its_sentinels(values_dir: Path, tmp_path: Path) -> None:
+    (values_dir / "redis.yaml").write_text(
+        (values_dir / "redis.yaml")
+        .read_text()
+        .replace("mode: standalone", "mode: replication")
+        .replace("replicas: 1", "replicas: 2")
+    )
+    run = simulate(plan_for(values_dir), Scenario(), tmp_path)
+    assert run.outcome("redis") is Outcome.PASSED
+    redis = next(d for d in run.results.databases if d.key == "redis")
+    assert (redis.mode, redis.replicas, redis.service) == ("replication", 2, "redis-cluster-redis-redis")
+
+
 def test_a_redeploy_waits_until_the_operator_runs_the_new_spec(values_dir: Path, tmp_path: Path) -> None:
     sim = SimCluster(Scenario())
     plan = plan_for(values_dir)
@@ -346,7 +466,7 @@ def test_a_concurrent_install_of_a_shared_release_is_waited_out_then_verified(
     installs = run.helm_installs("kb-addon-redis")
     assert [(c.exit_code, c.stderr) for c in installs] == [(1, refusal)]  # the other client then finished it
     step = run.step("addon:redis")
-    assert (step.outcome, step.cause) == (Outcome.SKIPPED, "already present; verified healthy")
+    assert (step.outcome, step.cause) == (Outcome.SKIPPED, "already present: the redis addon 1.0.1; verified healthy")
     assert run.outcome("redis") is Outcome.PASSED
 
 
@@ -405,7 +525,7 @@ def test_an_addon_another_preview_is_installing_is_waited_for_and_then_skipped(
     assert len(installs) >= 2  # retried while the other client held the lock ...
     assert {c.exit_code for c in installs} == {1}  # ... and never needed to install it itself
     step = run.step("addon:redis")
-    assert (step.outcome, step.cause) == (Outcome.SKIPPED, "already present; verified healthy")
+    assert (step.outcome, step.cause) == (Outcome.SKIPPED, "already present: the redis addon 1.0.1; verified healthy")
     assert run.outcome("redis") is Outcome.PASSED
 
 

@@ -123,11 +123,15 @@ def test_every_plan_json_field_is_documented(values_dir: Path, capsys) -> None: 
     assert main(["plan", "--json", "--values", str(values_dir), "--set", "databases.neo4j.enabled=true"]) == 0
     data = json.loads(capsys.readouterr().out)
     documented = set(re.findall(r"^\| `([^`]+)` \|", (REPO / "docs" / "plan.md").read_text(), re.MULTILINE))
-    # Every command object has the shape documented once, under steps[].commands[].
+    # Every command object has the shape documented once, under steps[].commands[]; doneWhenSkipped's waits have
+    # doneWhen's fields.
     fields = {
-        re.sub(r"^.*\.command\.(argv|stdin)$", r"steps[].commands[].\1", p)
-        for p in _field_paths(data)
-        if not p.startswith("versions.")
+        re.sub(r"^steps\[\]\.doneWhenSkipped\[\]\.", "steps[].doneWhen[].", p)
+        for p in (
+            re.sub(r"^.*\.command\.(argv|stdin)$", r"steps[].commands[].\1", p)
+            for p in _field_paths(data)
+            if not p.startswith("versions.")
+        )
     }
     missing = sorted(fields - documented)
     assert not missing, f"docs/plan.md does not describe: {missing}"

@@ -199,3 +199,43 @@ def test_an_addon_goes_from_enabling_to_enabled_once_its_definitions_are_availab
         "phase: Enabling",
         "phase: Enabled",
     ]
+
+
+def test_kubeblocks_installed_without_default_addons_registers_no_addon() -> None:
+    """`--set autoInstalledAddons={}` renders no Addon objects (tests/test_upstream_render.py shows it)."""
+    sim = SimCluster(Scenario())
+    answers: list[CommandResult] = []
+
+    async def main() -> None:
+        crds = Command(("kubectl", "apply", "--server-side", "-f", "https://x/kubeblocks_crds.yaml"))
+        await sim.run(crds, timeout_s=10)
+        await anyio.sleep(60)
+        install = ("helm", "upgrade", "--install", "kubeblocks", "kubeblocks", "--repo", "r", "--version", "1.0.1")
+        await sim.run(Command((*install, "-n", "kb-system")), timeout_s=10)
+        addon = Command(("kubectl", "get", "addons.extensions.kubeblocks.io", "redis", "-o", "yaml"))
+        answers.append(await sim.run(addon, timeout_s=10))
+        deploy = Command(("kubectl", "-n", "kb-system", "get", "deploy", "kubeblocks", "-o", "json"))
+        answers.append(await sim.run(deploy, timeout_s=10))
+
+    in_virtual_time(main)
+    assert answers[0].stderr == 'Error from server (NotFound): addons.extensions.kubeblocks.io "redis" not found'
+    assert json.loads(answers[1].stdout)["metadata"]["labels"]["app.kubernetes.io/version"] == "1.0.1"
+
+
+def test_pods_are_selected_by_their_labels_across_namespaces() -> None:
+    sim = SimCluster(Scenario(preinstalled=True, snapshot_controller_namespace="storage"))
+    selector = "app.kubernetes.io/name=snapshot-controller"
+    jsonpath = 'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{"\\n"}{end}'
+    found = ask(sim, "kubectl", "get", "pods", "-A", "-l", selector, "-o", jsonpath)
+    assert found.stdout.splitlines() == [
+        "storage/snapshot-controller-6d4f8b7c9-x0",
+        "storage/snapshot-controller-6d4f8b7c9-x1",
+    ]
+    deployments = ask(
+        SimCluster(Scenario(preinstalled=True)), "kubectl", "get", "deploy", "-A", "-l", selector, "-o", "name"
+    )
+    assert deployments.stdout == ""  # the upstream Deployment itself carries no labels
+    nothing = ask(
+        SimCluster(), "kubectl", "wait", "pods", "-A", "-l", selector, "--for=condition=Ready", "--timeout=5s"
+    )
+    assert (nothing.exit_code, nothing.stderr) == (1, "error: no matching resources found")

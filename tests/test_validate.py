@@ -252,7 +252,7 @@ def test_unknown_nested_key_is_reported_with_its_dotted_path(
         run_validate(capsys, values_dir),
         f"{values_dir / 'qdrant.yaml'}:{line}: extra.terminationPolicyy: unknown key; did you mean "
         "'terminationPolicy'? (Helm would silently ignore it) "
-        "(allowed: disableExporter, rbacEnabled, terminationPolicy)",
+        "(allowed: disableExporter, terminationPolicy)",
     )
 
 
@@ -455,13 +455,13 @@ def test_recursive_alias_is_a_problem_not_a_crash(capsys: pytest.CaptureFixture[
 def test_merge_keys_supply_defaults_as_helm_reads_them(values_dir: Path) -> None:
     append(
         values_dir / "redis.yaml",
-        "prometheus: &off\n  enabled: false\ntwemproxy:\n  <<: *off\n"
-        "sentinel:\n  <<: [{enabled: false, cpu: 0.2}, {cpu: 0.3, replicas: 1}]\n  cpu: 0.1\n",
+        "requests: &small\n  cpu: 0.3\n  memory: 0.25\nprometheus:\n  <<: {enabled: false}\n"
+        "sentinel:\n  <<: [{memory: 0.2, cpu: 0.2}, *small]\n  replicas: 3\n  cpu: 0.1\n",
     )
     redis = validate(values_dir).config.database("redis")
-    assert redis.values["twemproxy"] == {"enabled": False}
+    assert redis.values["prometheus"] == {"enabled": False}
     # Keys written beside `<<` win; among the merged mappings the earlier one wins.
-    assert redis.values["sentinel"] == {"cpu": 0.1, "enabled": False, "replicas": 1}
+    assert redis.values["sentinel"] == {"cpu": 0.1, "memory": 0.2, "replicas": 3}
 
 
 def test_line_breaks_in_a_key_stay_on_one_line(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
@@ -768,7 +768,9 @@ def test_capacity_names_the_largest_consumers_when_it_does_not_fit(
     run = run_validate(capsys, values_dir)
     assert run.code == EXIT_INVALID
     problem = run.line_starting(f"{pipeline}:{line}: node.cpu: enabled databases and the control plane request ")
-    assert re.search(r"request 1[0-9.]+ cores, the node has 8; largest: qdrant-cluster \(1 x 8 cpu\) 8\.00, ", problem)
+    assert re.search(
+        r"request 1[0-9.]+ cores, the node has 8; largest: qdrant-cluster-qdrant \(1 x 8 cpu\) 8\.00, ", problem
+    )
     assert problem.endswith("(allowed: lower requests in a profile, disable a database, or a larger node)")
 
 
@@ -970,3 +972,111 @@ def test_any_set_override_gives_a_config_or_problems_never_an_exception(values_d
         validate(values_dir, overrides=[f"{key}={value}"])
     except InvalidInput as exc:
         assert all("\n" not in str(p) for p in exc.problems)
+
+
+# --- keys the 1.0.1 charts never read, and values dbstack does not model ---------------------------------------
+
+DEAD_KEYS = [(key, path) for key, db in DATABASES.items() for path in db.dead_keys]
+
+
+def write_key(path: Path, dotted: str, value: object) -> int:
+    """Set `dotted` in the YAML file (nested mappings created) and return the line of its last part."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    doc = load_yaml(path, [])
+    assert doc is not None
+    return doc.line_of(dotted)
+
+
+@pytest.mark.parametrize(("key", "dotted"), DEAD_KEYS, ids=[f"{k}-{p}" for k, p in DEAD_KEYS])
+def test_a_key_the_chart_never_reads_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], values_dir: Path, key: str, dotted: str
+) -> None:
+    db = DATABASES[key]
+    path = values_dir / f"{key}.yaml"
+    line = write_key(path, dotted, {"enabled": True} if dotted in ("twemproxy", "redisCluster", "roles") else "x")
+    run = run_validate(capsys, values_dir)
+    assert run.code == EXIT_INVALID
+    assert run.problems == [f"{path}:{line}: {dotted}: the {db.cluster_chart} 1.0.1 chart {db.dead_keys[dotted]}"]
+
+
+def test_postgresql_extra_termination_policy_names_the_key_that_works(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    path = values_dir / "postgresql.yaml"
+    line = append(path, "extra:\n  terminationPolicy: WipeOut\n") + 1
+    assert run_validate(capsys, values_dir).problems == [
+        f"{path}:{line}: extra.terminationPolicy: the postgresql-cluster 1.0.1 chart never reads this key; "
+        "use terminationPolicy"
+    ]
+
+
+UNMODELLED_VALUES = [
+    (key, dotted, value, unmodelled.modelled)
+    for key, db in DATABASES.items()
+    for dotted, unmodelled in db.unmodelled.items()
+    for value in unmodelled.values
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "dotted", "value", "modelled"), UNMODELLED_VALUES, ids=[f"{k}-{p}-{v}" for k, p, v, _ in UNMODELLED_VALUES]
+)
+def test_a_mode_dbstack_does_not_model_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], values_dir: Path, key: str, dotted: str, value: object, modelled: tuple[object]
+) -> None:
+    path = values_dir / f"{key}.yaml"
+    line = write_key(path, dotted, value)
+    run = run_validate(capsys, values_dir)
+    assert run.code == EXIT_INVALID
+    shown = repr(value) if isinstance(value, str) else str(value).lower()
+    allowed = ", ".join(str(m).lower() if isinstance(m, bool) else str(m) for m in modelled)
+    (problem,) = run.problems
+    assert problem.startswith(f"{path}:{line}: {dotted}: {shown} is not modelled: ")
+    assert problem.endswith(f" (allowed: {allowed})")
+
+
+def test_a_chart_default_mode_dbstack_does_not_model_must_be_overridden(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    path = values_dir / "elasticsearch.yaml"
+    replace(path, "mode: single-node", "# mode left to the chart")
+    (problem,) = run_validate(capsys, values_dir).problems
+    assert problem.startswith(f"{path}:1: mode: the chart's default 'multi-node' is not modelled; set it: ")
+
+
+def test_redis_replication_runs_at_least_two_replicas(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
+    path = values_dir / "redis.yaml"
+    replace(path, "mode: standalone", "mode: replication")
+    line = line_of(path, "replicas: 1")
+    assert run_validate(capsys, values_dir).problems == [
+        f"{path}:{line}: replicas: replication mode runs at least 2 replicas, got 1 (allowed: 2 to 5)"
+    ]
+    replace(path, "replicas: 1", "replicas: 2")
+    assert run_validate(capsys, values_dir).code == EXIT_OK
+
+
+def test_a_version_the_addons_component_version_does_not_release_is_refused(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    path = values_dir / "postgresql.yaml"
+    line = replace(path, "version: 16.4.0", "version: 16.5.0")
+    (problem,) = run_validate(capsys, values_dir).problems
+    assert problem.startswith(
+        f"{path}:{line}: version: '16.5.0' is no release of the postgresql 1.0.1 addon's ComponentVersion; "
+        "KubeBlocks would never start the Cluster (allowed: 12.14.0, "
+    )
+    assert ", 16.4.0, 16.9.0, 17.5.0)" in problem
+
+
+def test_every_profile_of_the_repository_is_valid(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
+    """Nothing in values/ became invalid: the base values and each profile, every database enabled."""
+    enable = [arg for key in DATABASES for arg in ("--set", f"databases.{key}.enabled=true")]
+    for profile in ["", *sorted(p.name for p in (values_dir / "profiles").iterdir())]:
+        run = run_validate(capsys, values_dir, *(["--profile", profile] if profile else []), *enable)
+        assert (run.code, run.err) == (EXIT_OK, ""), profile

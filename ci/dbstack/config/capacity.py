@@ -1,8 +1,9 @@
 """Will the enabled databases fit the node? Requests summed from the values, against the profile's node size.
 
-An estimate, and a conservative one only for what it counts: each database's main pods (requests, else limits,
-times replicas), Redis sentinels, Elasticsearch's extra role pods and Kibana, the KubeBlocks control plane and
-k3s's own pods. Sidecars the addons add are not counted.
+Each database counts every pod its chart renders (config/topology.py, proved against Helm's render: sentinels,
+Kibana and every replica included) at what each pod requests, plus the KubeBlocks control plane and k3s's own
+pods. An estimate all the same: containers the addons' ComponentDefinitions add beside the main one (exporters,
+agents) are not counted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ CONTROL_PLANE: tuple[tuple[str, float, float], ...] = (
     ("kubeblocks-dataprotection", 0.5, 1.0),
     ("coredns (k3s)", 0.1, 0.07),
 )
-KIBANA_ESTIMATE = (0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -50,33 +50,12 @@ class Capacity:
         return sorted(self.consumers, key=key, reverse=True)[:count]
 
 
-def _request(d: DatabaseConfig, resource: str) -> float:
-    limit = float(d.effective(resource) or 0)
-    request = d.effective(f"requests.{resource}")
-    return min(float(request), limit) if request is not None else limit
-
-
 def database_pods(d: DatabaseConfig) -> list[Consumer]:
-    """What one database asks the scheduler for."""
-    cpu, memory = _request(d, "cpu"), _request(d, "memory")
-    pods = d.replicas
-    if d.key == "redis" and d.mode == "cluster":
-        pods *= int(d.effective("redisCluster.shardCount") or 3)
-    if d.key == "elasticsearch" and d.mode == "multi-node":
-        pods *= 2  # master and data roles are separate components
-    result = [Consumer(f"{d.release} ({pods} x {cpu:g} cpu)", cpu * pods, memory * pods)]
-    if d.key == "redis" and d.mode in ("replication", "replication-twemproxy") and d.effective("sentinel.enabled"):
-        n = int(d.effective("sentinel.replicas") or 3)
-        result.append(
-            Consumer(
-                f"{d.release} sentinels ({n})",
-                n * float(d.effective("sentinel.cpu") or 0),
-                n * float(d.effective("sentinel.memory") or 0),
-            )
-        )
-    if d.key == "elasticsearch" and d.effective("enableKibana"):
-        result.append(Consumer(f"{d.release} kibana (estimate)", *KIBANA_ESTIMATE))
-    return result
+    """What one database asks the scheduler for: one consumer per component of its Cluster."""
+    return [
+        Consumer(f"{d.release}-{c.name} ({c.replicas} x {c.cpu:g} cpu)", c.cpu * c.replicas, c.memory_gi * c.replicas)
+        for c in d.components
+    ]
 
 
 def capacity(config: Config) -> Capacity:

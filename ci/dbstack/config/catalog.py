@@ -1,13 +1,22 @@
-"""Per-database facts, in one table: adding a database is one entry here plus its smoke test."""
+"""Per-database facts, in one table: adding a database is one entry here plus its smoke test.
+
+The names and counts here are what KubeBlocks 1.0.1 derives from the cluster charts' render and the addons'
+ComponentDefinitions (`<release>-<component>-<service>`, `<release>-<component>-account-<account>`); the runtime
+cannot render, so they are written down, and tests/test_upstream_render.py proves them equal to the real renders.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dbstack.config import chartrules
-from dbstack.config.chartrules import Rule
+from dbstack.config.chartrules import Rule, Unmodelled
+
+COMPONENT_VERSIONS_FILE = Path(__file__).with_name("componentversions.json")
 
 
 @dataclass(frozen=True)
@@ -24,10 +33,14 @@ class Database:
     values_rules: Mapping[str, Rule]
     enabled_by_default: bool
     chart_defaults: Mapping[str, Any]
-    """The chart's own defaults for the keys capacity needs, used where a values file leaves them out."""
-    min_replicas: int = 1
+    """The chart's own defaults for the keys the topology needs, used where a values file leaves them out."""
     single_mode: str | None = None
     """The mode that runs exactly one replica, where the chart has one."""
+    replicas_at_least: Mapping[str, int] = field(default_factory=dict)
+    """Mode -> the fewest replicas the chart renders in it (`max .Values.replicas 2`): fewer is refused."""
+    dead_keys: Mapping[str, str] = field(default_factory=dict)
+    """Key path -> what the chart does instead of reading it (chartrules.DEAD)."""
+    unmodelled: Mapping[str, Unmodelled] = field(default_factory=dict)
 
     @property
     def cluster_chart(self) -> str:
@@ -59,9 +72,16 @@ DATABASES: dict[str, Database] = {
             port=5432,
             account="postgres",
             values_rules=chartrules.POSTGRESQL,
-            chart_defaults={"mode": "replication", "replicas": 2, "cpu": 0.5, "memory": 0.5},
+            chart_defaults={
+                "mode": "replication",
+                "replicas": 2,
+                "cpu": 0.5,
+                "memory": 0.5,
+                "etcd": {"enabled": False},
+            },
             enabled_by_default=True,
-            min_replicas=2,
+            dead_keys=chartrules.DEAD["postgresql"],
+            unmodelled=chartrules.UNMODELLED["postgresql"],
         ),
         Database(
             key="redis",
@@ -74,15 +94,17 @@ DATABASES: dict[str, Database] = {
             account="default",
             values_rules=chartrules.REDIS,
             single_mode="standalone",
+            replicas_at_least={"replication": 2},
             chart_defaults={
                 "mode": "replication",
                 "replicas": 2,
                 "cpu": 0.5,
                 "memory": 0.5,
-                "sentinel": {"enabled": True, "cpu": 0.5, "memory": 0.5, "replicas": 3},
-                "redisCluster": {"shardCount": 3},
+                "sentinel": {"cpu": 0.5, "memory": 0.5, "replicas": 3},
             },
             enabled_by_default=True,
+            dead_keys=chartrules.DEAD["redis"],
+            unmodelled=chartrules.UNMODELLED["redis"],
         ),
         Database(
             key="qdrant",
@@ -96,6 +118,7 @@ DATABASES: dict[str, Database] = {
             values_rules=chartrules.QDRANT,
             chart_defaults={"replicas": 1, "cpu": 1, "memory": 2},
             enabled_by_default=True,
+            dead_keys=chartrules.DEAD["qdrant"],
         ),
         Database(
             key="elasticsearch",
@@ -108,8 +131,17 @@ DATABASES: dict[str, Database] = {
             account="elastic",
             values_rules=chartrules.ELASTICSEARCH,
             single_mode="single-node",
-            chart_defaults={"mode": "multi-node", "replicas": 1, "cpu": 1, "memory": 2, "enableKibana": True},
+            chart_defaults={
+                "mode": "multi-node",
+                "replicas": 1,
+                "cpu": 1,
+                "memory": 2,
+                "enableKibana": True,
+                "tls": {"enabled": False},
+            },
             enabled_by_default=True,
+            dead_keys=chartrules.DEAD["elasticsearch"],
+            unmodelled=chartrules.UNMODELLED["elasticsearch"],
         ),
         Database(
             key="neo4j",
@@ -124,6 +156,28 @@ DATABASES: dict[str, Database] = {
             single_mode="singlealone",
             chart_defaults={"mode": "singlealone", "replicas": 1, "cpu": 2, "memory": 2},
             enabled_by_default=False,
+            dead_keys=chartrules.DEAD["neo4j"],
         ),
     )
 }
+
+Images = Mapping[str, Mapping[str, str]]
+"""Component -> container -> image, as a ComponentVersion release names them."""
+
+
+@functools.cache
+def _component_versions() -> Mapping[str, Any]:
+    import json  # only plan building and version checks read the table
+
+    data: Mapping[str, Any] = json.loads(COMPONENT_VERSIONS_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def service_releases(key: str, chart_version: str) -> Mapping[str, Images] | None:
+    """Service version -> its images, for every release of the ComponentVersions database `key`'s addon chart
+    `chart_version` ships that covers all the components dbstack deploys for it; None for a chart version the
+    table does not know (componentversions.json, generated from the addon charts' render and proved current by
+    tests/test_upstream_render.py)."""
+    charts: Mapping[str, Any] = _component_versions()["charts"]
+    found: Mapping[str, Images] | None = charts.get(chart_version, {}).get(key)
+    return found

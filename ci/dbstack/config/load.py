@@ -12,15 +12,18 @@ from typing import Any
 import yaml
 
 from dbstack.config import naming
-from dbstack.config.catalog import DATABASES, Database
-from dbstack.config.chartrules import BOOL, Rule
+from dbstack.config.catalog import DATABASES, Database, service_releases
+from dbstack.config.chartrules import BOOL, RULES_CHART_VERSION, Rule, Unmodelled
 from dbstack.config.problems import InvalidInput, Problem
+from dbstack.config.topology import Component, components
 from dbstack.config.yamlfile import YamlDocument, load_yaml
 
 SETTINGS_FILE = "pipeline.yaml"
 PROFILES_DIR = "profiles"
 
 _INT = Rule(("integer",))
+REUSE_CHOICES = ("pinned", "any")
+"""kubeblocks.reuseInstalled: reuse an installed KubeBlocks or addon only at the pinned version, or at any."""
 _TIMEOUT = Rule(("integer",), minimum=10, maximum=7200)
 _DATABASE_SETTINGS = Rule(
     ("mapping",),
@@ -36,6 +39,7 @@ SETTINGS_RULES: dict[str, Rule] = {
             "namespace": Rule(("string",)),
             "helmRepo": Rule(("string",)),
             "registry": Rule(("string",)),
+            "reuseInstalled": Rule(("string",), enum=REUSE_CHOICES),
         },
     ),
     "snapshotter": Rule(("mapping",), children={"version": Rule(("string",)), "installController": BOOL}),
@@ -208,8 +212,14 @@ class DatabaseConfig:
         return str(mode) if mode is not None else None
 
     @property
+    def components(self) -> tuple[Component, ...]:
+        """The Cluster's components as the chart renders them; the first is the one the application uses."""
+        return components(self.key, self.values, self.db.chart_defaults)
+
+    @property
     def replicas(self) -> int:
-        return max(int(self.effective("replicas") or 1), self.db.min_replicas)
+        """Pods of the component the application uses."""
+        return self.components[0].replicas
 
     def values_yaml(self) -> str:
         return yaml.safe_dump(dict(self.values), sort_keys=False)
@@ -277,6 +287,8 @@ class Config:
     kubeblocks_namespace: str
     helm_repo: str
     registry: str
+    reuse_installed: str
+    """`pinned` (an installed KubeBlocks or addon at another version fails its step) or `any`."""
     snapshotter_version: str
     install_snapshot_controller: bool
     images: Mapping[str, str]
@@ -373,8 +385,7 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
             if not in_profile:
                 continue
         _layer(layers, base, profile_dir, problems, required=False)
-        check_rules(layers, db.values_rules, problems, require_all=False)
-        _check_chart_values(db, layers, problems)
+        _check_database_values(db, layers, problems, str(entry["chartVersion"]) if entry is not None else None)
         if entry is not None:
             databases.append(
                 DatabaseConfig(
@@ -399,6 +410,7 @@ def load_config(values_dir: Path, profile: str | None = None, overrides: Sequenc
         kubeblocks_namespace=s["kubeblocks"]["namespace"],
         helm_repo=s["kubeblocks"]["helmRepo"],
         registry=s["kubeblocks"]["registry"],
+        reuse_installed=s["kubeblocks"]["reuseInstalled"],
         snapshotter_version=s["snapshotter"]["version"],
         install_snapshot_controller=bool(s["snapshotter"]["installController"]),
         images=dict(s["images"]),
@@ -492,9 +504,25 @@ def check_rules(
     *,
     require_all: bool,
     unknown_means: str = HELM_IGNORES,
+    dead: Mapping[str, str] | None = None,
+    chart: str = "",
 ) -> None:
-    """Check `layers` against `rules`; `unknown_means` says, in the message, what an unknown key would cost."""
-    _check_mapping(layers, layers.data, rules, "", problems, require_all, unknown_means)
+    """Check `layers` against `rules`; `unknown_means` says, in the message, what an unknown key would cost. A key
+    listed in `dead` (a chart's key its templates never read) gets its own line saying what `chart` does instead."""
+    dead_keys = _DeadKeys(dead or {}, chart)
+    _check_mapping(layers, layers.data, rules, "", problems, require_all, unknown_means, dead_keys)
+
+
+@dataclass(frozen=True)
+class _DeadKeys:
+    reasons: Mapping[str, str]
+    chart: str
+
+    def problem(self, layers: Layers, path: str) -> Problem | None:
+        reason = self.reasons.get(path)
+        if reason is None:
+            return None
+        return layers.problem(path, f"the {self.chart} {RULES_CHART_VERSION} chart {reason}")
 
 
 def _check_mapping(
@@ -505,15 +533,20 @@ def _check_mapping(
     problems: list[Problem],
     require_all: bool,
     unknown_means: str,
+    dead: _DeadKeys,
 ) -> None:
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else key
         rule = rules.get(key)
         if rule is None:
+            dead_key = dead.problem(layers, path)
+            if dead_key is not None:
+                problems.append(dead_key)
+                continue
             hint = did_you_mean(key, list(rules))
             problems.append(layers.problem(path, f"unknown key{hint} ({unknown_means})", ", ".join(sorted(rules))))
             continue
-        _check_value(layers, value, rule, path, problems, require_all, unknown_means)
+        _check_value(layers, value, rule, path, problems, require_all, unknown_means, dead)
     if require_all:
         for key in rules:
             if key not in data:
@@ -537,6 +570,7 @@ def _check_value(
     problems: list[Problem],
     require_all: bool,
     unknown_means: str,
+    dead: _DeadKeys,
 ) -> None:
     if value is None:
         if not rule.nullable:
@@ -554,7 +588,7 @@ def _check_value(
         return
     if isinstance(value, dict):
         if rule.children:
-            _check_mapping(layers, value, rule.children, path, problems, require_all, unknown_means)
+            _check_mapping(layers, value, rule.children, path, problems, require_all, unknown_means, dead)
         return
     if rule.enum and value not in rule.enum:
         problems.append(layers.problem(path, f"{_show(value)} is not one of the chart's choices", _allowed(rule)))
@@ -700,7 +734,21 @@ def _check_releases(settings: Layers, problems: list[Problem]) -> None:
         seen.setdefault(release, key)
 
 
-def _check_chart_values(db: Database, layers: Layers, problems: list[Problem]) -> None:
+def chart_value_problems(db: Database, data: Mapping[str, Any], chart_version: str | None) -> list[Problem]:
+    """Every problem validation finds in `db`'s merged chart values (for callers holding values, not files)."""
+    layers = Layers()
+    layers.add(YamlDocument(path=Path(f"{db.key}.yaml"), data=_copy(dict(data)), lines={}))
+    problems: list[Problem] = []
+    _check_database_values(db, layers, problems, chart_version)
+    return problems
+
+
+def _check_database_values(db: Database, layers: Layers, problems: list[Problem], chart_version: str | None) -> None:
+    check_rules(layers, db.values_rules, problems, require_all=False, dead=db.dead_keys, chart=db.cluster_chart)
+    _check_chart_values(db, layers, problems, chart_version)
+
+
+def _check_chart_values(db: Database, layers: Layers, problems: list[Problem], chart_version: str | None) -> None:
     v = layers.data
     requests = v.get("requests")
     for resource in ("cpu", "memory"):
@@ -721,7 +769,44 @@ def _check_chart_values(db: Database, layers: Layers, problems: list[Problem]) -
         problems.append(
             layers.problem("version", f"{version!r} is not a full service version", "major.minor.patch, e.g. 16.4.0")
         )
+    elif isinstance(version, str) and chart_version is not None:
+        releases = service_releases(db.key, chart_version)
+        if releases is not None and version not in releases:
+            problems.append(
+                layers.problem(
+                    "version",
+                    f"{version!r} is no release of the {db.addon} {chart_version} addon's ComponentVersion; "
+                    "KubeBlocks would never start the Cluster",
+                    ", ".join(releases),
+                )
+            )
     mode = v.get("mode", db.chart_defaults.get("mode"))
+    # A single-node mode renders one replica whatever the chart's default says; only a given number can contradict.
+    given = v.get("replicas")
+    if db.single_mode and mode == db.single_mode and type(given) is int and given != 1:
+        problems.append(layers.problem("replicas", f"{mode} mode runs exactly one replica, got {given}", "1"))
     replicas = v.get("replicas", db.chart_defaults.get("replicas"))
-    if db.single_mode and mode == db.single_mode and type(replicas) is int and replicas != 1:
-        problems.append(layers.problem("replicas", f"{mode} mode runs exactly one replica, got {replicas}", "1"))
+    fewest = db.replicas_at_least.get(str(mode))
+    if fewest is not None and type(replicas) is int and replicas < fewest:
+        problems.append(
+            layers.problem("replicas", f"{mode} mode runs at least {fewest} replicas, got {replicas}", f"{fewest} to 5")
+        )
+    for key, unmodelled in db.unmodelled.items():
+        _check_unmodelled(db, layers, key, unmodelled, problems)
+
+
+def _check_unmodelled(db: Database, layers: Layers, key: str, unmodelled: Unmodelled, problems: list[Problem]) -> None:
+    """A value the chart accepts but dbstack does not model (given, or the chart's default when left out)."""
+    given: Any = layers.data
+    default: Any = db.chart_defaults
+    for part in key.split("."):
+        given = given.get(part) if isinstance(given, Mapping) else None
+        default = default.get(part) if isinstance(default, Mapping) else None
+    value = default if given is None else given
+    reason = unmodelled.values.get(value) if isinstance(value, (str, bool)) else None
+    if reason is None:
+        return
+    allowed = ", ".join(str(m).lower() if isinstance(m, bool) else str(m) for m in unmodelled.modelled)
+    shown = _show(value) if isinstance(value, str) else str(value).lower()
+    what = f"{shown} is not modelled" if given is not None else f"the chart's default {shown} is not modelled; set it"
+    problems.append(layers.problem(key, f"{what}: {reason}", allowed))

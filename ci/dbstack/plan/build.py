@@ -3,11 +3,14 @@ condition and timeout."""
 
 from __future__ import annotations
 
+from dbstack.config.catalog import service_releases
 from dbstack.config.load import Config, DatabaseConfig
 from dbstack.plan.model import (
     Command,
     Diagnostic,
     Endpoint,
+    Image,
+    InstalledVersion,
     Plan,
     PodLogs,
     Probe,
@@ -32,6 +35,11 @@ KUBEBLOCKS_CRDS = (
     "parametersdefinitions.parameters.kubeblocks.io",
 )
 KUBEBLOCKS_DEPLOYMENTS = ("kubeblocks", "kubeblocks-dataprotection")
+KUBEBLOCKS_VERSION_LABEL = "app.kubernetes.io/version"
+"""The chart puts its appVersion (the release's version) in this label of the kubeblocks Deployment."""
+SNAPSHOT_CONTROLLER_SELECTOR = "app.kubernetes.io/name=snapshot-controller"
+"""On the upstream controller's pods only (its Deployment has no labels); chart-installed controllers carry it too."""
+KUBEBLOCKS_IMAGE_NAMESPACE = "apecloud"
 HELM_LOCKED = "another operation (install/upgrade/rollback) is in progress"
 """Helm's answer (pkg/action/action.go errPending, 3.x and 4.x) while another client's operation on the release is
 pending: a second preview's first run installing the same release, or a helm killed mid-operation."""
@@ -62,6 +70,26 @@ def endpoint(config: Config, d: DatabaseConfig) -> Endpoint:
     )
 
 
+def kubeblocks_image(image: str, registry: str, namespace: str = KUBEBLOCKS_IMAGE_NAMESPACE) -> str:
+    """The image a pod really pulls: KubeBlocks (`ReplaceImageRegistry`, with `registryConfig.defaultRegistry` and
+    `defaultNamespace` set as the plan sets them) keeps only the repository's last path part and the tag or digest."""
+    name, at, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    repository, colon, tag = last.partition(":")
+    return f"{registry}/{namespace}/{repository}{colon}{tag}{at}{digest}"
+
+
+def cluster_images(config: Config, d: DatabaseConfig) -> tuple[Image, ...]:
+    """Every image the ComponentVersion releases of `d`'s service version name, for each component it deploys."""
+    releases = service_releases(d.key, d.chart_version) or {}
+    images = releases.get(d.version, {})
+    return tuple(
+        Image(c.name, container, source, kubeblocks_image(source, config.registry))
+        for c in d.components
+        for container, source in images.get(c.name, {}).items()
+    )
+
+
 def build_plan(config: Config) -> Plan:
     """Steps in a valid order (every step after the steps it needs)."""
     kb_ns = config.kubeblocks_namespace
@@ -81,10 +109,20 @@ def build_plan(config: Config) -> Plan:
             title=f"Install the snapshot controller ({snap})",
             kind=StepKind.SNAPSHOT_CONTROLLER,
             needs=("snapshot-crds",),
+            # Its pods, in any namespace: the upstream manifest labels only the pods, a chart may install it anywhere.
             skip_when=(
                 Probe(
-                    kubectl("get", "deploy", "-A", "-l", "app.kubernetes.io/name=snapshot-controller", "-o", "name"),
+                    kubectl(
+                        "get",
+                        "pods",
+                        "-A",
+                        "-l",
+                        SNAPSHOT_CONTROLLER_SELECTOR,
+                        "-o",
+                        'jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{"\\n"}{end}',
+                    ),
                     expect_output=True,
+                    reports="pod",
                 ),
             ),
             commands=tuple(
@@ -92,8 +130,11 @@ def build_plan(config: Config) -> Plan:
                 for m in SNAPSHOT_CONTROLLER_MANIFESTS
             ),
             done_when=(Wait("deployment/snapshot-controller", "kube-system", "rollout"),),
+            # Found elsewhere: the pods that were found must be Ready, wherever they are.
+            done_when_skipped=(Wait("pods", None, "condition=Ready", selector=SNAPSHOT_CONTROLLER_SELECTOR),),
             timeout_s=config.timeouts.snapshot_controller,
             diagnostics=(
+                Diagnostic("pods.txt", kubectl("get", "pods", "-A", "-l", SNAPSHOT_CONTROLLER_SELECTOR, "-o", "wide")),
                 Diagnostic("describe.txt", kubectl("-n", "kube-system", "describe", "deploy/snapshot-controller")),
                 Diagnostic(
                     "logs.txt",
@@ -120,7 +161,19 @@ def build_plan(config: Config) -> Plan:
             kind=StepKind.KUBEBLOCKS,
             # The dataprotection controller crashes when the VolumeSnapshot CRDs are missing at start.
             needs=("snapshot-crds", "kubeblocks-crds"),
-            skip_when=(Probe(kubectl("-n", kb_ns, "get", "deploy", "kubeblocks", "-o", "name"), expect_output=True),),
+            skip_when=(
+                Probe(
+                    kubectl("-n", kb_ns, "get", "deploy", "kubeblocks", "-o", "json"),
+                    expect_output=True,
+                    installed_version=InstalledVersion(
+                        key="kubeblocks",
+                        subject="KubeBlocks",
+                        pinned=config.kubeblocks_version,
+                        json_path=("metadata", "labels", KUBEBLOCKS_VERSION_LABEL),
+                        any_version=config.reuse_installed == "any",
+                    ),
+                ),
+            ),
             commands=(
                 helm(
                     "upgrade",
@@ -232,7 +285,17 @@ def _addon_step(config: Config, d: DatabaseConfig) -> Step:
         database=d.key,
         needs=("kubeblocks",),
         skip_when=(
-            Probe(helm("status", d.db.addon_release, "-n", kb_ns, "-o", "json"), contains='"status":"deployed"'),
+            Probe(
+                helm("status", d.db.addon_release, "-n", kb_ns, "-o", "json"),
+                contains='"status":"deployed"',
+                installed_version=InstalledVersion(
+                    key=f"{d.key}Addon",
+                    subject=f"the {name} addon",
+                    pinned=d.chart_version,
+                    json_path=("chart", "metadata", "version"),
+                    any_version=config.reuse_installed == "any",
+                ),
+            ),
         ),
         commands=(
             helm(
@@ -302,6 +365,7 @@ def _cluster_step(config: Config, d: DatabaseConfig) -> Step:
         done_when=(Wait(f"clusters.apps.kubeblocks.io/{d.release}", ns, "jsonpath={.status.phase}=Running", True),),
         timeout_s=config.timeouts.cluster,
         watch=Watch(cluster=d.release, namespace=ns, pod_selector=selector),
+        images=cluster_images(config, d),
         diagnostics=(
             Diagnostic(
                 "cluster.yaml", kubectl("-n", ns, "get", "clusters.apps.kubeblocks.io", d.release, "-o", "yaml")

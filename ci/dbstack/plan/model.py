@@ -4,6 +4,7 @@ endpoints the smoke suite reaches, and the plan's documented JSON form (docs/pla
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -38,6 +39,44 @@ class Command:
 
 
 @dataclass(frozen=True)
+class InstalledVersion:
+    """Something a skip probe found installed is reused only at the version the plan pins (unless `any_version`):
+    the probe prints JSON, and the installed version is at `json_path` in it."""
+
+    key: str
+    """Its key among the run's installed versions (`kubeblocks`, `<database>Addon`)."""
+    subject: str
+    """What it is, in words (`KubeBlocks`, `the redis addon`)."""
+    pinned: str
+    json_path: tuple[str, ...]
+    any_version: bool = False
+    """kubeblocks.reuseInstalled: any."""
+
+    def read(self, stdout: str) -> str | None:
+        import json  # only where something is already installed
+
+        try:
+            node: Any = json.loads(stdout)
+        except ValueError:
+            return None
+        for part in self.json_path:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        return str(node) if isinstance(node, (str, int, float)) and str(node) else None
+
+    def refusal(self, found: str | None, where: str) -> str | None:
+        """Why what was found must not be reused, or None when it may."""
+        if self.any_version or found == self.pinned:
+            return None
+        instead = f"upgrade or remove it, or set {REUSE_SETTING}: any to reuse it as it is"
+        if found is None:
+            return f"{self.subject} is installed ({where}) but its version cannot be read; {instead}"
+        return f"{self.subject} {found} is installed ({where}), but the plan pins {self.pinned}; {instead}"
+
+
+REUSE_SETTING = "kubeblocks.reuseInstalled"
+
+
+@dataclass(frozen=True)
 class Probe:
     """A read-only check: passes when the command exits 0, prints something if `expect_output`, and prints
     `contains` when that is set."""
@@ -45,11 +84,27 @@ class Probe:
     command: Command
     expect_output: bool = False
     contains: str | None = None
+    installed_version: InstalledVersion | None = None
+    """Set: what the probe found is reused only at the pinned version."""
+    reports: str | None = None
+    """Set: the probe prints `<namespace>/<name>` lines of the `reports` (a kind, e.g. `pod`) it found, and a skipped
+    step says where they are."""
 
     def passed(self, exit_code: int, stdout: str) -> bool:
         if exit_code != 0 or (self.expect_output and not stdout.strip()):
             return False
         return self.contains is None or self.contains in stdout
+
+    def found(self, stdout: str) -> list[str]:
+        """What a passing probe with `reports` found, in words: `pod x in namespace y`."""
+        if self.reports is None:
+            return []
+        out = []
+        for line in stdout.splitlines():
+            namespace, _, name = line.strip().partition("/")
+            if name:
+                out.append(f"{self.reports} {name} in namespace {namespace}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -63,9 +118,16 @@ class Wait:
     """The --for value (condition=Established, jsonpath={.status.phase}=Running, delete), or "rollout"."""
     must_exist_first: bool = False
     """The object is created by a controller later, so wait for it to exist before waiting on it."""
+    selector: str | None = None
+    """Set: `resource` is a kind, and the wait covers every object of it with these labels (in every namespace when
+    `namespace` is None)."""
 
     def command(self, timeout_s: int) -> Command:
         ns = ("-n", self.namespace) if self.namespace else ()
+        if self.selector is not None:
+            where = ns or ("-A",)
+            wait = ("kubectl", "wait", self.resource, *where, "-l", self.selector, f"--for={self.condition}")
+            return Command((*wait, f"--timeout={timeout_s}s"))
         if self.condition == "rollout":
             return Command(("kubectl", "rollout", "status", self.resource, *ns, f"--timeout={timeout_s}s"))
         return Command(("kubectl", "wait", self.resource, *ns, f"--for={self.condition}", f"--timeout={timeout_s}s"))
@@ -126,6 +188,17 @@ class Diagnostic:
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image a Cluster's pods will pull: `source` as the addon's ComponentVersion names it, `image` after
+    KubeBlocks rewrites it to the registry and namespace the plan configures (what the node really pulls)."""
+
+    component: str
+    container: str
+    source: str
+    image: str
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     title: str
@@ -144,6 +217,11 @@ class Step:
     database: str | None = None
     watch: Watch | None = None
     diagnostics: tuple[Diagnostic, ...] = ()
+    done_when_skipped: tuple[Wait, ...] | None = None
+    """What proves a skipped step's work healthy, when that differs from `done_when` (the skip probe found it
+    installed by someone else, elsewhere); None: `done_when`."""
+    images: tuple[Image, ...] = ()
+    """The images the step's pods pull (cluster steps), listed in diagnostics and for pre-pulling."""
 
 
 @dataclass(frozen=True)
@@ -232,27 +310,49 @@ def _diagnostic_json(d: Diagnostic) -> dict[str, Any]:
     return {"name": d.name, "command": _command_json(d.command), "podLogs": pod_logs}
 
 
+def _wait_json(w: Wait, timeout_s: int) -> dict[str, Any]:
+    return {
+        "resource": w.resource,
+        "namespace": w.namespace,
+        "selector": w.selector,
+        "condition": w.condition,
+        "mustExistFirst": w.must_exist_first,
+        "command": _command_json(w.command(timeout_s)),
+    }
+
+
+def _probe_json(p: Probe) -> dict[str, Any]:
+    version = p.installed_version
+    return {
+        "command": _command_json(p.command),
+        "expectOutput": p.expect_output,
+        "contains": p.contains,
+        "reports": p.reports,
+        "installedVersion": None
+        if version is None
+        else {
+            "key": version.key,
+            "pinned": version.pinned,
+            "jsonPath": list(version.json_path),
+            "anyVersion": version.any_version,
+        },
+    }
+
+
 def _step_json(s: Step) -> dict[str, Any]:
+    skipped = s.done_when_skipped
     return {
         "id": s.id,
         "title": s.title,
         "kind": s.kind.value,
         "database": s.database,
         "needs": list(s.needs),
-        "skipWhen": [
-            {"command": _command_json(p.command), "expectOutput": p.expect_output, "contains": p.contains}
-            for p in s.skip_when
-        ],
+        "skipWhen": [_probe_json(p) for p in s.skip_when],
         "commands": [_command_json(c) for c in s.commands],
-        "doneWhen": [
-            {
-                "resource": w.resource,
-                "namespace": w.namespace,
-                "condition": w.condition,
-                "mustExistFirst": w.must_exist_first,
-                "command": _command_json(w.command(s.timeout_s)),
-            }
-            for w in s.done_when
+        "doneWhen": [_wait_json(w, s.timeout_s) for w in s.done_when],
+        "doneWhenSkipped": None if skipped is None else [_wait_json(w, s.timeout_s) for w in skipped],
+        "images": [
+            {"component": i.component, "container": i.container, "source": i.source, "image": i.image} for i in s.images
         ],
         "timeoutSeconds": s.timeout_s,
         "retryOn": list(s.retry_on),

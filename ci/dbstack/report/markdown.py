@@ -258,10 +258,14 @@ def _steps_table(results: RunResults) -> list[str]:
 
 
 def _versions(results: RunResults) -> list[str]:
-    if not results.versions:
+    if not results.versions and not results.installed_versions:
         return []
     rows = ["| Component | Version |", "|---|---|"]
     rows += [f"| {cell(code(k))} | {cell(code(v))} |" for k, v in sorted(results.versions.items())]
+    # What the run found installed and reused (it may differ from the pin under kubeblocks.reuseInstalled: any).
+    rows += [
+        f"| {cell(code(k))} (installed) | {cell(code(v))} |" for k, v in sorted(results.installed_versions.items())
+    ]
     return ["### Versions", "\n".join(rows)]
 
 

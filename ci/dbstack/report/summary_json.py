@@ -45,6 +45,7 @@ def render_summary(results: RunResults) -> dict[str, Any]:
             "profile": results.profile,
             "namespace": results.namespace,
             "versions": dict(sorted(results.versions.items())),
+            "installedVersions": dict(sorted(results.installed_versions.items())),
         },
         "totals": {
             "steps": _outcome_counts(s.outcome for s in results.steps),

@@ -87,6 +87,8 @@ class _Run:
     doing: dict[str, list[str]] = field(default_factory=dict)
     """What each running step is doing now (its commands in flight), for a timeout's or cancellation's cause."""
     last_state: dict[str, ClusterState] = field(default_factory=dict)
+    found: dict[str, list[str]] = field(default_factory=dict)
+    """What each skipped step's probes found already installed, in words (for its cause)."""
 
     # --- scheduling ------------------------------------------------------------------------------------------
 
@@ -128,7 +130,8 @@ class _Run:
                 try:
                     result.outcome = await self._attempt(step, result, deadline)
                     if result.outcome is Outcome.SKIPPED:
-                        result.cause = "already present; verified healthy"
+                        found = self.found.get(step.id)
+                        result.cause = f"already present{': ' + ', '.join(found) if found else ''}; verified healthy"
                 except StepError as error:
                     result.outcome, result.cause = error.outcome, mask(error.cause)
                 except Exception as error:  # A runner that raises (a bug, a lost engine) fails this step only.
@@ -158,7 +161,10 @@ class _Run:
         if step.watch is not None:
             await self._wait_for_cluster(step, deadline)
         else:
-            await _first_error([partial(self._wait, step, w, deadline) for w in step.done_when])
+            waits = step.done_when
+            if outcome is Outcome.SKIPPED and step.done_when_skipped is not None:
+                waits = step.done_when_skipped
+            await _first_error([partial(self._wait, step, w, deadline) for w in waits])
         return outcome
 
     async def _install(self, step: Step, result: StepResult, deadline: float) -> Outcome:
@@ -308,10 +314,23 @@ class _Run:
             return done
 
     async def _probes_pass(self, step: Step, deadline: float) -> bool:
+        """Whether the step's work is already there. What is there at another version than pinned is not reused:
+        the step fails with both versions (unless the plan reuses any version)."""
+        found: list[str] = []
         for probe in step.skip_when:
             done = await self._call(step, probe.command, deadline, "checking whether it is already present")
             if not probe.passed(done.exit_code, done.stdout):
                 return False
+            found.extend(probe.found(done.stdout))
+            wanted = probe.installed_version
+            if wanted is not None:
+                version = wanted.read(done.stdout)
+                self.results.installed_versions[wanted.key] = version or "unknown"
+                refusal = wanted.refusal(version, _where(probe.command))
+                if refusal is not None:
+                    raise StepError(Outcome.FAILED, refusal)
+                found.append(f"{wanted.subject} {version or 'of unknown version'}")
+        self.found[step.id] = found
         return True
 
     async def _wait(self, step: Step, wait: Wait, deadline: float) -> None:
@@ -431,6 +450,14 @@ class _Run:
             (self.out_dir / folder / diagnostic.name).write_text(mask(text), encoding="utf-8")
             written[diagnostic.name] = (folder / diagnostic.name).as_posix()
 
+        if step.images:
+            listing = "".join(
+                f"{i.component}\t{i.container}\t{i.image}\t(ComponentVersion: {i.source})\n" for i in step.images
+            )
+            (self.out_dir / folder / "images.txt").write_text(
+                "The images this step's pods pull (component, container, image):\n" + listing, encoding="utf-8"
+            )
+            result.diagnostics.append((folder / "images.txt").as_posix())
         state = self.last_state.get(step.id)
         if state is not None:
             (self.out_dir / folder / "watch.txt").write_text(
@@ -519,6 +546,12 @@ def _describe(wait: Wait) -> str:
         path, value = wait.condition.removeprefix("jsonpath=").rsplit("=", 1)
         return f"{wait.resource} {path.strip('{}.').replace('status.', '')} {value}"
     return f"{wait.resource} {wait.condition}"
+
+
+def _where(command: Command) -> str:
+    """Where a probe looked, for a message: its namespace, else `all namespaces`."""
+    argv = command.argv
+    return f"namespace {argv[argv.index('-n') + 1]}" if "-n" in argv else "all namespaces"
 
 
 def _exception_text(error: BaseException) -> str:

@@ -108,6 +108,9 @@ class RunResults:
     namespace: str
     versions: dict[str, str]
     steps: list[StepResult] = field(default_factory=list)
+    installed_versions: dict[str, str] = field(default_factory=dict)
+    """What the run found already installed and reused: `kubeblocks`, `<database>Addon` -> version (`unknown`
+    when it could not be read)."""
     databases: list[DatabaseResult] = field(default_factory=list)
     smoke_outcome: Outcome = Outcome.NOT_RUN
     smoke_cause: str | None = None

@@ -14,6 +14,11 @@ kubernetes/kubectl v0.31.x, client-go and apimachinery v0.31; Helm v3.13-v3.19 a
 docs/orchestrator.md has the same in a table. Where Helm 3 and Helm 4 differ, `Scenario.helm_version` chooses.
 What only goes into diagnostics files (describe, events, tables, logs) is shaped like the real output, but nothing
 parses it, so it is kept short.
+
+Which objects and pods exist, and their labels, follow the real sources: a Cluster's components and pods come
+from `Scenario.topology` (tests and benchmarks pass one built from Helm's render of the real chart, see
+tests/upstream.py; without it, the catalog's topology, which tests prove equal to the render), and the snapshot
+controller and KubeBlocks Deployments carry the labels of the upstream manifests and chart (tests compare them).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import anyio
 import yaml
 
 from dbstack.config.catalog import DATABASES
+from dbstack.config.topology import Component, components
 from dbstack.plan.build import KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT_CRDS
 from dbstack.plan.model import Command, Plan, Step, StepKind
 from dbstack.run.orchestrator import run_plan
@@ -158,6 +164,43 @@ class Stuck:
     """How long before the first command the killed helm started."""
 
 
+SNAPSHOT_CONTROLLER_LABELS: Mapping[str, str] = {}
+"""external-snapshotter v8.2.0 setup-snapshot-controller.yaml: the Deployment carries no labels of its own..."""
+SNAPSHOT_CONTROLLER_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "snapshot-controller"}
+"""... only its pod template (and selector) do."""
+SNAPSHOT_CONTROLLER_REPLICAS = 2
+CHART_SNAPSHOT_CONTROLLER_LABELS: Mapping[str, str] = {
+    "app.kubernetes.io/name": "snapshot-controller",
+    "app.kubernetes.io/instance": "snapshot-controller",
+}
+"""A chart-installed controller (piraeus) labels its Deployment and pods alike."""
+KUBEBLOCKS_DEFAULT_ADDONS = ("postgresql", "qdrant", "redis")
+"""Of the catalog's addons, those the KubeBlocks 1.0.1 chart registers an Addon for with its default
+`autoInstalledAddons`; with `autoInstalledAddons={}`, as the plan installs it, it registers none."""
+
+
+def kubeblocks_labels(version: str, component: str) -> dict[str, str]:
+    """The labels the KubeBlocks chart gives its Deployments (`component` is apps or dataprotection)."""
+    return {
+        "helm.sh/chart": f"kubeblocks-{version}",
+        "app.kubernetes.io/name": "kubeblocks",
+        "app.kubernetes.io/instance": "kubeblocks",
+        "app.kubernetes.io/version": version,
+        "app.kubernetes.io/managed-by": "Helm",
+        "app.kubernetes.io/component": component,
+    }
+
+
+Topology = Callable[[str, str, str, str], tuple[Component, ...]]
+"""(cluster chart, release, namespace, values YAML) -> the Cluster's components, as Helm would render them."""
+
+
+def catalog_topology(chart: str, release: str, namespace: str, values_yaml: str) -> tuple[Component, ...]:
+    """The catalog's topology (config/topology.py) for the values the chart receives."""
+    db = DATABASES[chart.removesuffix("-cluster")]
+    return components(db.key, yaml.safe_load(values_yaml or "") or {}, db.chart_defaults)
+
+
 class UnknownCommand(Exception):
     """The simulator was asked something a real cluster would answer but the simulator does not model."""
 
@@ -249,6 +292,16 @@ class Scenario:
     install_race: Mapping[str, Race] = field(default_factory=dict)
     """Helm release -> how another client's install, started at the moment this run first installs it, refuses
     this run's install; that client's install then takes `Latencies.helm_s`."""
+    kubeblocks_version: str = "1.0.1"
+    """With `preinstalled`: the installed KubeBlocks' version."""
+    addon_versions: Mapping[str, str] = field(default_factory=dict)
+    """Preinstalled addon -> its chart version (1.0.1 unless given)."""
+    snapshot_controller_namespace: str = "kube-system"
+    """With `preinstalled`: where the snapshot controller runs."""
+    snapshot_controller_from_chart: bool = False
+    """With `preinstalled`: installed by a chart that labels the Deployment too (not the upstream manifest)."""
+    topology: Topology = catalog_topology
+    """What a cluster chart creates; tests pass `tests.upstream.rendered_topology`, built from the real render."""
     helm_locked: Mapping[str, float] = field(default_factory=dict)
     """Helm release -> seconds another client (a second preview) holds its lock: that client's install starts the
     moment this run first installs it, refusing this run with "another operation ... is in progress" meanwhile."""
@@ -307,6 +360,11 @@ class _Object:
     deleted_at: float = NEVER
     database: str | None = None
     replicas: int = 1
+    """Pods (of the Cluster's first component, for a Cluster)."""
+    components: tuple[Component, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """A Deployment's pod template labels."""
     release: str | None = None
     failure: Failure | None = None
     fail_at: float = NEVER
@@ -522,6 +580,8 @@ class SimCluster:
         self._releases: dict[tuple[str, str], _Release] = {}
         self._times: set[float] = set()
         self._changed: anyio.Event | None = None
+        self._default_addons = False
+        """KubeBlocks was installed with its chart's default addons (before dbstack), so it registered Addons."""
         self.sightings: dict[str, list[float]] = {}
         """Cluster name -> when (seconds since the first command) a `kubectl get -o json` read showed its failure."""
 
@@ -606,17 +666,43 @@ class SimCluster:
         self._notify()
 
     def _preinstall(self, now: float) -> None:
-        since = now - self.scenario.preinstalled_age_s
+        scenario = self.scenario
+        since = now - scenario.preinstalled_age_s
         for crd in (*(f"{c}.snapshot.storage.k8s.io" for c in SNAPSHOT_CRDS), *KUBEBLOCKS_CRDS):
             self._add(_Object("crd", crd, None, since, ready_at=since))
-        self._add(_Object("deployment", "snapshot-controller", "kube-system", since, ready_at=since))
-        for deployment in KUBEBLOCKS_DEPLOYMENTS:
-            healthy = not (self.scenario.kubeblocks_unhealthy and deployment == "kubeblocks")
-            self._add(_Object("deployment", deployment, KB_NAMESPACE, since, ready_at=since if healthy else NEVER))
-        self._new_release("kubeblocks", KB_NAMESPACE, "kubeblocks", "1.0.1", since)
-        for key in self.scenario.preinstalled_addons:
+        chart = scenario.snapshot_controller_from_chart
+        self._add(
+            _Object(
+                "deployment",
+                "snapshot-controller",
+                scenario.snapshot_controller_namespace,
+                since,
+                ready_at=since,
+                replicas=1 if chart else SNAPSHOT_CONTROLLER_REPLICAS,
+                labels=CHART_SNAPSHOT_CONTROLLER_LABELS if chart else SNAPSHOT_CONTROLLER_LABELS,
+                pod_labels=CHART_SNAPSHOT_CONTROLLER_LABELS if chart else SNAPSHOT_CONTROLLER_POD_LABELS,
+            )
+        )
+        self._add_kubeblocks(KB_NAMESPACE, since, since, scenario.kubeblocks_version, preinstalled=True)
+        self._new_release("kubeblocks", KB_NAMESPACE, "kubeblocks", scenario.kubeblocks_version, since)
+        for key in scenario.preinstalled_addons:
             self._install_addon(key, since, ready_at=since)
-            self._new_release(DATABASES[key].addon_release, KB_NAMESPACE, key, "1.0.1", since)
+            version = scenario.addon_versions.get(key, "1.0.1")
+            self._new_release(DATABASES[key].addon_release, KB_NAMESPACE, key, version, since)
+
+    def _add_kubeblocks(self, ns: str, now: float, ready_at: float, version: str, *, preinstalled: bool) -> None:
+        """The chart's two Deployments; the dataprotection controller only starts once the VolumeSnapshot CRDs
+        exist, and a preinstalled KubeBlocks (chart defaults) registers Addons for its default addons."""
+        snapshot_ok = all(self._established(f"{c}.snapshot.storage.k8s.io") <= now for c in SNAPSHOT_CRDS)
+        for deployment, component in zip(KUBEBLOCKS_DEPLOYMENTS, ("apps", "dataprotection"), strict=True):
+            ready = ready_at
+            if deployment == "kubeblocks" and preinstalled and self.scenario.kubeblocks_unhealthy:
+                ready = NEVER
+            if deployment == "kubeblocks-dataprotection" and not snapshot_ok:
+                ready = NEVER  # Without the VolumeSnapshot CRDs the dataprotection controller crashes at start.
+            labels = kubeblocks_labels(version, component)
+            self._add(_Object("deployment", deployment, ns, now, ready_at=ready, labels=labels, pod_labels=labels))
+        self._default_addons = preinstalled
 
     def _new_release(
         self, name: str, namespace: str, chart: str, version: str, now: float, status: str = "deployed"
@@ -631,14 +717,14 @@ class SimCluster:
         revision pending for good."""
         since = now - stuck.age_s
         if stuck.chart == "kubeblocks":
-            for deployment in KUBEBLOCKS_DEPLOYMENTS:
-                self._add(_Object("deployment", deployment, stuck.namespace, since, ready_at=since))
+            self._add_kubeblocks(stuck.namespace, since, since, "1.0.1", preinstalled=False)
         elif stuck.chart in DATABASES:
             self._install_addon(stuck.chart, since, ready_at=since)
         elif stuck.chart.removesuffix("-cluster") in DATABASES:
             key = stuck.chart.removesuffix("-cluster")
+            parts = self.scenario.topology(stuck.chart, name, stuck.namespace, "")
             cluster = _Object("cluster", name, stuck.namespace, since, ready_at=since, database=key, release=name)
-            cluster.replicas = DATABASES[key].min_replicas
+            cluster.components, cluster.replicas = parts, parts[0].replicas
             cluster.pods_at = since
             self._add(cluster)
         else:
@@ -712,7 +798,9 @@ class SimCluster:
             status = release.status(self._now())
             if args.flags.get("-o") == "json":
                 info = {"status": status, "first_deployed": self._helm_time(release.revisions[0].updated)}
-                return _ok(json.dumps({"name": release.name, "namespace": ns, "info": info}, separators=(",", ":")))
+                chart = {"metadata": {"name": release.chart, "version": release.version}}
+                data = {"name": release.name, "namespace": ns, "info": info, "chart": chart}
+                return _ok(json.dumps(data, separators=(",", ":")))
             return _ok(f"NAME: {release.name}\nNAMESPACE: {ns}\nSTATUS: {status}\nREVISION: {len(release.revisions)}\n")
         if verb == "history" and len(args.positional) == 2 and args.flags.get("-o") == "json":
             return self._helm_history(args.positional[1], ns)
@@ -808,13 +896,10 @@ class SimCluster:
         if chart == "kubeblocks":
             if any(self._established(c) > now for c in KUBEBLOCKS_CRDS):
                 return _error(_no_matches("pvc", "", "StorageProvider", "dataprotection.kubeblocks.io/v1alpha1"))
-            if self._get("deployment", ns, "kubeblocks") is None:
-                snapshot_ok = all(self._established(f"{c}.snapshot.storage.k8s.io") <= now for c in SNAPSHOT_CRDS)
-                ready = now + lat.kubeblocks_s
-                self._add(_Object("deployment", "kubeblocks", ns, now, ready_at=ready))
-                # Without the VolumeSnapshot CRDs the dataprotection controller crashes at start.
-                dataprotection_ready = ready if snapshot_ok else NEVER
-                self._add(_Object("deployment", "kubeblocks-dataprotection", ns, now, ready_at=dataprotection_ready))
+            version = args.flags["--version"]
+            current = self._get("deployment", ns, "kubeblocks")
+            if current is None or current.labels.get("app.kubernetes.io/version") != version:
+                self._add_kubeblocks(ns, now, now + lat.kubeblocks_s, version, preinstalled=False)
         elif chart in (db.addon for db in DATABASES.values()):
             if self._established("clusterdefinitions.apps.kubeblocks.io") > now:
                 return _error(_no_matches(chart, "", "ClusterDefinition", "apps.kubeblocks.io/v1"))
@@ -822,7 +907,7 @@ class SimCluster:
         elif chart.endswith("-cluster") and chart.removesuffix("-cluster") in DATABASES:
             if self._established("clusters.apps.kubeblocks.io") > now:
                 return _error(_no_matches(release, ns, "Cluster", "apps.kubeblocks.io/v1"))
-            self._install_cluster(chart.removesuffix("-cluster"), release, ns, stdin)
+            self._install_cluster(chart, release, ns, stdin)
         else:
             raise UnknownCommand(f"helm chart {chart}")
         existing = self._releases.get((ns, release))
@@ -838,11 +923,11 @@ class SimCluster:
             if self._get(kind, None, key) is None:  # An upgrade leaves Available definitions Available.
                 self._add(_Object(kind, key, None, now, ready_at=ready_at, database=key))
 
-    def _install_cluster(self, key: str, release: str, ns: str, stdin: str | None) -> None:
+    def _install_cluster(self, chart: str, release: str, ns: str, stdin: str | None) -> None:
         now = self._now()
         lat = self.scenario.latencies
-        values = yaml.safe_load(stdin or "") or {}
-        replicas = max(int(values.get("replicas", 1) or 1), DATABASES[key].min_replicas)
+        key = chart.removesuffix("-cluster")
+        parts = self.scenario.topology(chart, release, ns, stdin or "")
         definitions = self._objects.get(("clusterdefinition", None, key))
         available = definitions.ready_at if definitions and definitions.exists(now) else NEVER
         pods_at = max(now, available) + lat.pods_after_s
@@ -855,6 +940,7 @@ class SimCluster:
             existing.generation += 1
             existing.observed_at = now + lat.observe_s
             existing.up_to_date_at = existing.observed_at + lat.stale_phase_s
+            existing.components, existing.replicas = parts, parts[0].replicas
             existing.ready_at = existing.up_to_date_at + lat.cluster_s[key] if _comes_up(failure) else NEVER
             self._add(existing)
             return
@@ -868,7 +954,8 @@ class SimCluster:
                 now,
                 ready_at=ready_at,
                 database=key,
-                replicas=replicas,
+                replicas=parts[0].replicas,
+                components=parts,
                 release=release,
                 failure=failure,
                 fail_at=fail_at,
@@ -972,6 +1059,9 @@ class SimCluster:
                         "kube-system",
                         now,
                         ready_at=now + lat.snapshot_controller_s,
+                        replicas=SNAPSHOT_CONTROLLER_REPLICAS,
+                        labels=SNAPSHOT_CONTROLLER_LABELS,
+                        pod_labels=SNAPSHOT_CONTROLLER_POD_LABELS,
                     )
                 )
             return _ok("deployment.apps/snapshot-controller created\n")
@@ -1025,6 +1115,8 @@ class SimCluster:
         ErrWaitTimeout extended with "on <resource>/<name>" (condition.go extendErrWaitTimeout, delete.go); the
         --for=create poll prints it bare (wait.go RunWait). Success prints "<kind>.<group>/<name> condition met";
         --for=delete of an object that is already gone prints nothing."""
+        if "-l" in args.flags and "/" not in target:
+            return await self._wait_selected(args, target)
         word, _, name = target.partition("/")
         kind = _kind(word)
         ns = args.flags.get("-n")
@@ -1048,6 +1140,28 @@ class SimCluster:
         check = self._condition(kind, ns, name, condition)
         met = await self._until(check, timeout)
         return _ok(met_line) if met else _error(timed_out)
+
+    async def _wait_selected(self, args: _Args, target: str) -> CommandResult:
+        """`kubectl wait pods [-A | -n ns] -l <selector> --for=condition=Ready`: the pods selected now, each Ready."""
+        if _kind(target) != "pod" or args.flags.get("--for") != "condition=Ready":
+            raise UnknownCommand(f"kubectl wait {target} --for={args.flags.get('--for')}")
+        ns = None if args.flags.get("-A") else args.flags.get("-n", "default")
+        selector = args.flags["-l"]
+        names = [p["metadata"]["name"] for p in self._pods(ns, selector)]
+        if not names:
+            return _error("error: no matching resources found")
+
+        def all_ready(now: float) -> bool:
+            pods = {p["metadata"]["name"]: p for p in self._pods(ns, selector)}
+            return all(
+                name in pods
+                and any(c == {"type": "Ready", "status": "True"} for c in pods[name]["status"]["conditions"])
+                for name in names
+            )
+
+        if await self._until(all_ready, _seconds(args.flags.get("--timeout", "30s"))):
+            return _ok("".join(f"pod/{name} condition met\n" for name in names))
+        return _error(f"error: timed out waiting for the condition on pods/{names[0]}")
 
     def _at(self, kind: str, ns: str | None, name: str, now: float) -> _Object | None:
         obj = self._objects.get((kind, ns if kind in ("deployment", "cluster") else None, name))
@@ -1142,10 +1256,11 @@ class SimCluster:
                     return _error(f'Error from server (NotFound): deployments.apps "{names[0]}" not found')
             selector = args.flags.get("-l")
             if selector:
-                wanted = selector.split("=", 1)[1]
-                found = [o for o in found if o.name == wanted]
+                found = [o for o in found if _matches(o.labels, selector)]
             if output == "name":
                 return _ok("".join(f"deployment.apps/{o.name}\n" for o in found))
+            if output == "json" and len(names) == 1:
+                return _ok(json.dumps(self._deployment_json(found[0])))
             raise UnknownCommand(f"kubectl get deployment -o {output}")
         if kind == "cluster" and len(names) == 1:
             cluster = self._get("cluster", ns, names[0])
@@ -1161,6 +1276,13 @@ class SimCluster:
             if output == "yaml":
                 return _ok(yaml.safe_dump(data))
             raise UnknownCommand(f"kubectl get cluster -o {output}")
+        if kind == "pod" and "-l" in args.flags and output.startswith(_NAMESPACE_NAME_LINES):
+            pods = self._pods(None if args.flags.get("-A") else ns, args.flags["-l"])
+            return _ok("".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}\n" for p in pods))
+        if kind == "pod" and "-l" in args.flags and output == "wide":
+            pods = self._pods(None if args.flags.get("-A") else ns, args.flags["-l"])
+            rows = [f"{p['metadata']['namespace']}\t{p['metadata']['name']}\t{p['status']['phase']}" for p in pods]
+            return _ok("NAMESPACE\tNAME\tSTATUS\n" + "".join(f"{r}\n" for r in rows))
         if kind == "pod" and "-l" in args.flags and output == "json":
             pods = self._pods(ns, args.flags["-l"])
             for cluster in self._clusters_for(ns, args.flags["-l"]):
@@ -1194,9 +1316,11 @@ class SimCluster:
         self.sightings.setdefault(cluster.name, []).append(self._now() - self.origin)
 
     def _addon_yaml(self, name: str) -> CommandResult:
-        """The Addon the KubeBlocks chart registers for every addon: Disabled until its chart is installed, then
-        Enabling until the definitions are Available, then Enabled."""
-        if name not in DATABASES or self._get("deployment", "kb-system", "kubeblocks") is None:
+        """The Addon a KubeBlocks installed with its chart's default addons registers: Disabled until its chart is
+        installed, then Enabling until the definitions are Available, then Enabled. KubeBlocks installed by the plan
+        (`autoInstalledAddons={}`) registers none."""
+        registered = self._default_addons and name in KUBEBLOCKS_DEFAULT_ADDONS
+        if not registered or self._get("deployment", "kb-system", "kubeblocks") is None:
             return _error(f'Error from server (NotFound): addons.extensions.kubeblocks.io "{name}" not found')
         phase = self._phase("addon", None, name, self._now()) or "Disabled"
         addon = {
@@ -1219,7 +1343,7 @@ class SimCluster:
         transformer_cluster_component_status.go): per component its phase, the Cluster generation it was written
         for, and `upToDate` once it has observed that spec (omitted while false: `json:"upToDate,omitempty"`)."""
         phase = self._phase("cluster", cluster.namespace, cluster.name, now)
-        component = DATABASES[cluster.database or ""].component
+        component = cluster.components[0].name
         status: dict[str, Any] = {"phase": phase, "observedGeneration": cluster.observed_generation(now)}
         component_status: dict[str, Any] = {
             "phase": "Failed" if phase == "Abnormal" else phase,
@@ -1242,18 +1366,45 @@ class SimCluster:
             "status": status,
         }
 
-    def _pods(self, ns: str, selector: str) -> list[dict[str, Any]]:
+    def _pods(self, ns: str | None, selector: str) -> list[dict[str, Any]]:
+        """The pods in `ns` (every namespace when None) whose labels match `selector`: every component's pods of
+        every Cluster (KubeBlocks' names and labels), and the Deployments' pods (their pod template's labels)."""
         now = self._now()
         pods = []
-        for cluster in self._clusters_for(ns, selector):
-            if now < cluster.pods_at:
+        for cluster in self._all("cluster"):
+            if (ns is not None and cluster.namespace != ns) or now < cluster.pods_at:
                 continue
-            component = DATABASES[cluster.database or ""].component
-            for index in range(cluster.replicas):
-                name = f"{cluster.name}-{component}-{index}"
-                last = index == cluster.replicas - 1
-                pods.append(self._pod(cluster, name, component, now, last))
+            for number, component in enumerate(cluster.components):
+                for index in range(component.replicas):
+                    name = f"{cluster.name}-{component.name}-{index}"
+                    labels = {
+                        "app.kubernetes.io/instance": cluster.name,
+                        "app.kubernetes.io/managed-by": "kubeblocks",
+                        "apps.kubeblocks.io/component-name": component.name,
+                    }
+                    if not _matches(labels, selector):
+                        continue
+                    if number == 0:  # A scenario's failure shows on the component the application uses.
+                        pod = self._pod(cluster, name, component.name, now, index == component.replicas - 1)
+                    else:
+                        pod = _running_pod(name, cluster.namespace, component.name, cluster.ready(now))
+                    pod["metadata"]["labels"] = labels
+                    pods.append(pod)
+        for deployment in self._all("deployment"):
+            if (ns is not None and deployment.namespace != ns) or not _matches(deployment.pod_labels, selector):
+                continue
+            for index in range(deployment.replicas):
+                name = f"{deployment.name}-6d4f8b7c9-x{index}"
+                pod = _running_pod(name, deployment.namespace, deployment.name, deployment.ready(now))
+                pod["metadata"]["labels"] = dict(deployment.pod_labels)
+                pods.append(pod)
         return pods
+
+    def _deployment_json(self, deployment: _Object) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": deployment.name, "namespace": deployment.namespace}
+        if deployment.labels:
+            metadata["labels"] = dict(deployment.labels)
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": {"replicas": 1}}
 
     def _pod(self, cluster: _Object, name: str, container: str, now: float, last: bool) -> dict[str, Any]:
         """A pod as `kubectl get pods -o json` shows it: running but not ready until the Cluster is Running; with a
@@ -1482,6 +1633,34 @@ def _printed(value: Any) -> str:
 
 def _selector(cluster: _Object) -> str:
     return f"app.kubernetes.io/instance={cluster.name}"
+
+
+_NAMESPACE_NAME_LINES = "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}"
+
+
+def _matches(labels: Mapping[str, str], selector: str) -> bool:
+    """An equality-based label selector (`k=v,k2=v2`), the only kind the plan uses."""
+    for term in selector.split(","):
+        key, eq, value = term.partition("=")
+        if not eq or key.endswith("!"):
+            raise UnknownCommand(f"selector {selector}")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+def _running_pod(name: str, namespace: str | None, container: str, ready: bool) -> dict[str, Any]:
+    """A scheduled, running pod of one container, Ready or not."""
+    status = "True" if ready else "False"
+    return {
+        "metadata": {"name": name, "namespace": namespace, "labels": {}},
+        "spec": {"containers": [{"name": container}], "nodeName": "k3s-server"},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": status}],
+            "containerStatuses": [{"name": container, "ready": ready, "restartCount": 0, "state": {"running": {}}}],
+        },
+    }
 
 
 def _stuck(pod: Mapping[str, Any]) -> bool:
