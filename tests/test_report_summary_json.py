@@ -22,12 +22,12 @@ def _summary(results: RunResults, tmp_path: Path) -> dict[str, Any]:
 
 
 def _key_paths(value: Any, prefix: str = "") -> Iterator[str]:
-    """Dotted paths of every object key, with list items as `[]` and the free-form versions map as one key."""
+    """Dotted paths of every object key, with list items as `[]` and the free-form version maps as one key each."""
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{prefix}.{key}" if prefix else key
             yield path
-            if key != "versions":
+            if key not in ("versions", "installedVersions"):
                 yield from _key_paths(item, path)
     elif isinstance(value, list):
         for item in value:
