@@ -141,11 +141,17 @@ def _plan(args: argparse.Namespace) -> int:
         after = f" (after {', '.join(step.needs)})" if step.needs else ""
         print(f"{number:2}. {step.title}{after}")
         for probe in step.skip_when:
-            print(f"      skip when: {probe.command}")
+            version = probe.installed_version
+            pinned = f" (reused only at {version.pinned})" if version and not version.any_version else ""
+            print(f"      skip when: {probe.command}{pinned}")
         for command in step.commands:
             print(f"      run:       {command}")
         for wait in step.done_when:
             print(f"      done when: {wait.command(step.timeout_s)}")
+        for wait in step.done_when_skipped or ():
+            print(f"      if found:  {wait.command(step.timeout_s)}")
+        if step.images:
+            print(f"      pulls:     {', '.join(dict.fromkeys(i.image for i in step.images))}")
     print("Endpoints the application uses:")
     for e in plan.endpoints:
         secret = e.secret or "no auth"
