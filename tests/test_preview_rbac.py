@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 import yaml
 from dbstack.config.load import load_config
 from dbstack.github.platform import PlatformPins
@@ -44,10 +43,10 @@ from dbstack.plan.model import Command
 from dbstack.run import smokeenv
 from dbstack.sim.cluster import Failure, Scenario, SimCluster, Stuck, run_simulated
 from test_preview import NOW, SETTINGS, SHA, FakeCluster, _labels
+from upstream import ADDONS, upstream_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "platform" / "preview-rbac.yaml"
-UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "upstream" / "kubeblocks-addons-v1.0.1" / "addons-cluster"
 PR_NS = "pr-7"
 KB_NS = "kb-system"
 
@@ -342,13 +341,13 @@ def test_the_token_secret_belongs_to_the_preview_service_account() -> None:
     assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == PREVIEW_SERVICE_ACCOUNT
 
 
-@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="../shared/upstream is not here: the cluster charts cannot be read")
 def test_cluster_charts_render_no_kind_but_a_cluster_with_values_as_they_are() -> None:
+    charts = upstream_or_skip() / ADDONS / "addons-cluster"
     # Templates that are not wrapped in an `if` render always; the others (ServiceDescriptor, PodMonitor, TLS and
     # account Secrets) sit behind settings values/ leaves off.
     always: set[str] = set()
     for chart in ("postgresql", "redis", "qdrant", "elasticsearch", "neo4j", "kblib"):
-        for template in (UPSTREAM / chart / "templates").rglob("*"):
+        for template in (charts / chart / "templates").rglob("*"):
             if template.suffix not in (".yaml", ".tpl"):
                 continue
             text = template.read_text(encoding="utf-8")
