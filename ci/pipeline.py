@@ -213,7 +213,7 @@ async def _core_cli(command: list[str], values: dagger.Directory, profile: str, 
         code = cli.main(argv)
     if code != cli.EXIT_OK:
         raise _fail(err.getvalue().replace(f"{root}/", "values/").strip())
-    return out.getvalue()
+    return out.getvalue().replace(str(root), "values")
 
 
 # --- the cluster -------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from dbstack.cli import host as hostcli
-from dbstack.cli.main import build_parser, main
+from dbstack.cli.main import EXIT_INTERRUPTED, EXIT_UNREACHABLE, build_parser, main
 from dbstack.run import orchestrator
 from dbstack.sim.cluster import Failure, Latencies, Scenario, SimCluster
 
@@ -61,7 +61,7 @@ def test_deploy_without_kubectl_on_path_is_a_one_line_error(
     values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert main(["deploy", "--values", str(values_dir), "--out", str(tmp_path / "out")]) == 2
+    assert main(["deploy", "--values", str(values_dir), "--out", str(tmp_path / "out")]) == EXIT_UNREACHABLE
     err = capsys.readouterr().err
     assert err.splitlines() == [
         "dbstack deploy: kubectl and helm not found on PATH; install them or run the pipeline through the Dagger module"
@@ -81,7 +81,7 @@ def test_teardown_that_cannot_start_still_records_why(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "reports" / "teardown"
-    assert main(["teardown", "--values", str(values_dir)]) == 2
+    assert main(["teardown", "--values", str(values_dir)]) == EXIT_UNREACHABLE
     steps = json.loads((out / "results.json").read_text())["steps"]
     assert (steps[0]["id"], steps[0]["outcome"]) == ("preflight", "failed")
 
@@ -122,7 +122,7 @@ def test_ctrl_c_during_deploy_still_writes_results_reports_and_diagnostics(value
             break
     child.send_signal(signal.SIGINT)
     rest, err = child.communicate(timeout=120)
-    assert child.returncode == hostcli.EXIT_INTERRUPTED, err
+    assert child.returncode == EXIT_INTERRUPTED, err
     assert f"deploy interrupted; reports in {out}" in rest
     steps = {s["id"]: s for s in json.loads((out / "results.json").read_text())["steps"]}
     assert steps["kubeblocks"]["outcome"] == "cancelled"

@@ -516,6 +516,19 @@ def test_a_helm_failure_behind_helms_kubeconfig_warnings_is_reported_by_its_erro
     ]
 
 
+def test_attempts_count_tries_not_commands(values_dir: Path, tmp_path: Path) -> None:
+    plan = plan_for(values_dir)
+    run = simulate(plan, Scenario(), tmp_path)
+    several = [s for s in plan.steps if len(s.commands) > 1]
+    assert several, "the plan has a step of several commands (the CRD bundles)"
+    assert {run.step(s.id).attempts for s in plan.steps} == {1}
+
+
+def test_each_retry_after_a_held_lock_is_an_attempt(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(helm_locked={"kb-addon-redis": 2.5 * RACE_RETRY_PAUSE_S}), tmp_path)
+    assert run.step("addon:redis").attempts == len(run.helm_installs("kb-addon-redis")) >= 2
+
+
 def test_an_addon_another_preview_is_installing_is_waited_for_and_then_skipped(
     values_dir: Path, tmp_path: Path
 ) -> None:

@@ -64,3 +64,28 @@ def test_auto_progress_is_plain_in_ci_and_off_a_terminal() -> None:
     assert isinstance(make_progress("auto", io.StringIO(), env={}), PlainProgress)
     assert isinstance(make_progress("auto", Terminal(), env={}), TtyProgress)
     assert isinstance(make_progress("tty", io.StringIO(), env={"CI": "true"}), TtyProgress)
+
+
+def test_what_a_tool_said_is_masked_and_stripped_of_terminal_codes_on_screen(values_dir: Path) -> None:
+    step = _plan(values_dir).step("cluster:redis")
+    said = "API error, retrying in 1 s: Get https://u:hunter2@10.0.0.1/api: \x1b]0;pwned\x07\x1b[2Jrefused"
+    for display in (PlainProgress(plain := io.StringIO()), TtyProgress(tty := io.StringIO())):
+        display.step_started(step, T0)
+        display.waiting(step, said, T0 + 1)
+    assert "hunter2" not in plain.getvalue() + tty.getvalue()
+    assert "https://u:***@10.0.0.1/api: refused" in plain.getvalue()
+    assert "https://u:***@10.0.0.1/api: refused" in tty.getvalue()
+    assert "pwned" not in plain.getvalue() + tty.getvalue()
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_output_stops_the_display_not_the_run(values_dir: Path) -> None:
+    step = _plan(values_dir).step("cluster:redis")
+    for display in (PlainProgress(ClosedPipe()), TtyProgress(ClosedPipe())):
+        display.step_started(step, T0)
+        display.waiting(step, "Cluster Creating", T0 + 1)
+        display.step_finished(step, _result(step.id, Outcome.PASSED, T0, T0 + 2), T0 + 2)

@@ -85,7 +85,9 @@ def test_bad_results_file_exits_2_with_one_line(
 def test_missing_results_file_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nowhere" / "results.json"
     assert main(["report", "--results", str(missing), "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err == f"dbstack report: cannot read results file {missing}: No such file or directory\n"
+    assert (
+        capsys.readouterr().err == f"dbstack report: --results {missing}: cannot read file: No such file or directory\n"
+    )
 
 
 def test_wrong_field_is_named_in_the_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,4 +107,4 @@ def test_unwritable_output_exits_2_with_one_line(tmp_path: Path, capsys: pytest.
     blocker.write_text("")
     assert main(["report", "--results", str(results_file), "--out", str(blocker / "out")]) == 2
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith(f"dbstack report: cannot write reports to {blocker / 'out'}")
+    assert err.splitlines() == [f"dbstack report: --out {blocker / 'out'}: cannot create the folder: Not a directory"]

@@ -83,7 +83,7 @@ def test_defaults_are_valid_and_summarised(capsys: pytest.CaptureFixture[str], v
     run = run_validate(capsys, values_dir)
     assert run.code == EXIT_OK
     assert run.err == ""
-    assert run.out.startswith("values OK: 6 files, profile none, namespace default\n")
+    assert run.out.startswith(f"values OK: {values_dir} (6 files), profile none, namespace default\n")
     assert "enabled: postgresql (pg-cluster), redis (redis-cluster)" in run.out
     assert re.search(r"^requests: [\d.]+ of 8 cpu, [\d.]+ of 16 Gi memory$", run.out, re.M)
 
@@ -529,6 +529,24 @@ def test_missing_pipeline_yaml_is_one_problem_and_the_databases_are_still_checke
     ]
 
 
+def test_a_misspelt_replicas_is_the_only_problem_not_a_chart_default_blamed_first(
+    capsys: pytest.CaptureFixture[str], values_dir: Path
+) -> None:
+    """The chart's default of 2 replicas never applies in standalone mode (it renders one): no "got 2"."""
+    line = replace(values_dir / "redis.yaml", "replicas: 1", "replica: 1")
+    run = run_validate(capsys, values_dir)
+    assert len(run.problems) == 1
+    assert run.problems[0].startswith(
+        f"{values_dir / 'redis.yaml'}:{line}: replica: unknown key; did you mean 'replicas'?"
+    )
+
+
+def test_a_standalone_redis_without_replicas_counts_one_pod(values_dir: Path) -> None:
+    replace(values_dir / "redis.yaml", "replicas: 1", "")
+    redis = validate(values_dir).config.database("redis")
+    assert (redis.mode, redis.replicas) == ("standalone", 1)
+
+
 def test_broken_settings_do_not_hide_problems_in_database_files(
     capsys: pytest.CaptureFixture[str], values_dir: Path
 ) -> None:
@@ -545,7 +563,7 @@ def test_broken_settings_do_not_hide_problems_in_database_files(
 
 def test_missing_values_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert_invalid(
-        run_validate(capsys, tmp_path / "nowhere"), f"{tmp_path / 'nowhere'}:1: -: values directory does not exist"
+        run_validate(capsys, tmp_path / "nowhere"), f"{tmp_path / 'nowhere'}:1: -: values folder does not exist"
     )
 
 
@@ -778,6 +796,9 @@ def test_capacity_counts_memory_too(capsys: pytest.CaptureFixture[str], values_d
     run = run_validate(capsys, values_dir, "--set", "node.memoryGi=2")
     problem = run.line_starting("--set node.memoryGi=2:1: node.memoryGi: enabled databases and the control plane ")
     assert "Gi, the node has 2; largest: " in problem
+    largest = problem.split("largest: ")[1]
+    assert "cpu" not in largest, "a memory line speaks of memory only"
+    assert re.search(r"pg-cluster-postgresql \(2 x 0\.5 Gi\) 1\.00", largest), largest
 
 
 def test_ci_node_does_not_hold_the_defaults(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
@@ -867,7 +888,7 @@ def test_set_can_enable_a_database(values_dir: Path) -> None:
 
 def test_summary_counts_files_read_and_overrides_apart(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
     run = run_validate(capsys, values_dir, "--profile", "ci", "--set", "node.cpu=6", "--set", "namespace=ci")
-    assert run.out.startswith("values OK: 12 files + 2 --set, profile ci, namespace ci\n")
+    assert run.out.startswith(f"values OK: {values_dir} (12 files + 2 --set), profile ci, namespace ci\n")
 
 
 # --- all at once --------------------------------------------------------------------------------------------------

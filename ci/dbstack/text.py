@@ -21,6 +21,10 @@ def is_noise(line: str) -> bool:
     return bool(_NOISE.match(line.strip()))
 
 
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def first_line(text: str | None) -> str:
     """The most useful line of an error output or a cause: its first non-blank line that is not a Helm warning or
     a klog line, stripped; the first non-blank line when there is nothing else; "" if none."""
@@ -31,3 +35,9 @@ def first_line(text: str | None) -> str:
 def last_line(text: str | None) -> str:
     """The latest answer of a command that kept retrying: its last non-blank line, stripped ("" if none)."""
     return first_line("\n".join(reversed((text or "").splitlines())))
+
+
+def printable(text: str) -> str:
+    """`text` without terminal escape sequences and control characters: a tool's output printed on the user's
+    terminal must not move the cursor, retitle the window or hide what comes after it."""
+    return _CONTROL.sub("", _TERMINAL_ESCAPE.sub("", text.replace("\r\n", "\n")))

@@ -14,8 +14,18 @@ from typing import Any
 
 import anyio
 
-from dbstack.cli.main import EXIT_FAILED, EXIT_INVALID, EXIT_OK, values_dir
+from dbstack.cli.main import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    CliError,
+    prepare_out,
+    values_dir,
+)
+from dbstack.config.kubeconfig import KubeconfigError, read_kubeconfig
 from dbstack.config.validate import validate
+from dbstack.masking import Masker
 from dbstack.plan.build import build_plan, build_teardown_plan
 from dbstack.plan.model import Command, Plan
 from dbstack.run.hostrunner import HostRunner, ToolMissing
@@ -24,7 +34,7 @@ from dbstack.run.orchestrator import RESULTS_FILE, new_results, run_plan
 from dbstack.run.progress import make_progress
 from dbstack.run.results import Outcome, RunResults, StepResult
 from dbstack.run.runner import Runner
-from dbstack.text import first_line
+from dbstack.text import first_line, printable
 
 CLUSTER_KIND = "existing"
 MIN_KUBECTL_MINOR = 31
@@ -36,7 +46,6 @@ SMOKE_NOT_RUN = (
     "dbstack deploy does not run the smoke suite (it needs the database clients and in-cluster DNS); "
     "run it with `dagger call deploy-and-test`"
 )
-EXIT_INTERRUPTED = 130
 
 
 class PreflightFailed(Exception):
@@ -91,9 +100,33 @@ async def _checked_host(args: argparse.Namespace) -> HostRunner:
     return host
 
 
-def _run_on_cluster(plan: Plan, args: argparse.Namespace, runner: Runner | None, out: Path) -> RunResults:
+class Shown:
+    """What the command prints of a tool's words: masked like the reports (the kubeconfig's credentials included)
+    and printable."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        self.secrets = secrets
+        self._masker = Masker(secrets)
+
+    def __call__(self, text: str) -> str:
+        return self._masker(printable(text))
+
+
+def _checked_inputs(args: argparse.Namespace, out: Path) -> Shown:
+    """The kubeconfig and the report folder, checked before any tool runs; one line and exit 2 when unusable."""
+    secrets: tuple[str, ...] = ()
+    if args.kubeconfig is not None:
+        try:
+            secrets = read_kubeconfig(args.kubeconfig)
+        except KubeconfigError as exc:
+            raise CliError(f"--kubeconfig {args.kubeconfig}: {exc}") from None
+    prepare_out(out)
+    return Shown(secrets)
+
+
+def _run_on_cluster(plan: Plan, args: argparse.Namespace, runner: Runner | None, out: Path, shown: Shown) -> RunResults:
     """Run a deploy or teardown plan with `runner`, by default kubectl and helm from PATH (raises PreflightFailed)."""
-    progress = make_progress(getattr(args, "progress", "auto"))
+    progress = make_progress(getattr(args, "progress", "auto"), shown=shown)
 
     async def main() -> RunResults:
         host = runner or await _checked_host(args)
@@ -106,21 +139,22 @@ def deploy(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """Deploy with `runner`, by default kubectl and helm from PATH (checked first)."""
     plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
     out: Path = args.out
+    shown = _checked_inputs(args, out)
     try:
-        results = _run_on_cluster(plan, args, runner, out)
+        results = _run_on_cluster(plan, args, runner, out, shown)
     except PreflightFailed as exc:
-        print(f"dbstack deploy: {exc}", file=sys.stderr)
-        _write_quietly(_preflight_results(plan, str(exc)), out)
+        print(f"dbstack deploy: {shown(str(exc))}", file=sys.stderr)
+        _write_quietly(_preflight_results(plan, str(exc)), out, shown)
         print(f"deploy failed before it started; reports in {out}")
-        return EXIT_INVALID
+        return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         saved = _saved(out)
         if saved is not None:
-            _finish(saved, out, verdict="interrupted")
+            _finish(saved, out, shown, verdict="interrupted")
         else:
             print("deploy interrupted before it started", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _finish(results, out)
+    _finish(results, out, shown)
     return EXIT_OK if results.passed else EXIT_FAILED
 
 
@@ -129,22 +163,23 @@ def teardown(args: argparse.Namespace, runner: Runner | None = None) -> int:
     config = validate(values_dir(args), args.profile, args.overrides).config
     plan = build_teardown_plan(config, remove_kubeblocks=args.all)
     out: Path = getattr(args, "out", None) or Path("reports") / "teardown"
+    shown = _checked_inputs(args, out)
     try:
-        results = _run_on_cluster(plan, args, runner, out)
+        results = _run_on_cluster(plan, args, runner, out, shown)
     except PreflightFailed as exc:
-        print(f"dbstack teardown: {exc}", file=sys.stderr)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / RESULTS_FILE).write_text(json.dumps(_preflight_results(plan, str(exc)).to_json(), indent=2))
+        print(f"dbstack teardown: {shown(str(exc))}", file=sys.stderr)
+        failed = _preflight_results(plan, str(exc))
+        (out / RESULTS_FILE).write_text(json.dumps(_masked_json(failed, shown), indent=2), encoding="utf-8")
         print(f"teardown failed before it started; details in {out / RESULTS_FILE}")
-        return EXIT_INVALID
+        return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         print(f"interrupted; results so far are in {out / RESULTS_FILE}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    failed = [s for s in results.steps if not s.outcome.ok]
-    for step in failed:
-        _say_what_went_wrong(step)
-    print(f"teardown {'failed' if failed else 'done'}; details in {out / RESULTS_FILE}")
-    return EXIT_FAILED if failed else EXIT_OK
+    failed_steps = [s for s in results.steps if not s.outcome.ok]
+    for step in failed_steps:
+        _say_what_went_wrong(step, shown)
+    print(f"teardown {'failed' if failed_steps else 'done'}; details in {out / RESULTS_FILE}")
+    return EXIT_FAILED if failed_steps else EXIT_OK
 
 
 def _preflight_results(plan: Plan, cause: str) -> RunResults:
@@ -168,19 +203,24 @@ def _preflight_results(plan: Plan, cause: str) -> RunResults:
     return results
 
 
-def _write_quietly(results: RunResults, out: Path) -> None:
+def _masked_json(results: RunResults, shown: Shown) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(shown(json.dumps(results.to_json())))
+    return data
+
+
+def _write_quietly(results: RunResults, out: Path, shown: Shown) -> None:
     """results.json, and the reports when the report package is there, without printing anything."""
     out.mkdir(parents=True, exist_ok=True)
     if importlib.util.find_spec("dbstack.report") is not None:
         from dbstack.report import write_reports
 
-        write_reports(results, out)
+        write_reports(results, out, shown.secrets)
     else:
-        (out / RESULTS_FILE).write_text(json.dumps(results.to_json(), indent=2), encoding="utf-8")
+        (out / RESULTS_FILE).write_text(json.dumps(_masked_json(results, shown), indent=2), encoding="utf-8")
 
 
-def _say_what_went_wrong(step: StepResult) -> None:
-    print(f"{step.id}: {step.outcome.value}: {first_line(step.cause or '')}", file=sys.stderr)
+def _say_what_went_wrong(step: StepResult, shown: Shown) -> None:
+    print(shown(f"{step.id}: {step.outcome.value}: {first_line(step.cause or '')}"), file=sys.stderr)
 
 
 def _saved(out: Path) -> RunResults | None:
@@ -190,14 +230,14 @@ def _saved(out: Path) -> RunResults | None:
     return RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _finish(results: RunResults, out: Path, verdict: str | None = None) -> None:
+def _finish(results: RunResults, out: Path, shown: Shown, verdict: str | None = None) -> None:
     """Record that the smoke suite was not run, write the reports, and say where they are."""
     if results.smoke_outcome is Outcome.NOT_RUN and all(d.outcome is Outcome.PASSED for d in results.databases):
         results.smoke_outcome, results.smoke_cause = Outcome.SKIPPED, SMOKE_NOT_RUN
-    _write_quietly(results, out)
+    _write_quietly(results, out, shown)
     for step in results.steps:
         if not step.outcome.ok and step.outcome is not Outcome.NOT_RUN:
-            _say_what_went_wrong(step)
+            _say_what_went_wrong(step, shown)
     for database in results.databases:
         if database.outcome is Outcome.PASSED:
             print(f"{database.key:14} ready: {database.host}:{database.port} (Secret {database.secret or 'none'})")

@@ -1,4 +1,9 @@
-"""`dbstack`: validate, plan, deploy, teardown, report. Bad input exits 2 with one line per problem, no traceback."""
+"""`dbstack`: validate, plan, deploy, teardown, report, preview-comment.
+
+Exit codes: 0 ok; 1 the run failed; 2 bad input (values, arguments, paths; nothing was touched); 3 the cluster is
+unreachable or the preflight failed; 130 interrupted; 141 stdout closed early (`dbstack plan | head`). Every error
+is one line, never a traceback (DBSTACK_DEBUG=1 shows the traceback of an unexpected one).
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,42 @@ from dbstack.config.problems import InvalidInput
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose reader went away."""
+DEBUG_ENV = "DBSTACK_DEBUG"
+DEFAULT_VALUES = Path("values")
 
 
-def default_values_dir() -> Path:
-    """$DBSTACK_VALUES, else ./values, else the values/ folder beside the package's source tree."""
-    env = os.environ.get("DBSTACK_VALUES")
-    if env:
-        return Path(env)
-    here = Path("values")
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[3] / "values"
+class CliError(Exception):
+    """One line for the user (without the `dbstack <command>: ` prefix) and the exit code it ends with."""
+
+    def __init__(self, message: str, code: int = EXIT_INVALID) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def values_dir(args: argparse.Namespace) -> Path:
+    """--values, else ./values; never a folder the user did not name or stand in."""
+    if args.values is not None:
+        return Path(args.values)
+    if DEFAULT_VALUES.is_dir():
+        return DEFAULT_VALUES
+    raise CliError("no values folder: there is no ./values here; pass --values DIR")
+
+
+def prepare_out(out: Path, flag: str = "--out") -> Path:
+    """Create the report folder `out` (and its parents) or raise CliError saying, in one line, why it cannot be."""
+    if out.exists() and not out.is_dir():
+        raise CliError(f"{flag} {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"{flag} {out}: cannot create the folder: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise CliError(f"{flag} {out}: the folder is not writable")
+    return out
 
 
 def _add_values_args(parser: argparse.ArgumentParser) -> None:
@@ -114,10 +144,6 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
-def values_dir(args: argparse.Namespace) -> Path:
-    return args.values if args.values is not None else default_values_dir()
-
-
 def _validate(args: argparse.Namespace) -> int:
     from dbstack.config.validate import validate
 
@@ -136,7 +162,8 @@ def _plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
         return EXIT_OK
-    print(f"Plan for namespace {plan.namespace} (profile {plan.profile or 'none'}):")
+    folder = values_dir(args)
+    print(f"Plan for namespace {plan.namespace} (profile {plan.profile or 'none'}) from {folder}:")
     for number, step in enumerate(plan.steps, 1):
         after = f" (after {', '.join(step.needs)})" if step.needs else ""
         print(f"{number:2}. {step.title}{after}")
@@ -161,18 +188,50 @@ def _plan(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = f"dbstack {args.command}"
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # here, so a closed pipe is noticed while it can still be handled
         return code
     except InvalidInput as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        noun = "problem" if len(exc.problems) == 1 else "problems"
-        print(f"{len(exc.problems)} {noun} found; nothing was deployed.", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"{len(exc.problems)} problems found; nothing was deployed.", file=sys.stderr)
         return EXIT_INVALID
+    except CliError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return exc.code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # The promise is one line, never a traceback; DBSTACK_DEBUG=1 shows where it came from.
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"{command}: {_unexpected(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _unexpected(exc: Exception) -> str:
+    from dbstack.masking import mask
+
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return mask(f"{exc.strerror}{where}")
+    text = " ".join(str(exc).split())[:300]
+    return mask(f"unexpected error: {type(exc).__name__}: {text} (set {DEBUG_ENV}=1 for the traceback)")
+
+
+def _discard_stdout() -> None:
+    """The reader is gone: point stdout at /dev/null so the interpreter's last flush at exit stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from dbstack.cli.main import EXIT_INVALID, EXIT_OK, CliError, prepare_out
+from dbstack.config.inputfile import InputFileError, read_input_file
 from dbstack.report.folder import copy_diagnostics, masked, write_reports
 from dbstack.report.verdict import headline
 from dbstack.run.results import ResultsFormatError, RunResults
 
-EXIT_OK = 0
-EXIT_INVALID = 2
+MAX_RESULTS_BYTES = 64 * 1024 * 1024
+"""A results.json holds causes and findings, never logs or diagnostics files: a few hundred KiB at most."""
 
 
 class ResultsFileError(Exception):
@@ -21,9 +23,9 @@ class ResultsFileError(Exception):
 
 def load_results(path: Path) -> RunResults:
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ResultsFileError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+        raw = read_input_file(path, limit=MAX_RESULTS_BYTES).decode("utf-8")
+    except InputFileError as exc:
+        raise ResultsFileError(f"--results {path}: {exc}") from None
     except UnicodeDecodeError:
         raise ResultsFileError(f"{path} is not UTF-8 text, so not a results.json") from None
     try:
@@ -46,12 +48,12 @@ def cli_report(args: argparse.Namespace) -> int:
     except ResultsFileError as exc:
         print(f"dbstack report: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    prepare_out(out_dir)
     try:
         copy_diagnostics(results_path.parent, out_dir)
         write_reports(results, out_dir)
     except OSError as exc:
-        print(f"dbstack report: cannot write reports to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_INVALID
+        raise CliError(f"--out {out_dir}: cannot write the reports: {exc.strerror or exc}") from None
     print(headline(masked(results)))
     print(f"Reports written to {out_dir}: junit.xml, summary.json, summary.md, results.json")
     return EXIT_OK

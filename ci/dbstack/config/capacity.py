@@ -25,6 +25,16 @@ class Consumer:
     name: str
     cpu: float
     memory_gi: float
+    pods: int | None = None
+    """Identical pods it stands for, when it is a database's pods; cpu and memory_gi are their total."""
+
+    def describe(self, resource: str) -> str:
+        """`pg-cluster (2 x 0.5 cpu) 1.00` or `pg-cluster (2 x 1 Gi) 2.00`: the resource asked about, only."""
+        total = self.cpu if resource == "cpu" else self.memory_gi
+        if not self.pods:
+            return f"{self.name} {total:.2f}"
+        unit = "cpu" if resource == "cpu" else "Gi"
+        return f"{self.name} ({self.pods} x {total / self.pods:g} {unit}) {total:.2f}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ class Capacity:
 def database_pods(d: DatabaseConfig) -> list[Consumer]:
     """What one database asks the scheduler for: one consumer per component of its Cluster."""
     return [
-        Consumer(f"{d.release}-{c.name} ({c.replicas} x {c.cpu:g} cpu)", c.cpu * c.replicas, c.memory_gi * c.replicas)
+        Consumer(f"{d.release}-{c.name}", c.cpu * c.replicas, c.memory_gi * c.replicas, c.replicas)
         for c in d.components
     ]
 

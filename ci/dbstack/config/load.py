@@ -16,7 +16,7 @@ from dbstack.config.catalog import DATABASES, Database, service_releases
 from dbstack.config.chartrules import BOOL, RULES_CHART_VERSION, Rule, Unmodelled
 from dbstack.config.problems import InvalidInput, Problem
 from dbstack.config.topology import Component, components
-from dbstack.config.yamlfile import YamlDocument, load_yaml
+from dbstack.config.yamlfile import YamlDocument, load_yaml, text_problem
 
 SETTINGS_FILE = "pipeline.yaml"
 PROFILES_DIR = "profiles"
@@ -156,6 +156,9 @@ def parse_override(text: str) -> YamlDocument:
     origin = Path(f"--set {text}")
     if not sep or not key or any(not part for part in key.split(".")):
         raise InvalidInput([Problem(origin, 1, key or "-", "expected key.path=value", "e.g. namespace=ci")])
+    too_big = text_problem(raw)
+    if too_big is not None:
+        raise InvalidInput([Problem(origin, 1, key, f"the value {too_big}")])
     try:
         value = _string_keys(yaml.safe_load(raw)) if raw.strip() else ""
     except (yaml.YAMLError, ValueError, RecursionError):
@@ -326,9 +329,18 @@ def profile_names(values_dir: Path) -> list[str]:
 
 def load_config(values_dir: Path, profile: str | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read and check everything under `values_dir`; raise InvalidInput with every problem found."""
-    problems: list[Problem] = []
     if not values_dir.is_dir():
-        raise InvalidInput([Problem(values_dir, 1, "-", "values directory does not exist")])
+        what = "is not a folder" if values_dir.exists() else "does not exist"
+        raise InvalidInput([Problem(values_dir, 1, "-", f"values folder {what}")])
+    try:
+        return _load_config(values_dir, profile, overrides)
+    except OSError as exc:  # A folder that cannot be listed; files themselves are read by load_yaml, never raising.
+        where = Path(exc.filename) if exc.filename else values_dir
+        raise InvalidInput([Problem(where, 1, "-", f"cannot read: {exc.strerror or exc}")]) from None
+
+
+def _load_config(values_dir: Path, profile: str | None, overrides: Sequence[str]) -> Config:
+    problems: list[Problem] = []
     profile_dir: Path | None = None
     if profile:
         known = profile_names(values_dir)
@@ -469,14 +481,15 @@ def unknown_files(folder: Path) -> list[Problem]:
 
 
 def _layer(layers: Layers, base: Path, profile_dir: Path | None, problems: list[Problem], *, required: bool) -> None:
+    # Links may point anywhere inside the values folder (a profile may reuse a base file), never out of it.
     if base.exists():
-        doc = load_yaml(base, problems)
+        doc = load_yaml(base, problems, within=base.parent)
         if doc:
             layers.add(doc)
     elif required:
         problems.append(Problem(base, 1, "-", "file is missing"))
     if profile_dir is not None and (profile_dir / base.name).exists():
-        doc = load_yaml(profile_dir / base.name, problems)
+        doc = load_yaml(profile_dir / base.name, problems, within=base.parent)
         if doc:
             layers.add(doc)
 

@@ -23,7 +23,7 @@ class Validated:
         overrides = len(self.config.overrides)
         read = f"{len(self.config.files)} files" + (f" + {overrides} --set" if overrides else "")
         return (
-            f"values OK: {read}, profile {profile}, namespace {self.config.namespace}\n"
+            f"values OK: {self.config.values_dir} ({read}), profile {profile}, namespace {self.config.namespace}\n"
             f"enabled: {enabled}\n"
             f"requests: {c.cpu:.2f} of {c.node_cpu:g} cpu, {c.memory_gi:.2f} of {c.node_memory_gi:g} Gi memory"
         )
@@ -46,9 +46,7 @@ def _capacity_problems(config: Config, used: Capacity) -> list[Problem]:
         ("memory", used.memory_gi, used.node_memory_gi, "Gi", "node.memoryGi"),
     ):
         if need > have + 1e-9:
-            top = ", ".join(
-                f"{c.name} {c.cpu if resource == 'cpu' else c.memory_gi:.2f}" for c in used.largest(resource)
-            )
+            top = ", ".join(c.describe(resource) for c in used.largest(resource))
             where = config.where(key)
             problems.append(
                 Problem(

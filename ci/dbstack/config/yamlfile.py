@@ -1,4 +1,9 @@
-"""Read YAML the strict way: line numbers for every key, duplicates and bad bytes reported, never raised."""
+"""Read YAML the strict way: line numbers for every key, duplicates and bad bytes reported, never raised.
+
+Hostile files are refused before they cost anything: only regular files are opened (a FIFO would block, a device
+never end), links may not leave the folder they were found in, at most 1 MiB is read (`config.inputfile`), and the node
+tree is measured before it is built (an alias bomb of a few hundred bytes expands to billions of values).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,90 @@ from typing import Any
 
 import yaml
 
+from dbstack.config.inputfile import InputFileError, read_input_file
 from dbstack.config.problems import Problem
 
 # libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one; both give marks.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NULL_TAG = "tag:yaml.org,2002:null"
+
+MAX_ALIASES = 100
+MAX_VALUES = 10_000
+"""Values (every mapping, list and scalar) a file may hold once its aliases are expanded."""
+MAX_DEPTH = 100
+"""Nesting depth after expanding aliases (the values files nest 4 deep; libyaml itself stops at 1000)."""
+
+
+def _event_problem(text: str) -> str | None:
+    """Too many values or aliases, counted on the parser's events before any node is built: composing half a
+    million nodes takes seconds, counting the first ten thousand events milliseconds. Parse errors are left to
+    the composer, which reports them with their line."""
+    values = aliases = 0
+    try:
+        for event in yaml.parse(text, Loader=_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    return f"uses more than the {MAX_ALIASES} YAML aliases allowed"
+            elif isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                values += 1
+                if values > MAX_VALUES:
+                    return f"holds more than the {MAX_VALUES:,} values allowed"
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def tree_problem(root: yaml.Node) -> str | None:
+    """Why a composed node tree is too big to build, measured without expanding it; None when it is fine.
+
+    Aliases share their anchor's node, so sizes are computed once per node (iteratively: no recursion limit).
+    """
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    aliases = 0
+    visited: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children = _children(node)
+        if children_done:
+            # A child still being measured is an ancestor (a recursive anchor, reported by the builder): it adds 0.
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 0) for child in children)
+            depths[id(node)] = 1 + max((depths.get(id(child), 0) for child in children), default=0)
+            continue
+        if id(node) in visited:
+            aliases += 1
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children)
+    if aliases > MAX_ALIASES:
+        return f"uses {aliases} YAML aliases, more than the {MAX_ALIASES} allowed"
+    if sizes[id(root)] > MAX_VALUES:
+        expanded = " once its aliases are expanded" if aliases else ""
+        return f"holds {sizes[id(root)]:,} values{expanded}, more than the {MAX_VALUES:,} allowed"
+    if depths[id(root)] > MAX_DEPTH:
+        return f"nests {depths[id(root)]} levels deep, more than the {MAX_DEPTH} allowed"
+    return None
+
+
+def text_problem(text: str) -> str | None:
+    """`tree_problem` of a YAML text (a `--set` value) before anything builds it; None when fine or not YAML."""
+    try:
+        root = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        return None
+    return tree_problem(root) if root is not None else None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 @dataclass
@@ -37,12 +120,15 @@ class YamlDocument:
         return 1
 
 
-def load_yaml(path: Path, problems: list[Problem]) -> YamlDocument | None:
-    """Parse `path` into a mapping; append every problem found and return None when unusable."""
+def load_yaml(path: Path, problems: list[Problem], *, within: Path | None = None) -> YamlDocument | None:
+    """Parse `path` into a mapping; append every problem found and return None when unusable.
+
+    `within`: the folder the file was found in; a link leading out of it is refused.
+    """
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        problems.append(Problem(path, 1, "-", f"cannot read file: {exc.strerror or exc}"))
+        raw = read_input_file(path, within=within)
+    except InputFileError as exc:
+        problems.append(Problem(path, 1, "-", str(exc)))
         return None
     try:
         text = raw.decode("utf-8")
@@ -52,8 +138,16 @@ def load_yaml(path: Path, problems: list[Problem]) -> YamlDocument | None:
             Problem(path, line, "-", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
         )
         return None
+    too_many = _event_problem(text)
+    if too_many is not None:
+        problems.append(Problem(path, 1, "-", too_many))
+        return None
     root = _single_root(path, text, problems)
     if root is None:
+        return None
+    too_big = tree_problem(root)
+    if too_big is not None:
+        problems.append(Problem(path, 1, "-", too_big))
         return None
     doc = YamlDocument(path=path, data=None)
     doc.data = _Builder(doc, problems).build(root, "", ())

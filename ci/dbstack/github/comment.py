@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dbstack.config.inputfile import InputFileError, read_input_file
 from dbstack.config.naming import preview_namespace
 from dbstack.github.preview import HEAD_SHA_PATTERN, PreviewError, first_line
 from dbstack.masking import mask
@@ -29,6 +30,7 @@ COMMENT_MARKER = "<!-- dbstack-preview -->"
 COMMENT_MAX = 60_000
 """GitHub rejects comments over 65,536 characters."""
 CAUSE_MAX = 300
+MAX_RESULTS_BYTES = 64 * 1024 * 1024
 DEFAULT_IDLE_HOURS = 168.0
 OBJECT_NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 """An RFC 1123 subdomain: what Service, Secret and namespace names are."""
@@ -235,9 +237,31 @@ def _load_results(path: Path, allow_missing: bool) -> RunResults | None:
             return None
         raise PreviewError(f"{path}: no such file (pass --allow-missing to comment that the run wrote no results)")
     try:
-        return RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
+        raw = read_input_file(path, limit=MAX_RESULTS_BYTES)
+    except InputFileError as exc:
+        raise PreviewError(f"--results {path}: {exc}") from None
+    try:
+        return RunResults.from_json(json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise PreviewError(f"{path}: not a results.json written by dbstack ({first_line(str(exc))})") from None
+
+
+def dropped_arguments(args: argparse.Namespace) -> list[str]:
+    """What the comment leaves out of what it was given, one warning each: a bad link or commit must not vanish
+    silently."""
+    warnings = []
+    if args.run_url is not None and not args.run_url.startswith("https://"):
+        warnings.append(f"--run-url {_text(args.run_url, 80)!r} is not an https:// URL; the comment has no run link")
+    if args.head_sha is not None and not HEAD_SHA_PATTERN.fullmatch(args.head_sha):
+        warnings.append(
+            f"--head-sha {_text(args.head_sha, 80)!r} is not a commit hash (7 to 64 hex digits, lower case); "
+            "the comment names no commit"
+        )
+    if args.trace_url and trace_link(args.trace_url) is None:
+        warnings.append(
+            f"--trace-url {_text(args.trace_url, 80)!r} is not a Dagger Cloud trace URL; the comment has no trace link"
+        )
+    return warnings
 
 
 def _idle_hours(given: float | None) -> float:
@@ -292,10 +316,16 @@ def cli_preview_comment(args: argparse.Namespace) -> int:
     except PreviewError as exc:
         print(exc, file=sys.stderr)
         return 2
+    for warning in dropped_arguments(args):
+        print(f"dbstack preview-comment: warning: {warning}", file=sys.stderr)
     text = json.dumps(data, indent=2) + "\n" if args.format == "json" else str(data["body"])
     if args.out is None:
         sys.stdout.write(text)
-    else:
+        return 0
+    try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"dbstack preview-comment: --out {args.out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0

@@ -231,8 +231,20 @@ def cli_preview_kubeconfig(args: argparse.Namespace) -> int:
     """`dbstack preview-kubeconfig --kubeconfig admin.yaml --out preview.kubeconfig`: kubectl from PATH."""
     import anyio
 
+    from dbstack.config.kubeconfig import KubeconfigError, read_kubeconfig
     from dbstack.run.hostrunner import HostRunner
 
+    # Both paths are checked before kubectl runs: a missing kubeconfig would otherwise be blamed on localhost:8080.
+    try:
+        if args.kubeconfig is not None:
+            read_kubeconfig(args.kubeconfig)
+    except KubeconfigError as exc:
+        print(f"dbstack preview-kubeconfig: --kubeconfig {args.kubeconfig}: {exc}", file=sys.stderr)
+        return 2
+    if args.out.is_dir() or not args.out.parent.is_dir():
+        why = "is a folder" if args.out.is_dir() else "its folder does not exist"
+        print(f"dbstack preview-kubeconfig: --out {args.out}: {why}", file=sys.stderr)
+        return 2
     runner = HostRunner(args.kubeconfig)
 
     async def read() -> list[str]:
@@ -250,7 +262,11 @@ def cli_preview_kubeconfig(args: argparse.Namespace) -> int:
     except PreviewError as exc:
         print(exc, file=sys.stderr)
         return 2
-    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        print(f"dbstack preview-kubeconfig: --out {args.out}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         os.fchmod(out.fileno(), 0o600)
         out.write(text)

@@ -172,6 +172,7 @@ class _Run:
         look again whether that client installed it (then the step is skipped), and retry. A Helm release whose
         pending operation is older than any live client's could be was left by a killed helm: free it, then retry."""
         while True:
+            result.attempts += 1
             locked = await self._run_commands(step, result, deadline)
             if locked is None:
                 return Outcome.PASSED
@@ -197,7 +198,6 @@ class _Run:
     ) -> tuple[Command, CommandResult] | None:
         """Run the commands in order; return the one another client's lock refused, or None when all passed."""
         for command in step.commands:
-            result.attempts += 1
             timed = partial(_with_time_left, command) if _time_flag(command) is not None else command
             done = await self._call(step, timed, deadline, f"running {command.argv[0]}", step.retry_on, result)
             if done.timed_out:
@@ -300,6 +300,8 @@ class _Run:
                 self.progress.waiting(
                     step, f"API error, retrying in {backoff:g} s: {first_line(done.stderr)}", self.clock()
                 )
+                if result is not None:
+                    result.attempts += 1
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 transient_retries += 1

@@ -1,17 +1,26 @@
-"""Live progress of a run: a redrawn table per database on a terminal, plain timestamped lines in CI."""
+"""Live progress of a run: a redrawn table per database on a terminal, plain timestamped lines in CI.
+
+What a tool said reaches the screen through `shown` (masking and printable text, as the reports have it), and a
+closed or failing output only stops the display, never the run.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
+from dbstack.masking import mask
 from dbstack.plan.model import Step
 from dbstack.run.results import StepResult
-from dbstack.text import first_line
+from dbstack.text import first_line, printable
+
+
+def masked_printable(text: str) -> str:
+    return mask(printable(text))
 
 
 class Progress:
@@ -44,16 +53,32 @@ def _seconds(value: float) -> str:
     return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
 
 
-class PlainProgress(Progress):
+class _Display(Progress):
+    def __init__(self, stream: TextIO, shown: Callable[[str], str] = masked_printable) -> None:
+        self.stream = stream
+        self.shown = shown
+        self._closed = False
+
+    def _write(self, text: str) -> None:
+        """Write and flush; once the output is gone (`dbstack deploy | head`), stop showing, go on working."""
+        if self._closed:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self._closed = True
+
+
+class PlainProgress(_Display):
     """One timestamped line per event, for logs (CI): `2026-01-01T00:00:00Z cluster:redis waiting: ...`."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO, shown: Callable[[str], str] = masked_printable) -> None:
+        super().__init__(stream, shown)
         self._last_wait: dict[str, str] = {}
 
     def _line(self, at: float, step: Step, text: str) -> None:
-        self.stream.write(f"{_stamp(at)} {step.id} {text}\n")
-        self.stream.flush()
+        self._write(f"{_stamp(at)} {step.id} {self.shown(text)}\n")
 
     def step_started(self, step: Step, at: float) -> None:
         self._line(at, step, f"started: {step.title}")
@@ -80,13 +105,13 @@ class _Lane:
     ended_at: float | None = None
 
 
-class TtyProgress(Progress):
+class TtyProgress(_Display):
     """A table redrawn in place: one row per database or infrastructure step with phase, elapsed, waiting on."""
 
     ticks = True
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO, shown: Callable[[str], str] = masked_printable) -> None:
+        super().__init__(stream, shown)
         self._lanes: dict[str, _Lane] = {}
         self._drawn = 0
         self._now = 0.0
@@ -120,13 +145,13 @@ class TtyProgress(Progress):
         width = _terminal_width()
         out = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
         out += "".join(row[:width] + "\n" for row in rows)
-        self.stream.write(out)
-        self.stream.flush()
+        self._write(out)
         self._drawn = len(rows)
 
     def _row(self, lane: _Lane) -> str:
         elapsed = (lane.ended_at or self._now) - lane.started_at
-        return f"{lane.name:<22} {lane.phase:<24} {_seconds(max(elapsed, 0.0)):>7}  {lane.what}"
+        what = " ".join(self.shown(lane.what).split())
+        return f"{lane.name:<22} {lane.phase:<24} {_seconds(max(elapsed, 0.0)):>7}  {what}"
 
 
 def _terminal_width() -> int:
@@ -136,10 +161,16 @@ def _terminal_width() -> int:
         return 160
 
 
-def make_progress(mode: str, stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> Progress:
-    """`tty`, `plain`, or `auto`: the table when `stream` is a terminal outside CI, else plain lines."""
+def make_progress(
+    mode: str,
+    stream: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    shown: Callable[[str], str] = masked_printable,
+) -> Progress:
+    """`tty`, `plain`, or `auto`: the table when `stream` is a terminal outside CI, else plain lines. `shown`
+    prepares every text for the screen (by default: credentials masked, control characters dropped)."""
     stream = stream or sys.stdout
     env = os.environ if env is None else env
     if mode == "tty" or (mode == "auto" and stream.isatty() and not env.get("CI")):
-        return TtyProgress(stream)
-    return PlainProgress(stream)
+        return TtyProgress(stream, shown)
+    return PlainProgress(stream, shown)
