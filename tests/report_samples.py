@@ -6,11 +6,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import CheckResult, DatabaseResult, Finding, Outcome, RunResults, StepResult
 
 RUN_START = 1_790_000_000.0
 PENDING_CAUSE = "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu"
 ABNORMAL_CAUSE = "Cluster redis-cluster is Abnormal: redis-cluster-redis-0 CrashLoopBackOff"
+REDIS_FINDING = Finding(
+    subject="pod/redis-cluster-redis-0 container redis",
+    reason="OOMKilled",
+    message="killed for using more memory than its limit (exit code 137); restarted 3 times; now CrashLoopBackOff",
+    event="BackOff: Back-off restarting failed container redis in pod redis-cluster-redis-0_default",
+    logs=["1:M 01 Jan 2026 00:00:01.000 * Ready to accept connections tcp"],
+    sources=["diagnostics/redis/pods.txt", "diagnostics/redis/events.txt"],
+)
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,8 @@ def failed_run() -> RunResults:
     databases[2].checks[1] = CheckResult(
         "qdrant", CHECK_NAMES["qdrant"][1], Outcome.FAILED, 1.5, "AssertionError: nearest point was 7, expected 3"
     )
+    redis = next(s for s in steps if s.id == "cluster:redis")
+    redis.findings = [REDIS_FINDING]
     return with_smoke(new_run(clock, steps, databases), clock, Outcome.FAILED, "1 check failed")
 
 

@@ -245,6 +245,29 @@ def test_diagnostics_never_hold_the_credentials_pods_print(values_dir: Path, tmp
     assert run.step("cluster:postgresql").outcome is Outcome.FAILED
 
 
+@pytest.mark.parametrize(
+    ("failure", "reason", "says"),
+    [
+        (Failure.PENDING_CPU, "FailedScheduling", "Insufficient cpu"),
+        (Failure.IMAGE_PULL, "ImagePullBackOff", "docker.io/apecloud/postgresql:missing"),
+        (Failure.CRASHLOOP, "CrashLoopBackOff", "last exit code 1"),
+        (Failure.ABNORMAL, "Unhealthy", "Readiness probe failed"),
+    ],
+)
+def test_a_failed_cluster_records_the_container_level_reason_from_its_diagnostics(
+    values_dir: Path, tmp_path: Path, failure: Failure, reason: str, says: str
+) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"postgresql": failure}), tmp_path)
+    step = run.step("cluster:postgresql")
+    first = step.findings[0]
+    assert (first.reason, says in first.message) == (reason, True), first
+    assert set(first.sources) <= set(step.diagnostics)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    (cluster,) = [s for s in saved["steps"] if s["id"] == "cluster:postgresql"]
+    assert cluster["findings"][0]["reason"] == reason
+    assert run.step("cluster:redis").findings == []
+
+
 def test_a_stalled_cluster_times_out_after_the_configured_timeout_with_what_it_last_saw(
     values_dir: Path, tmp_path: Path
 ) -> None:

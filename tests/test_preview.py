@@ -924,6 +924,31 @@ def test_cli_rejects_a_missing_results_file_in_one_line(tmp_path: Path, capsys: 
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_cli_warns_about_a_run_url_or_commit_it_drops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_results().to_json()), encoding="utf-8")
+    argv = ["preview-comment", "--results", str(results), "--pr", "42", "--run-url", "http://ci/run/1"]
+    assert main([*argv, "--head-sha", "not-a-sha"]) == 0
+    out, err = capsys.readouterr()
+    assert "http://ci/run/1" not in out and "not-a-sha" not in out
+    assert err.splitlines() == [
+        "dbstack preview-comment: warning: --run-url 'http://ci/run/1' is not an https:// URL; the comment has no "
+        "run link",
+        "dbstack preview-comment: warning: --head-sha 'not-a-sha' is not a commit hash (7 to 64 hex digits, lower "
+        "case); the comment names no commit",
+    ]
+    assert main(["preview-comment", "--results", str(results), "--pr", "42", "--run-url", "https://ci/run/1"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_step_not_run_does_not_say_not_run_twice() -> None:
+    results = _results()
+    step = results.steps[-1]
+    step.outcome, step.cause = Outcome.NOT_RUN, "not run: preflight failed"
+    assert "not run: not run" not in render_comment(results, pr=42)
+    assert "⚪ not run: preflight failed" in render_comment(results, pr=42)
+
+
 def test_cli_comments_no_results_when_allowed_to(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["preview-comment", "--results", str(tmp_path / "absent.json"), "--pr", "42", "--allow-missing"])
     assert code == 0

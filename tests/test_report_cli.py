@@ -108,3 +108,38 @@ def test_unwritable_output_exits_2_with_one_line(tmp_path: Path, capsys: pytest.
     assert main(["report", "--results", str(results_file), "--out", str(blocker / "out")]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [f"dbstack report: --out {blocker / 'out'}: cannot create the folder: Not a directory"]
+
+
+def test_a_results_file_from_before_findings_still_renders(tmp_path: Path) -> None:
+    data = failed_run().to_json()
+    for step in data["steps"]:
+        del step["findings"]
+    old = tmp_path / "old" / "results.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["report", "--results", str(old), "--out", str(tmp_path / "out")]) == 0
+    assert "### Why it failed" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_report_links_to_the_artifact_and_run_when_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results_file = _saved_run(tmp_path / "run", failed_run())
+    artifact = "https://github.com/o/r/actions/runs/7/artifacts/9"
+    argv = ["report", "--results", str(results_file), "--out", str(tmp_path / "out"), "--artifact-url", artifact]
+    assert main([*argv, "--run-url", "ftp://nowhere"]) == 0
+    assert capsys.readouterr().err == (
+        "dbstack report: warning: --run-url 'ftp://nowhere' is not an https:// URL; summary.md links to the files "
+        "instead\n"
+    )
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert f"in the [reports artifact]({artifact})" in markdown
+    assert "](diagnostics/" not in markdown
+
+
+def test_inside_github_actions_the_run_page_is_the_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results_file = _saved_run(tmp_path / "run", failed_run())
+    for name, value in (("GITHUB_SERVER_URL", "https://github.com"), ("GITHUB_REPOSITORY", "o/r")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_RUN_ID", "7")
+    assert main(["report", "--results", str(results_file), "--out", str(tmp_path / "out")]) == 0
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "in the reports artifact of [the run](https://github.com/o/r/actions/runs/7)" in markdown

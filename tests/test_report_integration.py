@@ -43,9 +43,11 @@ def test_failed_simulated_run_names_the_cause_and_links_diagnostics_that_exist(
     assert any(name.startswith("diagnostics/postgresql/") for name in files)
     markdown = (tmp_path / "summary.md").read_text()
     assert markdown.startswith("## ❌ dbstack: ")
-    failures = markdown.split("### Failures", 1)[1].split("### Databases", 1)[0]
+    failures = markdown.split("### Why it failed", 1)[1].split("### Databases", 1)[0]
     assert "Insufficient cpu" in failures
     assert "Abnormal" in failures
+    assert "**FailedScheduling**: 0/1 nodes are available: 1 Insufficient cpu" in failures
+    assert "**Unhealthy**: Readiness probe failed: dial tcp 10.42.0.17:6379: connect: connection refused" in failures
     for step in results.steps:
         for path in step.diagnostics:
             assert (tmp_path / path).is_file(), f"{step.id} lists {path}, which is not in the folder"

@@ -139,3 +139,25 @@ def test_any_text_from_the_cluster_still_gives_well_formed_reports(title: str, c
         parse_gantt((out / "summary.md").read_text(encoding="utf-8"))
     checks = sum(len(d.checks) for d in results.databases)
     assert sum(1 for _ in root.iter("testcase")) == len(results.steps) + 1 + checks
+
+
+def test_suite_time_is_wall_time_not_the_sum_of_parallel_steps() -> None:
+    results = successful_run()
+    databases = [d.key for d in results.databases]
+    common = min(s.started_at or 0.0 for s in results.steps if s.database is not None)
+    for key in databases:  # each database's addon and cluster side by side with the others', as they run
+        own = [s for s in results.steps if s.database == key]
+        shift = min(s.started_at or 0.0 for s in own) - common
+        for step in own:
+            step.started_at, step.ended_at = (step.started_at or 0.0) - shift, (step.ended_at or 0.0) - shift
+    last_step = max(s.ended_at or 0.0 for s in results.steps)
+    results.smoke_started_at, results.smoke_ended_at = last_step, last_step + 20.0
+    results.ended_at = results.smoke_ended_at
+    root = _parse(results)
+    suite = root.find(f"testsuite[@name='{PIPELINE_SUITE}']")
+    assert suite is not None
+    wall = results.smoke_ended_at - min(s.started_at or 0.0 for s in results.steps)
+    added_up = sum(s.duration_s or 0.0 for s in results.steps) + 20.0
+    assert float(suite.get("time", "")) == pytest.approx(wall, abs=0.001)
+    assert wall < added_up - 100
+    assert float(root.get("time", "")) == pytest.approx(results.ended_at - results.started_at, abs=0.001)

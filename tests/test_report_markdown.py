@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from dbstack.plan.build import HELM_LOCKED
 from dbstack.report import write_reports
-from dbstack.report.markdown import render_markdown
-from dbstack.run.results import Outcome, RunResults
+from dbstack.report.markdown import Links, render_markdown
+from dbstack.run.results import Finding, Outcome, RunResults
 from report_samples import (
     ABNORMAL_CAUSE,
     ALL_SAMPLES,
@@ -72,34 +71,100 @@ def test_every_step_and_every_check_is_in_the_summary(sample: Callable[[], RunRe
 
 
 @pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
-def test_each_database_has_its_own_table_with_service_port_and_secret_name(sample: Callable[[], RunResults]) -> None:
+def test_the_first_screen_is_one_row_per_database_under_the_verdict(sample: Callable[[], RunResults]) -> None:
+    results = sample()
+    lines = render_markdown(results).splitlines()
+    if not results.databases:
+        assert lines[2] == "No database was enabled for this run."
+        return
+    assert lines[2:4] == [
+        "| Database | Status | Version | Mode | Ready after | Checks |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = lines[4 : 4 + len(results.databases)]
+    for database, row in zip(results.databases, rows, strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == database.title
+        assert cells[2] == f"{database.version} (chart {database.chart_version})"
+        assert cells[3].startswith(database.mode or "default")
+        assert cells[4] == ("1m 36s" if database.outcome is Outcome.PASSED else "-")
+        passed = sum(1 for c in database.checks if c.outcome is Outcome.PASSED)
+        assert cells[5].startswith(f"{passed} passed, " if database.checks else "-")
+    assert lines[4 + len(results.databases)] == ""
+
+
+@pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
+def test_where_each_database_is_reached_is_one_table(sample: Callable[[], RunResults]) -> None:
     results = sample()
     markdown = render_markdown(results)
+    if not results.databases:
+        assert "### Databases" not in markdown
+        return
+    table = markdown.split("### Databases\n\n", 1)[1].split("\n\n", 1)[0]
+    assert table.startswith("| Database | Service | Secret | Release |\n|---|---|---|---|")
     for database in results.databases:
-        heading = re.search(rf"^#### .* {database.title} \(`{database.key}`\)$", markdown, flags=re.MULTILINE)
-        assert heading, f"no heading for {database.key}"
-        table = markdown[heading.end() :].split("\n\n")[1]
-        assert table.startswith("| | |\n|---|---|")
-        assert f"{database.host}:{database.port}" in table
-        assert f"| Version | {database.version} " in table
-        if database.secret:
-            assert f"`{database.secret}`" in table
+        (row,) = [line for line in table.splitlines() if line.startswith(f"| {database.title} (`{database.key}`) |")]
+        assert f"`{database.host}:{database.port}`" in row
+        assert (f"`{database.secret}`" if database.secret else "none (no authentication)") in row
 
 
 def test_failure_section_gives_the_cause_in_plain_words_and_the_diagnostics_paths() -> None:
     results = failed_run()
     markdown = render_markdown(results)
-    failures = markdown.split("### Failures", 1)[1].split("### Databases", 1)[0]
-    assert f"Cause: {PENDING_CAUSE}" in failures
-    assert f"Cause: {ABNORMAL_CAUSE}" in failures
+    failures = markdown.split("### Why it failed", 1)[1].split("\nRun `", 1)[0]
+    assert f"timed out after 10m 00s: {PENDING_CAUSE}" in failures
+    assert f"failed after 10m 00s: {ABNORMAL_CAUSE}" in failures
     for step in results.steps:
         for path in step.diagnostics:
             assert f"({path})" in failures
     assert "AssertionError: nearest point was 7, expected 3" in failures
 
 
+def test_each_finding_says_reason_message_event_and_last_log_lines_with_links() -> None:
+    results = failed_run()
+    step = next(s for s in results.steps if s.outcome is Outcome.FAILED)
+    step.findings = [
+        Finding(
+            "pod/redis-cluster-redis-0 container redis",
+            "OOMKilled",
+            "killed for using more memory than its limit (exit code 137); restarted 4 times",
+            event="BackOff: Back-off restarting failed container redis",
+            logs=["1:M * Ready to accept connections", "1:M # Out of memory allocating 1048576 bytes"],
+            sources=["diagnostics/redis/pods.txt", "diagnostics/redis/logs-previous.txt"],
+        )
+    ]
+    markdown = render_markdown(results)
+    entry = markdown.split(f"**{step.title}**", 1)[1]
+    assert entry.splitlines()[1] == (
+        "- `pod/redis-cluster-redis-0 container redis`: **OOMKilled**: killed for using more memory than its limit "
+        "(exit code 137); restarted 4 times"
+    )
+    assert "  Event: BackOff: Back-off restarting failed container redis  " in entry
+    assert (
+        "  ```text\n  1:M * Ready to accept connections\n  1:M # Out of memory allocating 1048576 bytes\n  ```" in entry
+    )
+    assert (
+        "  From [pods.txt](diagnostics/redis/pods.txt), [logs-previous.txt](diagnostics/redis/logs-previous.txt)"
+        in (entry)
+    )
+
+
+def test_with_a_known_url_the_links_go_there_not_to_relative_paths() -> None:
+    results = failed_run()
+    step = next(s for s in results.steps if s.outcome is Outcome.FAILED)
+    step.findings = [Finding("pod/p container c", "Error", "exit 1", sources=["diagnostics/redis/pods.txt"])]
+    artifact = "https://github.com/o/r/actions/runs/1/artifacts/2"
+    markdown = render_markdown(results, Links(run_url="https://github.com/o/r/actions/runs/1", artifact_url=artifact))
+    assert f"  From `diagnostics/redis/pods.txt` in the [reports artifact]({artifact})" in markdown
+    assert f"pods.txt, events.txt, nodes.txt in the [reports artifact]({artifact})" in markdown
+    assert "](diagnostics/" not in markdown
+    run_only = render_markdown(results, Links(run_url="https://github.com/o/r/actions/runs/1"))
+    assert "in the reports artifact of [the run](https://github.com/o/r/actions/runs/1)" in run_only
+    assert "](diagnostics/" not in run_only
+
+
 def test_successful_run_has_no_failure_section() -> None:
-    assert "### Failures" not in render_markdown(successful_run())
+    assert "### Why it failed" not in render_markdown(successful_run())
 
 
 @pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
@@ -145,7 +210,7 @@ def test_markdown_in_a_cause_does_not_become_formatting() -> None:
     step = next(s for s in results.steps if s.outcome is Outcome.FAILED)
     step.cause = "pod <none> has *no* node | see [docs]"
     markdown = render_markdown(results)
-    assert r"Cause: pod \<none\> has \*no\* node | see \[docs\]" in markdown
+    assert r"pod \<none\> has \*no\* node | see \[docs\]" in markdown
 
 
 def test_summary_is_appended_to_the_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +231,15 @@ def test_no_step_summary_file_is_created_without_github(tmp_path: Path, monkeypa
 def test_a_database_with_failed_checks_is_not_marked_as_fine() -> None:
     results = failed_run()
     qdrant = next(d for d in results.databases if any(not c.outcome.ok for c in d.checks))
-    assert f"#### ❌ {qdrant.title} (`{qdrant.key}`)" in render_markdown(results)
+    assert f"| {qdrant.title} | ❌ ready, checks failed | " in render_markdown(results)
+
+
+def test_a_not_run_database_does_not_say_not_run_twice() -> None:
+    results = cancelled_run()
+    for step in results.steps:
+        step.cause = "not run: kubeblocks did not succeed"
+    markdown = render_markdown(results)
+    assert "not run: not run" not in markdown
 
 
 def test_why_the_smoke_tests_were_skipped_is_said() -> None:
@@ -215,5 +288,6 @@ def test_a_smoke_warning_is_shown_on_its_database_not_hidden_in_the_checks() -> 
     results = successful_run()
     results.databases[2].warnings = ["qdrant-client 1.13.3 is 3 minor versions from server 1.10.0"]
     markdown = render_markdown(results)
-    assert "| ⚠️ Warning | qdrant-client 1.13.3 is 3 minor versions from server 1.10.0 |" in markdown
+    assert "| Qdrant | ✅ ready, ⚠️ 1 warning | " in markdown
+    assert "- ⚠️ **Qdrant**: qdrant-client 1.13.3 is 3 minor versions from server 1.10.0" in markdown
     assert markdown.splitlines()[0].startswith("## ✅")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
 import sys
 import time
@@ -213,8 +214,10 @@ def _write_quietly(results: RunResults, out: Path, shown: Shown) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if importlib.util.find_spec("dbstack.report") is not None:
         from dbstack.report import write_reports
+        from dbstack.report.folder import links_from_env
 
-        write_reports(results, out, shown.secrets)
+        links, _ = links_from_env(os.environ)
+        write_reports(results, out, shown.secrets, links)
     else:
         (out / RESULTS_FILE).write_text(json.dumps(_masked_json(results, shown), indent=2), encoding="utf-8")
 

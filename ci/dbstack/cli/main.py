@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="render a saved results.json into reports again")
     p.add_argument("--results", type=Path, required=True, help="results.json written by a run")
     p.add_argument("--out", type=Path, required=True, help="folder to write junit.xml, summary.* into")
+    p.add_argument("--run-url", default=None, help="the CI run's page (https://...), for links in summary.md")
+    p.add_argument(
+        "--artifact-url", default=None, help="where the reports folder was uploaded (https://...), for links"
+    )
     p.set_defaults(handler=_lazy("dbstack.cli.report", "cli_report"))
 
     p = sub.add_parser("preview-comment", help="render a pull request's preview comment from a saved results.json")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from dbstack.cli.main import EXIT_INVALID, EXIT_OK, CliError, prepare_out
 from dbstack.config.inputfile import InputFileError, read_input_file
-from dbstack.report.folder import copy_diagnostics, masked, write_reports
+from dbstack.report.folder import copy_diagnostics, links_from_env, masked, write_reports
 from dbstack.report.verdict import headline
 from dbstack.run.results import ResultsFormatError, RunResults
 
@@ -49,9 +50,12 @@ def cli_report(args: argparse.Namespace) -> int:
         print(f"dbstack report: {exc}", file=sys.stderr)
         return EXIT_INVALID
     prepare_out(out_dir)
+    links, warnings = links_from_env(os.environ, args.run_url, args.artifact_url)
+    for warning in warnings:
+        print(f"dbstack report: warning: {warning}", file=sys.stderr)
     try:
         copy_diagnostics(results_path.parent, out_dir)
-        write_reports(results, out_dir)
+        write_reports(results, out_dir, links=links)
     except OSError as exc:
         raise CliError(f"--out {out_dir}: cannot write the reports: {exc.strerror or exc}") from None
     print(headline(masked(results)))

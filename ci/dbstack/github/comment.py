@@ -24,6 +24,7 @@ from dbstack.config.inputfile import InputFileError, read_input_file
 from dbstack.config.naming import preview_namespace
 from dbstack.github.preview import HEAD_SHA_PATTERN, PreviewError, first_line
 from dbstack.masking import mask
+from dbstack.report.verdict import without_outcome
 from dbstack.run.results import DatabaseResult, Outcome, RunResults
 
 COMMENT_MARKER = "<!-- dbstack-preview -->"
@@ -140,7 +141,8 @@ def _results_section(results: RunResults) -> list[str]:
         lines.append("**What went wrong**")
         lines.append("")
         for s in problems:
-            cause = f": {_text(s.cause)}" if s.cause else ""
+            said = without_outcome(s.outcome, s.cause)
+            cause = f": {_text(said)}" if said else ""
             lines.append(f"- {_text(s.title, 120)}: {_STATUS[s.outcome]}{cause}")
         lines.append("")
     failed_checks = [(d, c) for d in results.databases for c in d.checks if c.outcome is Outcome.FAILED]

@@ -6,12 +6,12 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from dbstack.masking import Masker
 from dbstack.report.junit import render_junit
-from dbstack.report.markdown import render_markdown
+from dbstack.report.markdown import Links, render_markdown
 from dbstack.report.masking import clean_text, map_strings, mask_files
 from dbstack.report.summary_json import render_summary
 from dbstack.run.results import RunResults
@@ -33,23 +33,42 @@ def masked(results: RunResults, secrets: Iterable[str] = ()) -> RunResults:
     return map_strings(results, lambda value: masker(clean_text(value)))
 
 
-def write_reports(results: RunResults, out_dir: Path, secrets: Iterable[str] = ()) -> None:
+def write_reports(results: RunResults, out_dir: Path, secrets: Iterable[str] = (), links: Links | None = None) -> None:
     """Write every report of the run into `out_dir` and append summary.md to $GITHUB_STEP_SUMMARY when set.
 
     `secrets` are values known to be secret (passwords read for the smoke tests); they are masked in every file,
-    including the files others already wrote to out_dir/diagnostics/ and out_dir/smoke/.
+    including the files others already wrote to out_dir/diagnostics/ and out_dir/smoke/. `links`: where the
+    folder can be reached on the web, so summary.md's links work in a step summary (see `links_from_env`).
     """
     secrets = tuple(secrets)
     safe = masked(results, secrets)
     out_dir.mkdir(parents=True, exist_ok=True)
     for folder in COLLECTED_DIRS:
         mask_files(out_dir / folder, Masker(secrets))
-    markdown = render_markdown(safe)
+    markdown = render_markdown(safe, links)
     _write(out_dir / RESULTS_FILE, _json(safe.to_json()))
     _write(out_dir / JUNIT_FILE, render_junit(safe))
     _write(out_dir / SUMMARY_JSON_FILE, _json(render_summary(safe)))
     _write(out_dir / SUMMARY_MD_FILE, markdown)
     append_step_summary(markdown)
+
+
+def links_from_env(
+    env: Mapping[str, str], run_url: str | None = None, artifact_url: str | None = None
+) -> tuple[Links, list[str]]:
+    """The report's web links: the given URLs, else the run GitHub Actions describes in `env`; plus a warning for
+    each URL dropped because it is not https://."""
+    warnings = []
+    given = {"--run-url": run_url, "--artifact-url": artifact_url}
+    for flag, url in given.items():
+        if url is not None and not url.startswith("https://"):
+            warnings.append(f"{flag} {url!r} is not an https:// URL; summary.md links to the files instead")
+            given[flag] = None
+    run = given["--run-url"]
+    server, repository, run_id = (env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if run is None and server and repository and run_id and server.startswith("https://"):
+        run = f"{server}/{repository}/actions/runs/{run_id}"
+    return Links(run_url=run, artifact_url=given["--artifact-url"]), warnings
 
 
 def copy_diagnostics(from_dir: Path, out_dir: Path) -> None:

@@ -1,8 +1,11 @@
-"""summary.md: the verdict first, then failures with their causes, a table per database, the steps and a timeline."""
+"""summary.md, first screen first: the verdict, one row per database, then for each failure why, in the cluster's
+own words (the failing container's reason and message, its last log lines, the event that explains it) with links
+to the diagnostics that say so. Below: the run, where each database is reached, the steps, a timeline, versions."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from dbstack.report.summary_json import iso_time
 from dbstack.report.timeline import mermaid_gantt
@@ -12,8 +15,9 @@ from dbstack.report.verdict import (
     CheckCounts,
     database_ready,
     headline,
+    without_outcome,
 )
-from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import CheckResult, DatabaseResult, Finding, Outcome, RunResults, StepResult
 from dbstack.text import first_line
 
 MAX_CAUSE_LINES = 60
@@ -28,13 +32,43 @@ OUTCOME_MARKS: dict[Outcome, str] = {
 }
 WARNING_MARK = "⚠️"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
+WHY_HEADING = "### Why it failed"
 
 
-def render_markdown(results: RunResults) -> str:
+@dataclass(frozen=True)
+class Links:
+    """Where the report folder can be reached on the web. A GitHub step summary resolves relative links against
+    the run page, where they lead nowhere, so when a URL is known files are named and the link goes there."""
+
+    run_url: str | None = None
+    artifact_url: str | None = None
+    """The uploaded reports folder (actions/upload-artifact's `artifact-url`)."""
+
+    def where(self) -> str | None:
+        """`in the [reports artifact](URL)`, or None when no URL is known (relative links then work)."""
+        if self.artifact_url:
+            return f"in the [reports artifact]({_link(self.artifact_url)})"
+        if self.run_url:
+            return f"in the reports artifact of [the run]({_link(self.run_url)})"
+        return None
+
+    def files(self, paths: list[str], *, names_only: bool = False) -> str:
+        """The files, linked: relative links without a URL, else named and pointing at the artifact or run."""
+        where = self.where()
+        if where is None:
+            return ", ".join(f"[{text(p.rpartition('/')[2])}]({_link(p)})" for p in paths)
+        shown = (text(p.rpartition("/")[2]) for p in paths) if names_only else (code(p) for p in paths)
+        return f"{', '.join(shown)} {where}"
+
+
+def render_markdown(results: RunResults, links: Links | None = None) -> str:
+    links = links or Links()
     blocks = [
         f"## {headline(results)}",
+        _database_table(results),
+        *_failures(results, links),
+        *_warnings(results),
         _run_line(results),
-        *_failures(results),
         *_databases(results),
         *_steps_table(results),
         *_timeline(results),
@@ -109,9 +143,9 @@ def _run_line(results: RunResults) -> str:
     )
 
 
-def _failures(results: RunResults) -> list[str]:
-    entries = [_step_failure(s) for s in results.steps if s.outcome in (Outcome.FAILED, Outcome.TIMED_OUT)]
-    entries += [_step_failure(s) for s in results.steps if s.outcome is Outcome.CANCELLED]
+def _failures(results: RunResults, links: Links) -> list[str]:
+    entries = [_step_failure(s, links) for s in results.steps if s.outcome in (Outcome.FAILED, Outcome.TIMED_OUT)]
+    entries += [_step_failure(s, links) for s in results.steps if s.outcome is Outcome.CANCELLED]
     if results.smoke_outcome not in (Outcome.PASSED, Outcome.SKIPPED, Outcome.NOT_RUN) or (
         results.smoke_outcome is Outcome.NOT_RUN and results.smoke_cause
     ):
@@ -119,26 +153,49 @@ def _failures(results: RunResults) -> list[str]:
     entries += [_check_failure(d, c) for d in results.databases for c in d.checks if not c.outcome.ok]
     if not entries:
         return []
-    return ["### Failures", *entries]
+    return [WHY_HEADING, *entries]
 
 
-def _step_failure(step: StepResult) -> str:
+def _step_failure(step: StepResult, links: Links) -> str:
+    """The step and its cause on one line, then each finding (reason, event, last log lines) and the files."""
     took = f" after {duration(step.duration_s)}" if step.duration_s is not None else ""
-    lines = [f"**{text(step.title)}** {OUTCOME_WORDS[step.outcome]}{took}  "]
     cause = (step.cause or "").strip()
-    lines.append(f"Cause: {text(first_line(cause)) or 'no cause was recorded'}  ")
+    said = text(first_line(without_outcome(step.outcome, cause))) or "no cause was recorded"
+    lines = [f"**{text(step.title)}** {OUTCOME_WORDS[step.outcome]}{took}: {said}"]
+    lines += [line for finding in step.findings for line in _finding(finding, links)]
+    tail = []
     if step.attempts > 1:
-        lines.append(f"Attempts: {step.attempts}  ")
-    lines += _diagnostics_lines(step.diagnostics)
-    block = "\n".join(lines).rstrip()
+        tail.append(f"Attempts: {step.attempts}  ")
+    tail += _diagnostics_lines(step.diagnostics, links)
+    block = "\n".join(lines)
+    if tail:
+        block += "\n\n" + "\n".join(tail).rstrip()
     if len(cause.splitlines()) > 1:
         block += "\n\n" + fenced(_truncated(cause))
     return block
 
 
+def _finding(finding: Finding, links: Links) -> list[str]:
+    lines = [f"- {code(finding.subject)}: **{text(finding.reason)}**: {text(finding.message) or '-'}"]
+    if finding.event:
+        lines.append(f"  Event: {text(finding.event)}  ")
+    if finding.logs:
+        lines.append("  Last log lines:")
+        lines += [f"  {line}" for line in fenced("\n".join(finding.logs)).splitlines()]
+    if finding.sources:
+        lines.append(f"  From {links.files(finding.sources)}")
+    return lines
+
+
+def _warnings(results: RunResults) -> list[str]:
+    """What the smoke checks found working but worth knowing, per database."""
+    lines = [f"- {WARNING_MARK} **{text(d.title)}**: {text(w)}" for d in results.databases for w in d.warnings]
+    return ["### Warnings", "\n".join(lines)] if lines else []
+
+
 def _smoke_failure(results: RunResults) -> str:
     cause = (results.smoke_cause or "").strip()
-    block = f"**{SMOKE_TITLE}** {OUTCOME_WORDS[results.smoke_outcome]}  \nCause: {text(first_line(cause)) or '-'}"
+    block = f"**{SMOKE_TITLE}** {OUTCOME_WORDS[results.smoke_outcome]}: {text(first_line(cause)) or '-'}"
     if len(cause.splitlines()) > 1:
         block += "\n\n" + fenced(_truncated(cause))
     return block
@@ -152,81 +209,84 @@ def _check_failure(database: DatabaseResult, check: CheckResult) -> str:
     )
 
 
-def _diagnostics_lines(paths: list[str]) -> list[str]:
-    """One line per folder, each file a link named by its file name (a cluster step collects about 17)."""
+def _diagnostics_lines(paths: list[str], links: Links) -> list[str]:
+    """One line per folder (a cluster step collects about 17 files)."""
     folders: dict[str, list[str]] = {}
     for path in paths:
-        folder, _, name = path.rpartition("/")
-        folders.setdefault(folder, []).append(name)
-    lines = []
-    for folder, names in folders.items():
-        prefix = f"{folder}/" if folder else ""
-        links = ", ".join(f"[{text(name)}]({_link(prefix + name)})" for name in names)
-        lines.append(f"Diagnostics in {code(prefix or './')}: {links}  ")
-    return lines
+        folders.setdefault(path.rpartition("/")[0], []).append(path)
+    return [
+        f"Diagnostics in {code(f'{folder}/' if folder else './')}: {links.files(files, names_only=True)}  "
+        for folder, files in folders.items()
+    ]
 
 
 def _link(path: str) -> str:
     return path.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
-def _databases(results: RunResults) -> list[str]:
+def _database_table(results: RunResults) -> str:
+    """One row per database: how it ended, what ran, how long it took to be ready, its checks."""
     if not results.databases:
-        return ["### Databases", "No database was enabled for this run."]
-    blocks = ["### Databases"]
-    for database in results.databases:
-        blocks += _database(database, results)
-    return blocks
+        return "No database was enabled for this run."
+    rows = ["| Database | Status | Version | Mode | Ready after | Checks |", "|---|---|---|---|---|---|"]
+    for d in results.databases:
+        mode = f"{d.mode or 'default'}, {d.replicas} replica{'s' if d.replicas != 1 else ''}"
+        ready = duration(d.ready_after_s) if database_ready(d) else "-"
+        cells = (
+            text(d.title),
+            _database_status(d),
+            f"{text(d.version)} (chart {text(d.chart_version)})",
+            text(mode),
+            ready,
+            _check_line(CheckCounts.of([d])),
+        )
+        rows.append("| " + " | ".join(cell(c) for c in cells) + " |")
+    return "\n".join(rows)
 
 
-def _database(database: DatabaseResult, results: RunResults) -> list[str]:
-    counts = CheckCounts.of([database])
+def _database_status(database: DatabaseResult) -> str:
     if not database_ready(database):
-        mark = OUTCOME_MARKS[database.outcome]
-    else:
-        mark = OUTCOME_MARKS[Outcome.FAILED if counts.failed else Outcome.PASSED]
-    rows = [
-        ("Status", _database_status(database, results)),
-        ("Version", f"{text(database.version)} (chart {text(database.chart_version)})"),
-        (
-            "Mode",
-            f"{text(database.mode or 'default')}, {database.replicas} replica{'s' if database.replicas != 1 else ''}",
-        ),
-        ("Service", code(f"{database.host}:{database.port}")),
-        ("Secret", code(database.secret) if database.secret else "none (no authentication)"),
-        ("Release", f"{code(database.release)} in namespace {code(database.namespace)}"),
-        ("Checks", _check_line(counts)),
-        *((f"{WARNING_MARK} Warning", text(warning)) for warning in database.warnings),
-    ]
-    table = "\n".join(["| | |", "|---|---|", *(f"| {name} | {cell(value)} |" for name, value in rows)])
-    blocks = [f"#### {mark} {text(database.title)} ({code(database.key)})", table]
-    if database.checks:
-        blocks.append(_checks_table(database.checks, counts))
-    return blocks
+        return result(database.outcome)
+    warned = f", {WARNING_MARK} {len(database.warnings)} warning{'s' if len(database.warnings) != 1 else ''}"
+    warned = warned if database.warnings else ""
+    if CheckCounts.of([database]).failed:
+        return f"{OUTCOME_MARKS[Outcome.FAILED]} ready, checks failed{warned}"
+    return f"{OUTCOME_MARKS[Outcome.PASSED]} ready{warned}"
 
 
 def _check_line(counts: CheckCounts) -> str:
     if counts.total == 0:
-        return "none ran"
-    return f"{counts.passed} passed, {counts.failed} failed, {counts.skipped} skipped"
+        return "-"
+    skipped = f", {counts.skipped} skipped" if counts.skipped else ""
+    return f"{counts.passed} passed, {counts.failed} failed{skipped}"
 
 
-def _database_status(database: DatabaseResult, results: RunResults) -> str:
-    if database_ready(database):
-        return f"ready after {duration(database.ready_after_s)}" if database.ready_after_s is not None else "ready"
-    step = next((s for s in results.steps if s.database == database.key and not s.outcome.ok), None)
-    cause = first_line(step.cause) if step else ""
-    return OUTCOME_WORDS[database.outcome] + (f": {text(cause)}" if cause else "")
+def _databases(results: RunResults) -> list[str]:
+    """Where each database is reached, and its checks one by one."""
+    if not results.databases:
+        return []
+    rows = ["| Database | Service | Secret | Release |", "|---|---|---|---|"]
+    for d in results.databases:
+        secret = code(d.secret) if d.secret else "none (no authentication)"
+        release = f"{code(d.release)} in namespace {code(d.namespace)}"
+        cells = (f"{text(d.title)} ({code(d.key)})", code(f"{d.host}:{d.port}"), secret, release)
+        rows.append("| " + " | ".join(cell(c) for c in cells) + " |")
+    blocks = ["### Databases", "\n".join(rows)]
+    blocks += [_checks_table(d, d.checks, CheckCounts.of([d])) for d in results.databases if d.checks]
+    return blocks
 
 
-def _checks_table(checks: list[CheckResult], counts: CheckCounts) -> str:
+def _checks_table(database: DatabaseResult, checks: list[CheckResult], counts: CheckCounts) -> str:
     rows = [
         f"| {cell(code(c.name))} | {result(c.outcome)} | {duration(c.duration_s)} "
         f"| {cell(text(first_line(c.message)))} |"
         for c in checks
     ]
     opened = " open" if counts.failed else ""
-    summary = f"{counts.total} checks: {counts.passed} passed, {counts.failed} failed, {counts.skipped} skipped"
+    summary = (
+        f"{text(database.title)}: {counts.total} checks: {counts.passed} passed, {counts.failed} failed, "
+        f"{counts.skipped} skipped"
+    )
     header = ["| Check | Result | Time | Message |", "|---|---|---|---|"]
     return f"<details{opened}><summary>{summary}</summary>\n\n" + "\n".join(header + rows) + "\n\n</details>"
 

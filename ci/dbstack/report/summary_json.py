@@ -93,6 +93,17 @@ def _step(step: StepResult, run_start: float) -> dict[str, Any]:
         "causeFirstLine": first_line(step.cause) or None,
         "diagnostics": list(step.diagnostics),
         "notes": list(step.notes),
+        "findings": [
+            {
+                "subject": f.subject,
+                "reason": f.reason,
+                "message": f.message,
+                "event": f.event,
+                "logs": list(f.logs),
+                "sources": list(f.sources),
+            }
+            for f in step.findings
+        ],
     }
 
 

@@ -103,3 +103,10 @@ def _database_parts(databases: list[DatabaseResult]) -> list[str]:
 def headline(results: RunResults) -> str:
     mark = "✅" if results.passed else ("⏹️" if cancelled(results) else "❌")
     return f"{mark} dbstack: {verdict(results)}"
+
+
+def without_outcome(outcome: Outcome, cause: str | None) -> str:
+    """The cause without a leading repeat of the outcome ("not run: x" shown after "not run" reads twice)."""
+    text = (cause or "").strip()
+    prefix = f"{OUTCOME_WORDS[outcome]}: "
+    return text[len(prefix) :] if text.lower().startswith(prefix) else text

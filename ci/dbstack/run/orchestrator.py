@@ -25,6 +25,7 @@ import anyio
 
 from dbstack.masking import mask
 from dbstack.plan.model import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
+from dbstack.run.explain import Evidence, explain
 from dbstack.run.helmstate import helm_target, history_command, ownership_conflict, stuck_release
 from dbstack.run.kube import (
     NO_SUCH_TYPE,
@@ -442,15 +443,19 @@ class _Run:
         (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
         limiter = anyio.CapacityLimiter(DIAGNOSTICS_PARALLEL)
         written: dict[str, str] = {}
+        evidence = Evidence(step.watch.namespace) if step.watch is not None else None
 
         async def collect(diagnostic: Diagnostic) -> None:
+            path = (folder / diagnostic.name).as_posix()
             async with limiter:
                 listing = await self._diagnostic_output(diagnostic.command)
                 text = _section(diagnostic.command, listing)
                 if diagnostic.pod_logs is not None and listing.ok:
-                    text = await self._pod_logs(diagnostic.command, listing, diagnostic.pod_logs)
+                    text = await self._pod_logs(diagnostic.command, listing, diagnostic.pod_logs, evidence)
+            if evidence is not None:
+                evidence.record(diagnostic, listing, path)
             (self.out_dir / folder / diagnostic.name).write_text(mask(text), encoding="utf-8")
-            written[diagnostic.name] = (folder / diagnostic.name).as_posix()
+            written[diagnostic.name] = path
 
         if step.images:
             listing = "".join(
@@ -470,6 +475,8 @@ class _Run:
             for diagnostic in step.diagnostics:
                 group.start_soon(collect, diagnostic)
         result.diagnostics.extend(written[d.name] for d in step.diagnostics if d.name in written)
+        if evidence is not None:
+            result.findings = explain(evidence)
 
     async def _diagnostic_output(self, command: Command) -> CommandResult:
         try:
@@ -477,7 +484,9 @@ class _Run:
         except Exception as error:  # One diagnostic that cannot be collected must not cost the others.
             return CommandResult(-1, "", f"could not collect: {_exception_text(error)}")
 
-    async def _pod_logs(self, listing_command: Command, listing: CommandResult, logs: PodLogs) -> str:
+    async def _pod_logs(
+        self, listing_command: Command, listing: CommandResult, logs: PodLogs, evidence: Evidence | None = None
+    ) -> str:
         """One section per container of the listed pods; kubectl's error in the section of one it cannot read."""
         containers = pod_containers(listing.stdout)
         if containers is None:
@@ -492,7 +501,10 @@ class _Run:
             command = logs.command(c.pod, c.container)
             restarted = f", restarted {c.restarts} times" if c.restarts else ""
             header = f"==> pod/{c.pod} container/{c.container}{' (previous)' if logs.previous else ''}{restarted} <=="
-            sections.append(f"{header}\n{_section(command, await self._diagnostic_output(command))}")
+            output = await self._diagnostic_output(command)
+            if evidence is not None:
+                evidence.record_log(c.pod, c.container, output, previous=logs.previous)
+            sections.append(f"{header}\n{_section(command, output)}")
         return "\n".join(sections)
 
     # --- results ---------------------------------------------------------------------------------------------

@@ -36,6 +36,26 @@ class Outcome(StrEnum):
 
 
 @dataclass
+class Finding:
+    """Why a database did not come up, in the cluster's own words: read from its pods, events and logs after the
+    failure. Added within schema version 1 (results.json written before it have none)."""
+
+    subject: str
+    """What it is about: `pod/<name> container <container>`, `pod/<name>`, or another object (`cluster/<name>`)."""
+    reason: str
+    """Kubernetes' reason: ImagePullBackOff, OOMKilled, CrashLoopBackOff, FailedScheduling, Unhealthy (a failed
+    probe), ..."""
+    message: str
+    """Its message, one line, with the image for a pull failure and the exit code for a crash."""
+    event: str | None = None
+    """The event that explains it (`Failed: Failed to pull image "...": not found`), when there is one."""
+    logs: list[str] = field(default_factory=list)
+    """The container's last log lines (of its previous run after a crash)."""
+    sources: list[str] = field(default_factory=list)
+    """Diagnostics files it was read from, relative to the report folder."""
+
+
+@dataclass
 class StepResult:
     id: str
     title: str
@@ -50,8 +70,11 @@ class StepResult:
     diagnostics: list[str] = field(default_factory=list)
     """Paths relative to the report folder, e.g. diagnostics/postgresql/pods.txt."""
     attempts: int = 0
+    """How many times its commands were tried: 1, plus one per retry (0 when its work was already there)."""
     notes: list[str] = field(default_factory=list)
     """What the run did beyond the plan's commands, one line each (a Helm release a killed helm left pending, freed)."""
+    findings: list[Finding] = field(default_factory=list)
+    """For a failed database: the concrete reasons read from the cluster after the failure, most telling first."""
 
     @property
     def duration_s(self) -> float | None:

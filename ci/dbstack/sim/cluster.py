@@ -1492,6 +1492,11 @@ class SimCluster:
                             f"5s\tWarning\tBackOff\tpod/{pod['metadata']['name']}\t{waiting.get('message', '')}"
                         )
             if self._phase("cluster", cluster.namespace, cluster.name, now) == "Abnormal":
+                # The pod the Cluster names as not ready fails its readiness probe (kubelet's words).
+                db = DATABASES[cluster.database or ""]
+                failing_pod = f"{cluster.name}-{db.component}-{cluster.replicas - 1}"
+                probe = f"Readiness probe failed: dial tcp 10.42.0.17:{db.port}: connect: connection refused"
+                lines.append(f"5s\tWarning\tUnhealthy\tpod/{failing_pod}\t{probe}")
                 lines.append(f"5s\tWarning\tComponentPhaseTransition\tcluster/{cluster.name}\tcomponent is Abnormal")
         return "\n".join(lines) + "\n"
 

@@ -1,0 +1,169 @@
+"""Why a database did not come up, read from pods, events and logs shaped as kubectl prints them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dbstack.plan.model import Diagnostic, PodLogs, kubectl
+from dbstack.run.explain import Evidence, explain, parse_events
+from dbstack.run.runner import CommandResult
+
+POD = "pg-cluster-postgresql-0"
+IMAGE = "docker.io/apecloud/postgresql:16.4.0-missing"
+EVENTS_HEADER = "LAST SEEN   TYPE      REASON             OBJECT                        MESSAGE"
+
+
+def events(*rows: tuple[str, str, str, str]) -> str:
+    """`kubectl get events` as kubectl pads it: columns separated by runs of spaces."""
+    lines = [EVENTS_HEADER]
+    lines += [f"{'45s':<11} {kind:<9} {reason:<18} {obj:<29} {message}" for kind, reason, obj, message in rows]
+    return "\n".join(lines) + "\n"
+
+
+def pod(name: str = POD, *, statuses: list[dict[str, Any]] | None = None, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "postgresql", "image": IMAGE}]},
+        "status": {"phase": "Running", "containerStatuses": statuses or [], **status},
+    }
+
+
+def container(state: dict[str, Any], *, ready: bool = False, restarts: int = 0, **extra: Any) -> dict[str, Any]:
+    return {"name": "postgresql", "ready": ready, "restartCount": restarts, "state": state, "image": IMAGE, **extra}
+
+
+def evidence(pods: list[dict[str, Any]], event_text: str = "", **logs: str) -> Evidence:
+    """What the orchestrator records while it collects a cluster step's diagnostics."""
+    found = Evidence("default")
+    listing = kubectl("-n", "default", "get", "pods", "-l", "x", "-o", "json")
+    pod_list = json.dumps({"kind": "List", "items": pods})
+    found.record(Diagnostic("logs.txt", listing, PodLogs("default", 1000)), ok(pod_list), "diagnostics/pg/logs.txt")
+    found.record(
+        Diagnostic("events.txt", kubectl("-n", "default", "get", "events", "--sort-by=.lastTimestamp")),
+        ok(event_text),
+        "diagnostics/pg/events.txt",
+    )
+    found.record(
+        Diagnostic("pods.txt", kubectl("-n", "default", "describe", "pods", "-l", "x")),
+        ok(""),
+        "diagnostics/pg/pods.txt",
+    )
+    for key, text in logs.items():
+        found.record_log(POD, "postgresql", ok(text), previous=key == "previous")
+    return found
+
+
+def ok(stdout: str) -> CommandResult:
+    return CommandResult(0, stdout, "")
+
+
+def test_an_image_pull_names_the_image_and_the_registrys_answer() -> None:
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{IMAGE}"'}}
+    said = events(
+        ("Normal", "Scheduled", f"pod/{POD}", f"Successfully assigned default/{POD} to k3s-server"),
+        ("Warning", "Failed", f"pod/{POD}", "Error: ErrImagePull"),
+        (
+            "Warning",
+            "Failed",
+            f"pod/{POD}",
+            f'Failed to pull image "{IMAGE}": rpc error: code = NotFound desc = not found',
+        ),
+        ("Normal", "BackOff", f"pod/{POD}", f'Back-off pulling image "{IMAGE}"'),
+    )
+    (finding,) = explain(evidence([pod(statuses=[container(waiting)])], said))
+    assert finding.subject == f"pod/{POD} container postgresql"
+    assert (finding.reason, finding.message) == ("ImagePullBackOff", f'Back-off pulling image "{IMAGE}"')
+    assert finding.event == f'Failed: Failed to pull image "{IMAGE}": rpc error: code = NotFound desc = not found'
+    assert finding.sources == ["diagnostics/pg/pods.txt", "diagnostics/pg/events.txt"]
+
+
+def test_a_pull_error_without_the_image_in_its_message_gets_it() -> None:
+    waiting = {"waiting": {"reason": "ErrImagePull", "message": "rpc error: code = Unknown desc = unauthorized"}}
+    (finding,) = explain(evidence([pod(statuses=[container(waiting)])]))
+    assert finding.message == f"rpc error: code = Unknown desc = unauthorized (image {IMAGE})"
+
+
+def test_an_oom_kill_is_the_reason_not_the_crash_loop_it_causes_and_the_last_run_speaks() -> None:
+    status = container(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+        restarts=4,
+        lastState={"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+    )
+    previous = "\n".join(f"LOG: line {n}" for n in range(1, 9)) + "\n"
+    (finding,) = explain(evidence([pod(statuses=[status])], previous=previous, current="waiting\n"))
+    assert finding.reason == "OOMKilled"
+    assert finding.message == (
+        "killed for using more memory than its limit (exit code 137); restarted 4 times; now CrashLoopBackOff"
+    )
+    assert finding.logs == [f"LOG: line {n}" for n in range(4, 9)]
+    assert "diagnostics/pg/pods.txt" in finding.sources
+
+
+def test_a_crash_loop_says_the_exit_code_and_shows_the_last_log_lines() -> None:
+    status = container(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container"}},
+        restarts=3,
+        lastState={"terminated": {"reason": "Error", "exitCode": 1}},
+    )
+    (finding,) = explain(evidence([pod(statuses=[status])], previous='FATAL:  role "postgres" does not exist\n'))
+    assert finding.reason == "CrashLoopBackOff"
+    assert finding.message == "back-off 10s restarting failed container; last exit code 1, restarted 3 times"
+    assert finding.logs == ['FATAL: role "postgres" does not exist']
+
+
+def test_a_failed_readiness_probe_is_the_reason_for_a_running_pod_that_is_not_ready() -> None:
+    probe = "Readiness probe failed: dial tcp 10.42.0.17:5432: connect: connection refused"
+    said = events(("Warning", "Unhealthy", f"pod/{POD}", probe))
+    ready = pod("pg-cluster-postgresql-1", statuses=[container({"running": {}}, ready=True)])
+    (finding,) = explain(evidence([ready, pod(statuses=[container({"running": {}})])], said, current="booting\n"))
+    assert (finding.reason, finding.message) == ("Unhealthy", probe)
+    assert finding.logs == ["booting"]
+
+
+def test_an_unschedulable_pod_is_a_failed_scheduling_without_the_preemption_note() -> None:
+    message = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No victims."
+    unscheduled = pod(
+        phase="Pending",
+        conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}],
+    )
+    said = events(("Warning", "FailedScheduling", f"pod/{POD}", message))
+    (finding,) = explain(evidence([unscheduled], said))
+    assert (finding.subject, finding.reason) == (f"pod/{POD}", "FailedScheduling")
+    assert finding.message == "0/1 nodes are available: 1 Insufficient cpu"
+    assert finding.event is None  # the event says the same
+
+
+def test_causes_come_before_symptoms_and_symptoms_go_when_there_is_a_cause() -> None:
+    pulling = pod("p-1", statuses=[container({"waiting": {"reason": "ImagePullBackOff", "message": "m"}})])
+    unready = pod("p-0", statuses=[container({"running": {}})])
+    findings = explain(evidence([unready, pulling]))
+    assert [(f.subject, f.reason) for f in findings] == [("pod/p-1 container postgresql", "ImagePullBackOff")]
+
+
+def test_without_pods_the_clusters_own_warnings_speak() -> None:
+    said = events(
+        ("Warning", "ApplyResourcesFailed", "cluster/pg-cluster", "componentdefinition postgresql-16 not found"),
+    )
+    (finding,) = explain(evidence([], said))
+    assert (finding.subject, finding.reason) == ("cluster/pg-cluster", "ApplyResourcesFailed")
+    assert finding.message == "componentdefinition postgresql-16 not found"
+
+
+def test_findings_are_masked() -> None:
+    status = container(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "x"}},
+        restarts=1,
+        lastState={"terminated": {"reason": "Error", "exitCode": 2}},
+    )
+    (finding,) = explain(evidence([pod(statuses=[status])], previous="connecting to postgres://app:hunter2@db/x\n"))
+    assert finding.logs == ["connecting to postgres://app:***@db/x"]
+
+
+def test_event_rows_split_whether_padded_with_spaces_or_tabs() -> None:
+    padded = events(("Warning", "BackOff", "pod/a", "Back-off restarting failed container"))
+    tabbed = (
+        "LAST SEEN\tTYPE\tREASON\tOBJECT\tMESSAGE\n5s\tWarning\tBackOff\tpod/a\tBack-off restarting failed container\n"
+    )
+    assert parse_events(padded) == parse_events(tabbed)
+    assert parse_events("No resources found in default namespace.\n") == []
