@@ -85,7 +85,11 @@ def tree_problem(root: yaml.Node) -> str | None:
 
 
 def text_problem(text: str) -> str | None:
-    """`tree_problem` of a YAML text (a `--set` value) before anything builds it; None when fine or not YAML."""
+    """The limits of a file, for a YAML text (a `--set` value), before anything builds it; None when fine or not
+    YAML."""
+    too_many = _event_problem(text)
+    if too_many is not None:
+        return too_many
     try:
         root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError:
