@@ -39,7 +39,10 @@ def shown_commands() -> list[tuple[str, str]]:
                 if line.startswith(PREFIXES):
                     command = line.split("  #", 1)[0].strip()
                     found.append((f"{doc.relative_to(REPO)}: {command}", command))
-    return found
+    first_shown: dict[str, tuple[str, str]] = {}
+    for where, command in found:
+        first_shown.setdefault(command, (where, command))
+    return list(first_shown.values())
 
 
 COMMANDS = shown_commands()
