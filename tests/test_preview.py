@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -916,6 +917,19 @@ def test_cli_renders_the_comment_from_results_json(tmp_path: Path) -> None:
     assert code == 0
     text = out.read_text(encoding="utf-8")
     assert text.startswith(COMMENT_MARKER) and "24 h" in text
+
+
+def test_cli_takes_the_idle_limit_from_the_values_folder_it_is_given(tmp_path: Path) -> None:
+    values = tmp_path / "values"
+    shutil.copytree(REPO / "values", values)
+    settings = values / "pipeline.yaml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace("openIdleHours: 168", "openIdleHours: 36"))
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_results().to_json()), encoding="utf-8")
+    out = tmp_path / "comment.md"
+    argv = ["preview-comment", "--results", str(results), "--pr", "42", "--values", str(values), "--out", str(out)]
+    assert main(argv) == 0
+    assert "36 h" in out.read_text(encoding="utf-8")
 
 
 def test_cli_rejects_a_missing_results_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

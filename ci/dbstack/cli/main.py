@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--idle-hours", type=float, default=None, help="for the comment's text (default: values' preview.openIdleHours)"
     )
+    p.add_argument(
+        "--values", type=Path, default=None, help="values folder for --idle-hours' default (default: ./values)"
+    )
     p.add_argument("--allow-missing", action="store_true", help="comment 'no results' when the file is absent")
     p.add_argument(
         "--format", choices=("markdown", "json"), default="markdown", help="json: the envelope the publish job posts"

@@ -13,7 +13,6 @@ import argparse
 import html
 import json
 import math
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -266,8 +265,8 @@ def dropped_arguments(args: argparse.Namespace) -> list[str]:
     return warnings
 
 
-def _idle_hours(given: float | None) -> float:
-    """--idle-hours, else preview.openIdleHours of the values folder ($DBSTACK_VALUES, else ./values)."""
+def _idle_hours(given: float | None, values: Path | None) -> float:
+    """--idle-hours, else preview.openIdleHours of the values folder (--values, else ./values)."""
     if given is not None:
         if not (math.isfinite(given) and given > 0):
             raise PreviewError(f"--idle-hours must be a positive number of hours, got {given}")
@@ -276,7 +275,7 @@ def _idle_hours(given: float | None) -> float:
     from dbstack.config.problems import InvalidInput
 
     try:
-        return load_config(Path(os.environ.get("DBSTACK_VALUES") or "values")).preview.open_idle_hours
+        return load_config(values or Path("values")).preview.open_idle_hours
     except InvalidInput as exc:
         raise PreviewError(f"give --idle-hours, or run where values/ is valid ({exc.problems[0]})") from None
 
@@ -284,7 +283,7 @@ def _idle_hours(given: float | None) -> float:
 def _envelope_for(args: argparse.Namespace) -> dict[str, Any]:
     if args.pr < 1:
         raise PreviewError(f"--pr must be a positive pull request number, got {args.pr}")
-    args.idle_hours = _idle_hours(args.idle_hours)
+    args.idle_hours = _idle_hours(args.idle_hours, getattr(args, "values", None))
     inactive = Deployment("inactive")
     if args.removed:
         return envelope(
