@@ -751,6 +751,15 @@ def test_a_version_mismatch_of_the_platform_stops_the_preview_with_both_versions
     assert "Platform workflow" in message and "\n" not in message
 
 
+def test_reuse_installed_any_lets_a_preview_stand_on_another_platform_version_but_not_a_missing_one() -> None:
+    pins = PlatformPins.from_config(load_config(REPO / "values", "ci", ["kubeblocks.reuseInstalled=any"]))
+    older = PlatformCluster(kubeblocks="1.0.0", addons={**ALL_ADDONS, "redis": "1.0.0"})
+    run(lambda: check_platform(older, pins))
+    missing = PlatformCluster(kubeblocks="1.0.0", addons={"postgresql": "1.0.0"})
+    with pytest.raises(PreviewError, match="addon redis is not installed"):
+        run(lambda: check_platform(missing, pins))
+
+
 def test_a_missing_platform_is_named_part_by_part() -> None:
     cluster = PlatformCluster(
         kubeblocks=None, addons={"postgresql": "1.0.1"}, crds_missing=("volumesnapshots.snapshot.storage.k8s.io",)

@@ -22,7 +22,8 @@ SETTINGS_FILE = "pipeline.yaml"
 PROFILES_DIR = "profiles"
 
 _INT = Rule(("integer",))
-REUSE_CHOICES = ("pinned", "any")
+REUSE_PINNED, REUSE_ANY = "pinned", "any"
+REUSE_CHOICES = (REUSE_PINNED, REUSE_ANY)
 """kubeblocks.reuseInstalled: reuse an installed KubeBlocks or addon only at the pinned version, or at any."""
 _TIMEOUT = Rule(("integer",), minimum=10, maximum=7200)
 _DATABASE_SETTINGS = Rule(

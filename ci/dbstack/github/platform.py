@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dbstack.config.load import Config
+from dbstack.config.load import REUSE_ANY, Config
 from dbstack.github.preview import PREVIEW_IDENTITY_NAMESPACE, PREVIEW_SERVICE_ACCOUNT, PreviewError, first_line
 from dbstack.plan.build import KUBEBLOCKS_CRDS, SNAPSHOT_CRDS
 from dbstack.plan.model import Command, Plan, StepKind, kubectl
@@ -45,16 +45,15 @@ def platform_plan(plan: Plan) -> Plan:
 
 @dataclass(frozen=True)
 class PlatformPins:
-    """What the previews expect to find installed.
-
-    The seam for version-aware reuse (issue 10's `kubeblocks.reuseInstalled`): when that setting lands, it decides
-    here whether another installed version is accepted; until then every mismatch stops the preview."""
+    """What the previews expect to find installed. With `kubeblocks.reuseInstalled: any`, as for a deploy, another
+    installed version is accepted; with `pinned` (the default) every mismatch stops the preview."""
 
     kubeblocks_version: str
     kubeblocks_namespace: str
     addons: tuple[tuple[str, str], ...]
     """(addon chart name, chart version) for every enabled database."""
     crds: tuple[str, ...]
+    any_version: bool = False
 
     @classmethod
     def from_config(cls, config: Config) -> PlatformPins:
@@ -63,6 +62,7 @@ class PlatformPins:
             kubeblocks_namespace=config.kubeblocks_namespace,
             addons=tuple((d.db.addon, d.chart_version) for d in config.enabled),
             crds=(*(f"{c}.snapshot.storage.k8s.io" for c in SNAPSHOT_CRDS), *KUBEBLOCKS_CRDS),
+            any_version=config.reuse_installed == REUSE_ANY,
         )
 
     def commands(self) -> tuple[Command, ...]:
@@ -119,7 +119,7 @@ def platform_problems(pins: PlatformPins, outputs: Sequence[str]) -> list[str]:
         problems.append(f"KubeBlocks is not installed (no deployment kubeblocks in {pins.kubeblocks_namespace})")
     else:
         installed = _chart_version(kubeblocks[0], "kubeblocks")
-        if installed != pins.kubeblocks_version:
+        if installed != pins.kubeblocks_version and not pins.any_version:
             problems.append(
                 f"KubeBlocks {installed or '(version unknown)'} is installed, values/ pins {pins.kubeblocks_version}"
             )
@@ -132,7 +132,7 @@ def platform_problems(pins: PlatformPins, outputs: Sequence[str]) -> list[str]:
             problems.append(f"addon {name} is not installed (no ClusterDefinition {name})")
             continue
         installed = _chart_version(definition[0], name)
-        if installed != version:
+        if installed != version and not pins.any_version:
             problems.append(f"addon {name} {installed or '(version unknown)'} is installed, values/ pins {version}")
     return problems
 

@@ -4,7 +4,7 @@ condition and timeout."""
 from __future__ import annotations
 
 from dbstack.config.catalog import service_releases
-from dbstack.config.load import Config, DatabaseConfig
+from dbstack.config.load import REUSE_ANY, Config, DatabaseConfig
 from dbstack.plan.model import (
     Command,
     Diagnostic,
@@ -170,7 +170,7 @@ def build_plan(config: Config) -> Plan:
                         subject="KubeBlocks",
                         pinned=config.kubeblocks_version,
                         json_path=("metadata", "labels", KUBEBLOCKS_VERSION_LABEL),
-                        any_version=config.reuse_installed == "any",
+                        any_version=config.reuse_installed == REUSE_ANY,
                     ),
                 ),
             ),
@@ -293,7 +293,7 @@ def _addon_step(config: Config, d: DatabaseConfig) -> Step:
                     subject=f"the {name} addon",
                     pinned=d.chart_version,
                     json_path=("chart", "metadata", "version"),
-                    any_version=config.reuse_installed == "any",
+                    any_version=config.reuse_installed == REUSE_ANY,
                 ),
             ),
         ),
