@@ -17,7 +17,8 @@ from dbstack.plan.model import Endpoint, Plan
 from dbstack.run import smokeenv
 from dbstack.run.orchestrator import new_results
 from dbstack.run.results import Outcome, RunResults
-from smokekit.settings import load_settings
+from smokekit import markers
+from smokekit.settings import MarkerPhase, load_settings
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
 ALL_ENABLED = [f"databases.{key}.enabled=true" for key in DATABASES]
@@ -209,3 +210,89 @@ def test_require_ik_plugin_must_be_a_boolean() -> None:
     with pytest.raises(InvalidInput) as caught:
         load_config(VALUES, None, ["smoke.requireIkPlugin=sometimes"])
     assert [p.key for p in caught.value.problems] == ["smoke.requireIkPlugin"]
+
+
+# --- marker phases ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["20260301T101010Z-a1b2c3", "0f" * 16, "x", "RUN_ID-With.Upper"])
+def test_a_marker_id_from_any_run_id_is_one_the_suite_accepts(token: str) -> None:
+    marker = smokeenv.marker_id(token)
+    assert markers.marker_id_problem(marker) is None
+    assert load_settings(smokeenv.marker_variables("verify", marker)).markers == MarkerPhase("verify", marker)
+
+
+def test_the_pipeline_knows_the_suite_s_marker_phases_and_id_rule() -> None:
+    assert smokeenv.MARKER_PHASES == markers.PHASES
+    assert smokeenv.MARKER_ID.pattern == markers.MARKER_ID.pattern
+
+
+@pytest.mark.parametrize(
+    ("phase", "marker", "message"),
+    [("backup", "m1", "'backup' is not a marker phase"), ("write", "M-1", "marker id 'M-1' must be 1-20 lowercase")],
+)
+def test_a_marker_phase_the_suite_would_refuse_is_refused_first(phase: str, marker: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        smokeenv.marker_variables(phase, marker)
+
+
+def test_a_marker_phase_runs_only_its_databases_marker_checks_under_the_time_limit(plan: Plan) -> None:
+    command = smokeenv.marker_command("/reports/markers.xml", 300, ["postgresql", "redis"])
+    assert command[: len(smokeenv.smoke_command("/reports/markers.xml", 300))] == smokeenv.smoke_command(
+        "/reports/markers.xml", 300
+    )
+    assert command[-2:] == ["-m", "postgresql or redis"]
+    environment = smokeenv.marker_environment(plan.endpoints[:2], load_config(VALUES), "write", "m1")
+    assert environment == {
+        "SMOKE_REQUIRE": "postgresql,redis",
+        "SMOKE_REQUIRE_IK": "1",
+        "SMOKE_MARKERS": "write",
+        "SMOKE_MARKER_ID": "m1",
+    }
+
+
+MARKER_JUNIT = """<testsuites><testsuite>
+<testcase classname="test_postgresql" name="test_markers[verify]" time="0.4"/>
+<testcase classname="test_redis" name="test_markers[verify]" time="0.2"><failure message="redis markers m1 do not
+read back as written: DB 1 key dbstack-marker:m1:hash is missing"/></testcase>
+</testsuite></testsuites>"""
+
+
+def test_marker_checks_are_added_to_their_databases_beside_the_smoke_checks(plan: Plan, tmp_path: Path) -> None:
+    results = recorded(plan, tmp_path, 0)
+    path = tmp_path / "markers.xml"
+    path.write_text(MARKER_JUNIT, encoding="utf-8")
+
+    found = smokeenv.record_markers(results, "verify", ["postgresql", "redis"], 1, path, context="restored pg-r")
+
+    assert {key: check.outcome for key, check in found.items()} == {
+        "postgresql": Outcome.PASSED,
+        "redis": Outcome.FAILED,
+    }
+    by_key = {d.key: [c.name for c in d.checks] for d in results.databases}
+    assert by_key["postgresql"] == ["test_vector", "test_markers[verify] (restored pg-r)"]
+    assert by_key["redis"] == ["test_ping", "test_markers[verify] (restored pg-r)"]
+    assert str(found["redis"].message).startswith("redis markers m1 do not read back as written")
+    assert not results.passed
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "junit", "cause"),
+    [
+        (124, MARKER_JUNIT, "pytest exited with 124 before the check ran (the time limit)"),
+        (2, None, "pytest exited with 2 and left no usable JUnit file: cannot read smoke JUnit file"),
+    ],
+)
+def test_a_database_whose_marker_check_never_ran_fails_saying_why(
+    plan: Plan, tmp_path: Path, exit_code: int, junit: str | None, cause: str
+) -> None:
+    results = new_results(plan, "k3s", time.time())
+    path = tmp_path / "markers.xml"
+    if junit is not None:
+        path.write_text(junit, encoding="utf-8")
+
+    found = smokeenv.record_markers(results, "write", ["qdrant"], exit_code, path)
+
+    assert found["qdrant"].outcome is Outcome.FAILED
+    assert str(found["qdrant"].message).startswith(cause)
+    assert [c.name for d in results.databases if d.key == "qdrant" for c in d.checks] == ["test_markers[write]"]

@@ -33,14 +33,26 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"smoke suite environment: {exc}") from None
 
 
+MARKER_CHECK = "test_markers"
+"""Each database's marker check: the only check a marker phase runs, and never run otherwise."""
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = settings_of(config)
     configured = [key for key in DATABASES if settings.configured(key)]
+    markers = f" markers={settings.markers.phase}:{settings.markers.marker_id}" if settings.markers else ""
     return [
         f"smoke: configured={','.join(configured) or 'none'} "
-        f"required={','.join(sorted(settings.required)) or 'none'} require_ik={int(settings.require_ik)}",
+        f"required={','.join(sorted(settings.required)) or 'none'} require_ik={int(settings.require_ik)}{markers}",
         *(f"smoke: {key} from {getattr(settings, key).source}" for key in configured),
     ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # The phase is part of the check's id (`test_markers[verify]`), so reports tell a write from its read-back.
+    if "marker_phase" in metafunc.fixturenames:
+        phase = settings_of(metafunc.config).markers
+        metafunc.parametrize("marker_phase", [phase], ids=[phase.phase if phase else "off"])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -48,6 +60,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         keys = [key for key in DATABASES if item.get_closest_marker(key)]
         if len(keys) != 1:
             raise pytest.UsageError(f"{item.nodeid} must carry exactly one database marker, has {keys}")
+    # A marker phase runs only the marker checks; a normal run never runs them.
+    marker_run = settings_of(config).markers is not None
+    kept = [item for item in items if (getattr(item, "originalname", item.name) == MARKER_CHECK) == marker_run]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 # --- secret scrubbing: the last line of defence behind Secret and scrubbed() ---

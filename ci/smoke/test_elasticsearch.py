@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from smokekit import fulltext
+from smokekit import fulltext, markers
 from smokekit.errors import cleanup, scrubbed
 from smokekit.gate import Gate, fail_plainly
-from smokekit.settings import ElasticsearchSettings, SmokeSettings
+from smokekit.settings import ElasticsearchSettings, MarkerPhase, SmokeSettings
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -136,3 +136,15 @@ async def test_documents_indexed_one_by_one_are_found_by_aperag_keyword_search(
     assert {"中华人民共和国", "国歌"} <= set(keywords)
     assert [hit["_id"] for hit in hits] == ["103"]
     assert hits[0]["_source"]["name"] == "anthem.md"
+
+
+def test_markers(marker_phase: MarkerPhase, es: Elasticsearch, gate: Gate) -> None:
+    """Marker documents in an index, through ES_HOST."""
+    marker_id = marker_phase.marker_id
+    gate.markers(
+        "elasticsearch",
+        marker_phase,
+        write=lambda: markers.write_elasticsearch(es, marker_id),
+        verify=lambda: markers.verify_elasticsearch(es, marker_id),
+        clean=lambda: markers.clean_elasticsearch(es, marker_id),
+    )

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
-from smokekit import graphdb
+from smokekit import graphdb, markers
 from smokekit.errors import cleanup, scrubbed
 from smokekit.gate import Gate
-from smokekit.settings import Neo4jSettings
+from smokekit.settings import MarkerPhase, Neo4jSettings
 
 if TYPE_CHECKING:
     from neo4j import Driver
@@ -176,3 +176,15 @@ def test_entities_are_merged_matched_and_detach_deleted(workspace: Workspace) ->
         database_=database,
     )
     assert [(r["id"], r["rels"]) for r in records] == [(bob, 0)]
+
+
+def test_markers(marker_phase: MarkerPhase, driver: Driver, gate: Gate) -> None:
+    """Marker entities and a relation, as LightRAG writes them, in the home database."""
+    marker_id = marker_phase.marker_id
+    gate.markers(
+        "neo4j",
+        marker_phase,
+        write=lambda: markers.write_neo4j(driver, marker_id),
+        verify=lambda: markers.verify_neo4j(driver, marker_id),
+        clean=lambda: markers.clean_neo4j(driver, marker_id),
+    )

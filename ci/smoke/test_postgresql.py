@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from smokekit import markers
 from smokekit.aperag_urls import async_database_url, sync_database_url
 from smokekit.errors import SmokeError, cleanup, scrubbed
 from smokekit.gate import Gate
 from smokekit.schema import AperagTables, DocumentIndexStatus, DocumentIndexType, aperag_tables, utc_now
-from smokekit.settings import PostgresSettings
+from smokekit.settings import MarkerPhase, PostgresSettings
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
@@ -46,8 +47,8 @@ def new_id(length: int = 24) -> str:
     return secrets.token_hex(length // 2)
 
 
-@pytest.fixture(scope="module")
-def pg(pg_settings: PostgresSettings, run_id: str, gate: Gate, secret_values: list[str]) -> Iterator[Postgres]:
+def _engine(pg_settings: PostgresSettings, gate: Gate, secret_values: list[str]) -> Engine:
+    """ApeRAG's sync engine on DATABASE_URL, connected once (else the database is unreachable)."""
     url = pg_settings.database_url.reveal()
     try:
         with scrubbed("create_engine(DATABASE_URL) as ApeRAG's sync engine", secret_values):
@@ -61,7 +62,14 @@ def pg(pg_settings: PostgresSettings, run_id: str, gate: Gate, secret_values: li
         with scrubbed("connect through DATABASE_URL (psycopg2)", secret_values), engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
+        engine.dispose()
         gate.unreachable("postgresql", exc)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def pg(pg_settings: PostgresSettings, run_id: str, gate: Gate, secret_values: list[str]) -> Iterator[Postgres]:
+    engine = _engine(pg_settings, gate, secret_values)
     tables = aperag_tables(f"{run_id}_")
     with (
         cleanup("dispose of the engine", engine.dispose, secret_values),
@@ -516,3 +524,21 @@ def test_max_connections_holds_aperag_pools(
             f"{usable} connections usable (max_connections {max_connections}); one ApeRAG process may open "
             f"{CONNECTIONS_PEAK} at peak (two engines, pool_size 20 + max_overflow 40)",
         )
+
+
+def test_markers(
+    marker_phase: MarkerPhase, pg_settings: PostgresSettings, gate: Gate, secret_values: list[str]
+) -> None:
+    """Marker rows with pgvector vectors in public (smokekit.markers), through ApeRAG's sync engine."""
+    engine = _engine(pg_settings, gate, secret_values)
+    marker_id = marker_phase.marker_id
+    try:
+        gate.markers(
+            "postgresql",
+            marker_phase,
+            write=lambda: markers.write_postgresql(engine, marker_id),
+            verify=lambda: markers.verify_postgresql(engine, marker_id),
+            clean=lambda: markers.clean_postgresql(engine, marker_id),
+        )
+    finally:
+        engine.dispose()

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
-from smokekit import qdrant_ops
+from smokekit import markers, qdrant_ops
 from smokekit.errors import cleanup, scrubbed
 from smokekit.gate import Gate, settings_of
-from smokekit.settings import QdrantSettings
+from smokekit.settings import MarkerPhase, QdrantSettings
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -45,10 +45,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("qdrant_mode", [mode], ids=[mode], scope="module")
 
 
-@pytest.fixture(scope="module")
-def connection(
-    qdrant_settings: QdrantSettings, qdrant_mode: str, gate: Gate, secret_values: list[str]
-) -> Iterator[qdrant_ops.Connection]:
+def _connect(qdrant_settings: QdrantSettings, gate: Gate, secret_values: list[str]) -> qdrant_ops.Connection:
+    """The client as ApeRAG builds it from VECTOR_DB_CONTEXT, having answered once (else unreachable)."""
     try:
         with scrubbed("client from VECTOR_DB_CONTEXT, GET /collections", secret_values):
             connection = qdrant_ops.connect(qdrant_settings.context)
@@ -59,6 +57,14 @@ def connection(
                 raise
     except Exception as exc:
         gate.unreachable("qdrant", exc)
+    return connection
+
+
+@pytest.fixture(scope="module")
+def connection(
+    qdrant_settings: QdrantSettings, _record_mode: str, gate: Gate, secret_values: list[str]
+) -> Iterator[qdrant_ops.Connection]:
+    connection = _connect(qdrant_settings, gate, secret_values)
     with cleanup("close the client", connection.client.close, secret_values):
         yield connection
 
@@ -85,9 +91,10 @@ def qdrant(
         yield Qdrant(client, name, qdrant_settings.in_process)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _record_mode(qdrant_mode: str, record_testsuite_property: Callable[[str, object], None]) -> None:
+@pytest.fixture(scope="module")
+def _record_mode(qdrant_mode: str, record_testsuite_property: Callable[[str, object], None]) -> str:
     record_testsuite_property("qdrant_mode", qdrant_mode)
+    return qdrant_mode
 
 
 def _points(count: int) -> list[tuple[str, list[float], dict[str, str]]]:
@@ -185,3 +192,22 @@ def test_deletes_by_filter_touch_only_their_tenant(qdrant: Qdrant) -> None:
     assert (count(mine), count(theirs)) == (2, 2)
     qdrant_ops.drop_tenant(qdrant.client, qdrant.collection, mine)
     assert (count(mine), count(theirs)) == (0, 2)
+
+
+def test_markers(
+    marker_phase: MarkerPhase, qdrant_settings: QdrantSettings, gate: Gate, secret_values: list[str]
+) -> None:
+    """Marker points in a collection with ApeRAG's settings. Against `:memory:` a write lives only as long as its
+    process: read-backs need a server."""
+    client = _connect(qdrant_settings, gate, secret_values).client
+    marker_id = marker_phase.marker_id
+    try:
+        gate.markers(
+            "qdrant",
+            marker_phase,
+            write=lambda: markers.write_qdrant(client, marker_id),
+            verify=lambda: markers.verify_qdrant(client, marker_id),
+            clean=lambda: markers.clean_qdrant(client, marker_id),
+        )
+    finally:
+        client.close()

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import pytest
 import redis
+from smokekit import markers
 from smokekit.errors import cleanup, scrubbed
 from smokekit.gate import Gate, fail_plainly
 from smokekit.redis_clients import async_client, sync_client
-from smokekit.settings import RedisSettings
+from smokekit.settings import MarkerPhase, RedisSettings
 
 pytestmark = pytest.mark.redis
 
@@ -182,3 +183,16 @@ async def test_async_pool_from_memory_url_round_trips(redis_settings: RedisSetti
     finally:
         await client.connection_pool.disconnect()
     assert clients.memory.get(key) == "async-value"
+
+
+def test_markers(marker_phase: MarkerPhase, clients: Clients, gate: Gate) -> None:
+    """Marker keys in DB 0 (through CELERY_BROKER_URL) and DB 1 (through MEMORY_REDIS_URL)."""
+    by_db = {0: clients.broker, 1: clients.memory}
+    marker_id = marker_phase.marker_id
+    gate.markers(
+        "redis",
+        marker_phase,
+        write=lambda: markers.write_redis(by_db, marker_id),
+        verify=lambda: markers.verify_redis(by_db, marker_id),
+        clean=lambda: markers.clean_redis(by_db, marker_id),
+    )

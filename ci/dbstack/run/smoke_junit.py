@@ -128,12 +128,13 @@ def parse_smoke_warnings(path: Path) -> dict[str, list[str]]:
 
 
 def attach_checks(results: RunResults, checks: Iterable[CheckResult]) -> list[CheckResult]:
-    """Give each database its checks (replacing any it had); return the checks no database of the run owns."""
+    """Add each database's checks after any it has (the marker checks of a backup stage that ran first); return the
+    checks no database of the run owns."""
     by_database: dict[str, list[CheckResult]] = {}
     for check in checks:
         by_database.setdefault(check.database, []).append(check)
     for database in results.databases:
-        database.checks = by_database.pop(database.key, [])
+        database.checks = [*database.checks, *by_database.pop(database.key, [])]
     return [check for leftover in by_database.values() for check in leftover]
 
 

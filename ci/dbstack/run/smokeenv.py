@@ -10,6 +10,7 @@ smoke container reaches it by), {port}, {namespace}.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from dbstack.config.load import Config
 from dbstack.plan.model import Endpoint
-from dbstack.run.results import Outcome, RunResults
+from dbstack.run.results import CheckResult, Outcome, RunResults
 from dbstack.run.smoke_junit import (
     SmokeJunitError,
     attach_checks,
@@ -28,6 +29,14 @@ from dbstack.run.smoke_junit import (
 
 SMOKE_REQUIRE = "SMOKE_REQUIRE"
 SMOKE_REQUIRE_IK = "SMOKE_REQUIRE_IK"
+SMOKE_MARKERS = "SMOKE_MARKERS"
+SMOKE_MARKER_ID = "SMOKE_MARKER_ID"
+MARKER_PHASES = ("write", "verify", "clean")
+"""What the suite's marker check does (ci/smoke/smokekit/markers.py): write the markers, read them back and compare,
+or remove them."""
+MARKER_CHECK = "test_markers"
+MARKER_ID = re.compile(r"^[a-z0-9]{1,20}$")
+"""The suite's rule (smokekit.markers.MARKER_ID): short enough for every database's names."""
 TIMEOUT_EXIT = 124
 KILLED_EXITS = (137, 143)
 """busybox `timeout` ends the command with SIGTERM/SIGKILL instead of exiting 124."""
@@ -190,3 +199,72 @@ def record_smoke(results: RunResults, exit_code: int, junit: Path) -> None:
     elif leftover:
         names = ", ".join(sorted({c.database for c in leftover}))
         results.smoke_cause = f"{len(leftover)} checks belong to no deployed database ({names})"
+
+
+# --- marker phases: the suite's marker check alone, per database ------------------------------------------------
+
+
+def marker_id(token: str) -> str:
+    """A marker id from a run's id: `m` and its first 19 lowercase letters and digits."""
+    return "m" + re.sub(r"[^a-z0-9]", "", token.lower())[:19]
+
+
+def marker_variables(phase: str, marker: str) -> dict[str, str]:
+    """SMOKE_MARKERS and SMOKE_MARKER_ID: the suite then runs only each database's marker check."""
+    if phase not in MARKER_PHASES:
+        raise ValueError(f"{phase!r} is not a marker phase ({', '.join(MARKER_PHASES)})")
+    if not MARKER_ID.fullmatch(marker):
+        raise ValueError(f"marker id {marker!r} must be 1-20 lowercase letters or digits")
+    return {SMOKE_MARKERS: phase, SMOKE_MARKER_ID: marker}
+
+
+def marker_environment(endpoints: Sequence[Endpoint], config: Config, phase: str, marker: str) -> dict[str, str]:
+    """Everything a marker phase is told beyond each endpoint's contract: every database given must answer
+    (SMOKE_REQUIRE), and which phase of which markers to run."""
+    return suite_variables(endpoints, config) | marker_variables(phase, marker)
+
+
+def marker_command(junit_path: str, timeout_s: int, databases: Sequence[str]) -> list[str]:
+    """`smoke_command` limited to the given databases' checks (`-m postgresql or redis`); with SMOKE_MARKERS set, the
+    suite collects only their marker checks."""
+    if not databases:
+        raise ValueError("a marker phase needs at least one database")
+    return [*smoke_command(junit_path, timeout_s), "-m", " or ".join(databases)]
+
+
+def marker_check_name(phase: str, context: str | None = None) -> str:
+    """`test_markers[verify]`, and what it ran against when that is not the deployed cluster: `... (restored x)`."""
+    name = f"{MARKER_CHECK}[{phase}]"
+    return f"{name} ({context})" if context else name
+
+
+def record_markers(
+    results: RunResults,
+    phase: str,
+    databases: Sequence[str],
+    exit_code: int,
+    junit: Path,
+    context: str | None = None,
+) -> dict[str, CheckResult]:
+    """Each database's marker check from the phase's JUnit file, added to that database's checks (beside the smoke
+    suite's), and returned by database. A database whose check is not in the file (pytest stopped first, or left no
+    file) gets a failed check saying so."""
+    name = marker_check_name(phase, context)
+    try:
+        checks = parse_smoke_junit(junit)
+        missing = f"pytest exited with {exit_code} before the check ran"
+    except SmokeJunitError as exc:
+        checks = []
+        missing = f"pytest exited with {exit_code} and left no usable JUnit file: {exc}"
+    if exit_code == TIMEOUT_EXIT:
+        missing = f"{missing} (the time limit)"
+    found: dict[str, CheckResult] = {}
+    for check in checks:
+        if check.database in databases and check.name.startswith(f"{MARKER_CHECK}["):
+            found[check.database] = CheckResult(check.database, name, check.outcome, check.duration_s, check.message)
+    by_key = {d.key: d for d in results.databases}
+    for database in databases:
+        check = found.setdefault(database, CheckResult(database, name, Outcome.FAILED, message=missing))
+        if database in by_key:
+            by_key[database].checks.append(check)
+    return found

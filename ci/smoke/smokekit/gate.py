@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import pytest
 
-from .errors import SmokeError, scrub_exception
-from .settings import CONFIGURING_VARIABLES, SmokeSettings, mask
+from .errors import SmokeError, scrub_exception, scrubbed
+from .settings import CONFIGURING_VARIABLES, MarkerPhase, SmokeSettings, mask
 
 T = TypeVar("T")
 
 SETTINGS_KEY = pytest.StashKey[SmokeSettings]()
+MAX_DIFFERENCES = 10
 
 
 def fail_plainly(message: str) -> NoReturn:
@@ -73,3 +75,30 @@ class Gate:
         notes: list[Any] = getattr(exc, "__notes__", [])
         suffix = "".join(f" ({mask(str(note), secrets)})" for note in notes)
         fail_plainly(f"cannot use {key}: {detail}{suffix}")
+
+    def markers(
+        self,
+        key: str,
+        phase: MarkerPhase,
+        write: Callable[[], None],
+        verify: Callable[[], list[str]],
+        clean: Callable[[], None],
+    ) -> None:
+        """Run one marker phase against a reached database: a write or clean that fails, and every difference a
+        verify finds, fail the check with what it was and what differs (never a credential)."""
+        what = f"{phase.phase} {key} markers {phase.marker_id}"
+        problems: list[str] = []
+        try:
+            with scrubbed(what, self.settings.secrets()):
+                if phase.phase == "write":
+                    write()
+                elif phase.phase == "verify":
+                    problems = verify()
+                else:
+                    clean()
+        except SmokeError as exc:
+            fail_plainly(mask(str(exc), self.settings.secrets()))
+        if problems:
+            shown = "; ".join(problems[:MAX_DIFFERENCES])
+            more = f"; and {len(problems) - MAX_DIFFERENCES} more" if len(problems) > MAX_DIFFERENCES else ""
+            fail_plainly(f"{key} markers {phase.marker_id} do not read back as written: {shown}{more}")

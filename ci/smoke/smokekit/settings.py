@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
 from . import aperag_urls
+from .markers import PHASES, marker_id_problem
 
 DATABASES: tuple[str, ...] = ("postgresql", "redis", "qdrant", "elasticsearch", "neo4j")
 
@@ -105,6 +106,15 @@ class Neo4jSettings:
 
 
 @dataclass(frozen=True)
+class MarkerPhase:
+    """SMOKE_MARKERS and SMOKE_MARKER_ID: the suite runs only the marker checks, one per database."""
+
+    phase: str
+    """write, verify or clean (smokekit.markers)."""
+    marker_id: str
+
+
+@dataclass(frozen=True)
 class SmokeSettings:
     postgresql: PostgresSettings | None
     redis: RedisSettings | None
@@ -113,6 +123,8 @@ class SmokeSettings:
     neo4j: Neo4jSettings | None
     required: frozenset[str]
     require_ik: bool
+    markers: MarkerPhase | None = None
+    """Set: a marker phase runs instead of the checks."""
     secret_values: tuple[str, ...] = ()
 
     def configured(self, key: str) -> bool:
@@ -283,6 +295,22 @@ def _neo4j(environ: Mapping[str, str], found: list[str]) -> Neo4jSettings | None
     return Neo4jSettings(uri=uri, username=_get(environ, "NEO4J_USERNAME") or "neo4j", password=Secret(password))
 
 
+def _markers(environ: Mapping[str, str]) -> MarkerPhase | None:
+    phase, marker_id = _get(environ, "SMOKE_MARKERS"), _get(environ, "SMOKE_MARKER_ID")
+    if phase is None:
+        if marker_id is not None:
+            raise ConfigError(f"SMOKE_MARKER_ID is set but SMOKE_MARKERS is not ({', '.join(PHASES)})")
+        return None
+    if phase not in PHASES:
+        raise ConfigError(f"SMOKE_MARKERS={phase!r} is not a marker phase; use {', '.join(PHASES)}")
+    if marker_id is None:
+        raise ConfigError("SMOKE_MARKERS is set without SMOKE_MARKER_ID, the id the markers are named after")
+    problem = marker_id_problem(marker_id)
+    if problem:
+        raise ConfigError(f"SMOKE_MARKER_ID {problem}")
+    return MarkerPhase(phase, marker_id)
+
+
 def load_settings(environ: Mapping[str, str]) -> SmokeSettings:
     """Read the environment contract; absent databases become None, malformed values raise ConfigError."""
     found: list[str] = []
@@ -295,6 +323,7 @@ def load_settings(environ: Mapping[str, str]) -> SmokeSettings:
         required=parse_required(environ.get("SMOKE_REQUIRE")),
         # ApeRAG's collections never become active without IK (its index mapping names ik_max_word/ik_smart).
         require_ik=_flag(environ, "SMOKE_REQUIRE_IK", default=True),
+        markers=_markers(environ),
     )
     # Every password variable is masked, used or not (a URL variable may have been preferred to it).
     found += [environ.get(name, "") for name in PASSWORD_VARIABLES]
