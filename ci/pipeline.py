@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dbstack.config.load import Config
-    from dbstack.plan.model import Command, Endpoint, Plan
+    from dbstack.plan.model import Command, Endpoint, Markers, Plan
     from dbstack.run.containerrunner import ContainerRunner
     from dbstack.run.k3s import ReadyCheck
+    from dbstack.run.orchestrator import MarkerRunner
     from dbstack.run.results import RunResults
+    from dbstack.run.smokerun import SuiteExit
 
 VALUES_IGNORE: Final = ["*", "!**/*.yaml"]
 """Only YAML is uploaded from values/: editing anything else there never invalidates a cached call."""
@@ -33,6 +35,10 @@ SMOKE_JUNIT: Final = "/reports/smoke-junit.xml"
 SMOKE_STATUS: Final = "/reports/smoke-exit"
 SMOKE_INSTALL_TIMEOUT_S: Final = 900
 FORWARD_START_TIMEOUT_S: Final = 90
+MARKER_MARGIN_S: Final = 240
+"""Of a MARKERS step's time, what reaching the database (its forward, its account) and the install may take before
+pytest starts; pytest gets the rest, at most `timeouts.smoke`."""
+MARKER_MIN_LIMIT_S: Final = 30
 PIP_CACHE: Final = "/root/.cache/pip"
 CREDENTIALS_DIR: Final = "/run/dbstack-credentials"
 NONCE: Final = "DBSTACK_EXEC_NONCE"
@@ -463,8 +469,11 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
             cluster.diagnostics = await _cluster_diagnostics(run, runner)
     else:
         progress = SpanProgress(get_tracer().start_span, also=PlainProgress(sys.stderr))
+        markers = _marker_runner(run, toolbox) if run.smoke_suite is not None else None
         with _span("Deploy KubeBlocks and the databases"):
-            results = await run_plan(run.plan, runner, run.out_dir, cluster_kind=kind, progress=progress)
+            results = await run_plan(
+                run.plan, runner, run.out_dir, cluster_kind=kind, progress=progress, markers=markers
+            )
         if run.smoke_suite is None:
             results.smoke_outcome = Outcome.SKIPPED
             results.smoke_cause = "this run deploys no databases"
@@ -561,32 +570,54 @@ async def _reach(run: _Run, toolbox: dagger.Container, endpoint: "Endpoint") -> 
     return reached
 
 
-async def _run_suite(run: _Run, reached: list[_Reached], results: "RunResults") -> None:
-    """pytest against the reached databases. Its command always exits 0 and records how pytest ended, so its
-    output and JUnit can be read back whatever stopped it; only a kill of the container itself loses them."""
+class _SuiteFailed(Exception):
+    """The suite's container did not run it to an exit record; the message says why."""
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """How a run of the suite in its container ended; its pytest.log and JUnit file are written under `folder`."""
+
+    folder: "Path"
+    exit: "SuiteExit"
+
+    @property
+    def junit(self) -> "Path":
+        return self.folder / "junit.xml"
+
+
+async def _pytest(
+    run: _Run,
+    reached: "Sequence[_Reached]",
+    variables: "Mapping[str, str]",
+    argv: list[str],
+    folder: "Path",
+    limit: int,
+) -> _Ended:
+    """pytest in the smoke container against the reached databases. Its command always exits 0 and records how
+    pytest ended, so its output and JUnit can be read back whatever stopped it; only a kill of the container itself
+    loses them (raises _SuiteFailed, as does a failed install or an engine that does not answer)."""
     import contextlib
 
     import anyio
     from dbstack.run import smokeenv, smokerun
     from dbstack.run.containerrunner import ENGINE_GRACE_S
 
-    folder = run.out_dir / "smoke"
     folder.mkdir(parents=True, exist_ok=True)
-    limit = run.config.timeouts.smoke
     try:
         with anyio.fail_after(SMOKE_INSTALL_TIMEOUT_S):
             smoke = await _smoke_container(run).sync()
     except TimeoutError:
-        return _smoke_failed(
-            results, f"the smoke suite's dependencies did not install within {SMOKE_INSTALL_TIMEOUT_S} s"
-        )
+        raise _SuiteFailed(
+            f"the smoke suite's dependencies did not install within {SMOKE_INSTALL_TIMEOUT_S} s"
+        ) from None
     except dagger.QueryError as exc:
-        return _smoke_failed(results, f"the smoke suite's dependencies did not install: {_engine_error(exc)}")
+        raise _SuiteFailed(f"the smoke suite's dependencies did not install: {_engine_error(exc)}") from None
     for one in reached:
         smoke = _with_endpoint(smoke, one)
-    for name, value in smokeenv.suite_variables([one.endpoint for one in reached], run.config).items():
+    for name, value in variables.items():
         smoke = smoke.with_env_variable(name, value)
-    command = smokerun.recorded_command(smokeenv.smoke_command(SMOKE_JUNIT, limit), SMOKE_STATUS)
+    command = smokerun.recorded_command(argv, SMOKE_STATUS)
     engine_limit = limit + smokeenv.SMOKE_INTERRUPT_GRACE_S + ENGINE_GRACE_S
     junit = ""
     try:
@@ -600,19 +631,75 @@ async def _run_suite(run: _Run, reached: list[_Reached], results: "RunResults") 
                 junit = await done.file(SMOKE_JUNIT).contents()
     except dagger.ExecError as exc:  # the shell itself ended by a signal: the engine raised, its files are lost
         (folder / "pytest.log").write_text(exc.stdout + exc.stderr, encoding="utf-8")
-        return _smoke_failed(results, smokerun.container_killed_cause(exc.exit_code))
+        raise _SuiteFailed(smokerun.container_killed_cause(exc.exit_code)) from None
     except TimeoutError:
-        return _smoke_failed(results, f"the smoke suite got no answer from the engine within {engine_limit} s")
+        raise _SuiteFailed(f"the smoke suite got no answer from the engine within {engine_limit} s") from None
     except dagger.QueryError as exc:
-        return _smoke_failed(results, f"the smoke suite did not run to its end: {_engine_error(exc)}")
+        raise _SuiteFailed(f"the smoke suite did not run to its end: {_engine_error(exc)}") from None
     (folder / "pytest.log").write_text(log, encoding="utf-8")
     if junit:
         (folder / "junit.xml").write_text(junit, encoding="utf-8")
     try:
-        ended = smokerun.SuiteExit.parse(status)
+        return _Ended(folder, smokerun.SuiteExit.parse(status))
     except ValueError as exc:
-        return _smoke_failed(results, f"the smoke suite's exit record {SMOKE_STATUS} is unreadable: {exc}")
-    smokerun.record_suite(results, ended, folder / "junit.xml", limit)
+        raise _SuiteFailed(f"the smoke suite's exit record {SMOKE_STATUS} is unreadable: {exc}") from None
+
+
+async def _run_suite(run: _Run, reached: list[_Reached], results: "RunResults") -> None:
+    """The whole suite against the reached databases; its checks and outcome go into the results."""
+    from dbstack.run import smokeenv, smokerun
+
+    limit = run.config.timeouts.smoke
+    variables = smokeenv.suite_variables([one.endpoint for one in reached], run.config)
+    try:
+        ended = await _pytest(
+            run, reached, variables, smokeenv.smoke_command(SMOKE_JUNIT, limit), run.out_dir / "smoke", limit
+        )
+    except _SuiteFailed as exc:
+        return _smoke_failed(results, str(exc))
+    smokerun.record_suite(results, ended.exit, ended.junit, limit)
+
+
+def _marker_runner(run: _Run, toolbox: dagger.Container) -> "MarkerRunner":
+    """What runs the plan's MARKERS steps: the smoke suite's marker check against one database at a time, reached
+    the way the suite reaches it (its own forward, its own account), with this run's marker id."""
+    from dbstack.run import smokeenv
+    from dbstack.run.results import CheckResult, Outcome
+
+    marker = smokeenv.marker_id(run.run_id)
+
+    async def markers(step: "Markers", seconds: float) -> CheckResult:
+        endpoint = step.endpoint
+        name = smokeenv.marker_check_name(step.phase, step.context)
+        with _span(f"{step.phase.capitalize()} markers {marker} in {endpoint.title} ({endpoint.release})"):
+            try:
+                reached = await _reach(run, toolbox, endpoint)
+            except _Unreachable as exc:
+                return CheckResult(endpoint.database, name, Outcome.FAILED, message=f"not reached: {exc}")
+            try:
+                limit = max(MARKER_MIN_LIMIT_S, min(run.config.timeouts.smoke, int(seconds) - MARKER_MARGIN_S))
+                folder = run.out_dir / "markers" / f"{step.phase}-{endpoint.release}"
+                variables = smokeenv.marker_environment([endpoint], run.config, step.phase, marker)
+                argv = smokeenv.marker_command(SMOKE_JUNIT, limit, [endpoint.database])
+                ended = await _pytest(run, [reached], variables, argv, folder, limit)
+            except _SuiteFailed as exc:
+                return CheckResult(endpoint.database, name, Outcome.FAILED, message=str(exc))
+            finally:
+                await _stop(reached.forward)
+        found = smokeenv.read_markers(step.phase, [endpoint.database], ended.exit.exit_code, ended.junit, step.context)
+        return found[endpoint.database]
+
+    return markers
+
+
+async def _stop(service: dagger.Service) -> None:
+    """Stop a forward whose database may go away next (a restored cluster is deleted after its read-back)."""
+    import contextlib
+
+    import anyio
+
+    with contextlib.suppress(dagger.QueryError, TimeoutError), anyio.fail_after(SERVICE_STOP_TIMEOUT_S):
+        await service.stop()
 
 
 def _smoke_failed(results: "RunResults", cause: str) -> None:

@@ -23,6 +23,8 @@ class StepKind(StrEnum):
     UNINSTALL_ADDON = "uninstall-addon"
     UNINSTALL_KUBEBLOCKS = "uninstall-kubeblocks"
     DELETE_NAMESPACE = "delete-namespace"
+    MARKERS = "markers"
+    """The smoke suite's marker check writes, reads back or cleans marker data (no kubectl)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,18 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Markers:
+    """What a MARKERS step does: the smoke suite's marker check (SMOKE_MARKERS) for one database, reached through
+    `endpoint`'s own Service and Secret. The run supplies the marker id."""
+
+    phase: str
+    """write, verify or clean."""
+    endpoint: Endpoint
+    context: str | None = None
+    """Said in the check's name when the endpoint is not the deployed cluster, e.g. `restored pg-cluster-r`."""
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     title: str
@@ -222,6 +236,11 @@ class Step:
     installed by someone else, elsewhere); None: `done_when`."""
     images: tuple[Image, ...] = ()
     """The images the step's pods pull (cluster steps), listed in diagnostics and for pre-pulling."""
+    markers: Markers | None = None
+    """Set (MARKERS steps): the smoke suite's marker check does the step's work, not `commands`."""
+    stage: str | None = None
+    """Set: the step belongs to a stage run on a deployed database (`backup`): its outcome is the stage's, and
+    leaves the database's own outcome (its deployment) alone."""
 
 
 @dataclass(frozen=True)
@@ -359,7 +378,13 @@ def _step_json(s: Step) -> dict[str, Any]:
         "retryWhile": list(s.retry_while),
         "watch": _watch_json(s.watch) if s.watch else None,
         "diagnostics": [_diagnostic_json(d) for d in s.diagnostics],
+        "markers": _markers_json(s.markers) if s.markers else None,
+        "stage": s.stage,
     }
+
+
+def _markers_json(m: Markers) -> dict[str, Any]:
+    return {"phase": m.phase, "endpoint": _endpoint_json(m.endpoint), "context": m.context}
 
 
 def kubectl(*args: str) -> Command:

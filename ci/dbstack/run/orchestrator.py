@@ -24,7 +24,7 @@ from pathlib import Path
 import anyio
 
 from dbstack.masking import mask
-from dbstack.plan.model import Command, Diagnostic, Plan, PodLogs, Step, Wait, Watch, kubectl
+from dbstack.plan.model import Command, Diagnostic, Markers, Plan, PodLogs, Step, Wait, Watch, kubectl
 from dbstack.run.explain import Evidence, explain
 from dbstack.run.helmstate import helm_target, history_command, ownership_conflict, stuck_release
 from dbstack.run.kube import (
@@ -40,9 +40,17 @@ from dbstack.run.kube import (
     pod_containers,
 )
 from dbstack.run.progress import Progress
-from dbstack.run.results import DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.run.runner import CommandResult, Runner
 from dbstack.text import first_line
+
+MarkerRunner = Callable[[Markers, float], Awaitable[CheckResult]]
+"""Runs the smoke suite's marker check of a MARKERS step within the seconds given, and returns that check. The
+Dagger layer provides one (the suite runs in a container); without one, MARKERS steps fail saying so."""
+NO_MARKER_RUNNER = (
+    "this run has no smoke suite to write or read back markers with (`dbstack deploy` runs none); "
+    "run it with `dagger call deploy-and-test`"
+)
 
 WATCH_INTERVAL_S = 5.0
 """How often a cluster's failure watch looks at the Cluster and its pods (readiness itself is not polled)."""
@@ -90,6 +98,7 @@ class _Run:
     last_state: dict[str, ClusterState] = field(default_factory=dict)
     found: dict[str, list[str]] = field(default_factory=dict)
     """What each skipped step's probes found already installed, in words (for its cause)."""
+    markers: MarkerRunner | None = None
 
     # --- scheduling ------------------------------------------------------------------------------------------
 
@@ -154,6 +163,9 @@ class _Run:
             await self._collect_diagnostics(step, result)
 
     async def _attempt(self, step: Step, result: StepResult, deadline: float) -> Outcome:
+        if step.markers is not None:
+            await self._run_markers(step, step.markers, deadline)
+            return Outcome.PASSED
         outcome = Outcome.PASSED
         if step.skip_when and await self._probes_pass(step, deadline):
             outcome = Outcome.SKIPPED
@@ -167,6 +179,24 @@ class _Run:
                 waits = step.done_when_skipped
             await _first_error([partial(self._wait, step, w, deadline) for w in waits])
         return outcome
+
+    async def _run_markers(self, step: Step, markers: Markers, deadline: float) -> None:
+        """The smoke suite's marker check does the step's work; the check goes onto its database like any other."""
+        if self.markers is None:
+            raise StepError(Outcome.FAILED, NO_MARKER_RUNNER)
+        endpoint = markers.endpoint
+        doing = f"running the smoke suite's {markers.phase} marker check against {endpoint.service}"
+        self.progress.waiting(step, doing, self.clock())
+        in_flight = self.doing.setdefault(step.id, [])
+        in_flight.append(doing)
+        check = await self.markers(markers, max(1.0, deadline - anyio.current_time()))
+        in_flight.remove(doing)
+        for database in self.results.databases:
+            if database.key == endpoint.database:
+                database.checks.append(check)
+        if check.outcome is not Outcome.PASSED:
+            said = first_line(check.message or "") or f"the marker check {check.outcome.value}"
+            raise StepError(Outcome.TIMED_OUT if check.outcome is Outcome.TIMED_OUT else Outcome.FAILED, said)
 
     async def _install(self, step: Step, result: StepResult, deadline: float) -> Outcome:
         """Run the step's commands. While another client holds a lock on what they change (`retry_while`), pause,
@@ -522,7 +552,8 @@ class _Run:
 
     def _database(self, key: str) -> DatabaseResult:
         database = next(d for d in self.results.databases if d.key == key)
-        own = [self.steps[s.id] for s in self.plan.steps if s.database == key]
+        # A stage on the deployed database (backup) reports on itself; the database's outcome is its deployment's.
+        own = [self.steps[s.id] for s in self.plan.steps if s.database == key and s.stage is None]
         failed = next((s for s in own if not s.outcome.ok), None)
         database.outcome = failed.outcome if failed else Outcome.PASSED
         cluster = next((s for s in own if s.kind == "cluster"), None)
@@ -649,9 +680,10 @@ async def run_plan(
     cluster_kind: str,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
+    markers: MarkerRunner | None = None,
 ) -> RunResults:
     """Execute `plan` (a deploy plan or one from `build_teardown_plan`) and return one StepResult per step and one
-    DatabaseResult per endpoint.
+    DatabaseResult per endpoint. MARKERS steps run the smoke suite's marker check through `markers`.
 
     Diagnostics of every failed, timed-out or cancelled step go to `out_dir/diagnostics/<database or step>/`;
     `out_dir/results.json` is written on every exit. On cancellation (including KeyboardInterrupt) the results
@@ -666,6 +698,7 @@ async def run_plan(
         clock=clock,
         results=results,
         steps={s.id: s for s in results.steps},
+        markers=markers,
     )
     cancelled = True
     try:

@@ -238,17 +238,11 @@ def marker_check_name(phase: str, context: str | None = None) -> str:
     return f"{name} ({context})" if context else name
 
 
-def record_markers(
-    results: RunResults,
-    phase: str,
-    databases: Sequence[str],
-    exit_code: int,
-    junit: Path,
-    context: str | None = None,
+def read_markers(
+    phase: str, databases: Sequence[str], exit_code: int, junit: Path, context: str | None = None
 ) -> dict[str, CheckResult]:
-    """Each database's marker check from the phase's JUnit file, added to that database's checks (beside the smoke
-    suite's), and returned by database. A database whose check is not in the file (pytest stopped first, or left no
-    file) gets a failed check saying so."""
+    """Each database's marker check from the phase's JUnit file, by database, named `marker_check_name`. A database
+    whose check is not in the file (pytest stopped first, or left no file) gets a failed check saying so."""
     name = marker_check_name(phase, context)
     try:
         checks = parse_smoke_junit(junit)
@@ -262,9 +256,22 @@ def record_markers(
     for check in checks:
         if check.database in databases and check.name.startswith(f"{MARKER_CHECK}["):
             found[check.database] = CheckResult(check.database, name, check.outcome, check.duration_s, check.message)
-    by_key = {d.key: d for d in results.databases}
     for database in databases:
-        check = found.setdefault(database, CheckResult(database, name, Outcome.FAILED, message=missing))
-        if database in by_key:
-            by_key[database].checks.append(check)
+        found.setdefault(database, CheckResult(database, name, Outcome.FAILED, message=missing))
+    return found
+
+
+def record_markers(
+    results: RunResults,
+    phase: str,
+    databases: Sequence[str],
+    exit_code: int,
+    junit: Path,
+    context: str | None = None,
+) -> dict[str, CheckResult]:
+    """`read_markers`, with each check added to its database's checks in `results` (beside the smoke suite's)."""
+    found = read_markers(phase, databases, exit_code, junit, context)
+    for database in results.databases:
+        if database.key in found:
+            database.checks.append(found[database.key])
     return found

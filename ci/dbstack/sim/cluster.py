@@ -39,7 +39,7 @@ from dbstack.config.catalog import DATABASES
 from dbstack.config.topology import Component, components
 from dbstack.plan.build import KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT_CRDS
 from dbstack.plan.model import Command, Plan, Step, StepKind
-from dbstack.run.orchestrator import run_plan
+from dbstack.run.orchestrator import MarkerRunner, run_plan
 from dbstack.run.results import RunResults
 from dbstack.run.runner import CommandResult, Runner
 
@@ -1698,7 +1698,9 @@ def in_virtual_time(main: Callable[[], Awaitable[T]]) -> T:
     return anyio.run(main, backend="trio", backend_options={"clock": trio.testing.MockClock(autojump_threshold=0)})
 
 
-def run_simulated(plan: Plan, runner: Runner, out: Path, epoch: float = 0.0) -> RunResults:
+def run_simulated(
+    plan: Plan, runner: Runner, out: Path, epoch: float = 0.0, markers: MarkerRunner | None = None
+) -> RunResults:
     """The orchestrator's run of `plan` on a simulated `runner` in virtual time, its clock `epoch` + virtual seconds.
 
     One run per call: a SimCluster lives in one `anyio.run`, so a test that runs it twice uses in_virtual_time.
@@ -1706,6 +1708,6 @@ def run_simulated(plan: Plan, runner: Runner, out: Path, epoch: float = 0.0) -> 
 
     async def main() -> RunResults:
         clock = lambda: epoch + anyio.current_time()  # noqa: E731
-        return await run_plan(plan, runner, out, cluster_kind="simulated", clock=clock)
+        return await run_plan(plan, runner, out, cluster_kind="simulated", clock=clock, markers=markers)
 
     return in_virtual_time(main)
