@@ -463,10 +463,17 @@ def test_a_redeploy_waits_until_the_operator_runs_the_new_spec(values_dir: Path,
     assert {again[s].outcome for s in ("kubeblocks", "addon:redis")} == {Outcome.SKIPPED}
     redis = again["cluster:redis"]
     assert redis.outcome is Outcome.PASSED
-    # observedGeneration advanced at once while the phase still said Running (the old spec's): the run waited for
-    # the component's upToDate, then for Running of the new spec, and ended when that came.
-    waits = [c.argv for c in sim.calls if c.argv[:2] == ("kubectl", "wait")]
-    assert any("--for=jsonpath={.status.components.redis.upToDate}=true" in argv for argv in waits)
+    # Until KubeBlocks saw generation 2 the status was generation 1's (upToDate true, Running); then observedGeneration
+    # advanced while the phase still said Running: the run waited for generation 2 to be observed, then for the
+    # component's upToDate, then for Running of the new spec, and ended when that came.
+    waits = [c.argv for c in sim.calls if c.argv[:2] == ("kubectl", "wait") and "redis-cluster" in c.argv[2]]
+    conditions = [next(a for a in argv if a.startswith("--for=")) for argv in waits]
+    redeploy = conditions[conditions.index("--for=jsonpath={.status.observedGeneration}=2") :]
+    assert redeploy == [
+        "--for=jsonpath={.status.observedGeneration}=2",
+        "--for=jsonpath={.status.components.redis.upToDate}=true",
+        "--for=jsonpath={.status.phase}=Running",
+    ]
     assert redis.ended_at == sim.ready_times()["cluster/redis-cluster"] + sim.origin
     lat = Scenario().latencies
     assert (redis.duration_s or 0) >= lat.observe_s + lat.stale_phase_s + lat.cluster_s["redis"]

@@ -142,6 +142,15 @@ def current_spec_conditions(cluster_json: str) -> list[tuple[str, str]]:
     return found
 
 
+def cluster_generation(cluster_json: str) -> int | None:
+    """`metadata.generation` of a Cluster (`kubectl get -o json`): the spec Helm last wrote. KubeBlocks 1.0.1 sets
+    `status.observedGeneration` to it in the same status update that recomputes every component's `upToDate`
+    (controllers/apps/cluster/transformer_cluster_status.go), so until it does, an `upToDate` may be the previous
+    spec's."""
+    generation = _get(parse_json(cluster_json), "metadata", "generation")
+    return generation if isinstance(generation, int) and not isinstance(generation, bool) else None
+
+
 @dataclass(frozen=True)
 class PodContainer:
     pod: str

@@ -33,6 +33,7 @@ from dbstack.run.kube import (
     TIMED_OUT,
     ClusterState,
     FatalStreaks,
+    cluster_generation,
     cluster_state,
     current_spec_conditions,
     helm_timed_out,
@@ -391,6 +392,17 @@ class _Run:
         done = await self._call(step, get, deadline, "reading the Cluster's components")
         if not done.ok:
             return  # The phase wait still applies; the watch reports what is wrong.
+        generation = cluster_generation(done.stdout)
+        if generation is not None:
+            # An upToDate read before KubeBlocks has seen this generation may still be the previous spec's.
+            what = f"waiting for KubeBlocks to observe generation {generation} of {watch.cluster}"
+            self.progress.waiting(step, what, self.clock())
+
+            def observed(timeout_s: int) -> Command:
+                condition = f"--for=jsonpath={{.status.observedGeneration}}={generation}"
+                return kubectl("wait", f"{CLUSTER_RESOURCE}/{watch.cluster}", *ns, condition, f"--timeout={timeout_s}s")
+
+            self._check_wait(step, await self._call(step, observed, deadline, what), what)
         for name, path in current_spec_conditions(done.stdout):
             what = f"waiting for {name} of {watch.cluster} to take up the current spec"
             self.progress.waiting(step, what, self.clock())

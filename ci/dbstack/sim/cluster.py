@@ -1349,7 +1349,9 @@ class SimCluster:
             "phase": "Failed" if phase == "Abnormal" else phase,
             "observedGeneration": cluster.observed_generation(now),
         }
-        if now >= cluster.up_to_date_at:
+        # Until KubeBlocks has seen a new generation, the status is the previous spec's, its upToDate included.
+        stale = cluster.generation > 1 and now < cluster.observed_at
+        if now >= cluster.up_to_date_at or stale:
             component_status["upToDate"] = True
         if phase == "Abnormal":
             failing_pod = f"{cluster.name}-{component}-{cluster.replicas - 1}"
