@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="print the deployment plan (a dry run)")
     _add_values_args(p)
     p.add_argument("--json", action="store_true", help="print the documented JSON form")
+    p.add_argument(
+        "--base-values",
+        type=Path,
+        default=None,
+        help="values deployed before the change (e.g. the target branch's values/): print the upgrade plan from them",
+    )
     p.set_defaults(handler=_plan)
 
     p = sub.add_parser("deploy", help="run the plan on an existing cluster with kubectl and helm from PATH")
@@ -165,6 +171,8 @@ def _plan(args: argparse.Namespace) -> int:
     from dbstack.config.validate import validate
     from dbstack.plan.build import build_plan
 
+    if args.base_values is not None:
+        return _lazy("dbstack.cli.upgrade", "print_upgrade_plan")(args)
     plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))

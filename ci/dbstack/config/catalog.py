@@ -41,6 +41,12 @@ class Database:
     dead_keys: Mapping[str, str] = field(default_factory=dict)
     """Key path -> what the chart does instead of reading it (chartrules.DEAD)."""
     unmodelled: Mapping[str, Unmodelled] = field(default_factory=dict)
+    minor_versions_per_upgrade: int | None = None
+    """The most minor versions one in-place upgrade may move up (the server migrates its storage only that far);
+    None: any within a major version."""
+    downgrades_within_major: bool = False
+    """Whether a server of an older minor release of the same major version starts on the data (PostgreSQL: minor
+    releases never change the storage format); others refuse data a newer release wrote."""
 
     @property
     def cluster_chart(self) -> str:
@@ -72,11 +78,13 @@ DATABASES: dict[str, Database] = {
             port=5432,
             account="postgres",
             values_rules=chartrules.POSTGRESQL,
+            downgrades_within_major=True,
             chart_defaults={
                 "mode": "replication",
                 "replicas": 2,
                 "cpu": 0.5,
                 "memory": 0.5,
+                "storage": 20,
                 "etcd": {"enabled": False},
             },
             enabled_by_default=True,
@@ -100,7 +108,8 @@ DATABASES: dict[str, Database] = {
                 "replicas": 2,
                 "cpu": 0.5,
                 "memory": 0.5,
-                "sentinel": {"cpu": 0.5, "memory": 0.5, "replicas": 3},
+                "storage": 20,
+                "sentinel": {"cpu": 0.5, "memory": 0.5, "replicas": 3, "storage": 20},
             },
             enabled_by_default=True,
             dead_keys=chartrules.DEAD["redis"],
@@ -116,7 +125,9 @@ DATABASES: dict[str, Database] = {
             port=6333,
             account=None,
             values_rules=chartrules.QDRANT,
-            chart_defaults={"replicas": 1, "cpu": 1, "memory": 2},
+            # qdrant.tech/documentation/upgrades: a node migrates data of the previous minor version only.
+            minor_versions_per_upgrade=1,
+            chart_defaults={"replicas": 1, "cpu": 1, "memory": 2, "storage": 20},
             enabled_by_default=True,
             dead_keys=chartrules.DEAD["qdrant"],
         ),
@@ -136,6 +147,7 @@ DATABASES: dict[str, Database] = {
                 "replicas": 1,
                 "cpu": 1,
                 "memory": 2,
+                "storage": 20,
                 "enableKibana": True,
                 "tls": {"enabled": False},
             },
@@ -154,7 +166,7 @@ DATABASES: dict[str, Database] = {
             account="neo4j",
             values_rules=chartrules.NEO4J,
             single_mode="singlealone",
-            chart_defaults={"mode": "singlealone", "replicas": 1, "cpu": 2, "memory": 2},
+            chart_defaults={"mode": "singlealone", "replicas": 1, "cpu": 2, "memory": 2, "storage": 20},
             enabled_by_default=False,
             dead_keys=chartrules.DEAD["neo4j"],
         ),

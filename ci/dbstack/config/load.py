@@ -328,19 +328,30 @@ def profile_names(values_dir: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
-def load_config(values_dir: Path, profile: str | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Read and check everything under `values_dir`; raise InvalidInput with every problem found."""
+def load_config(
+    values_dir: Path,
+    profile: str | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    settings_fallback: Path | None = None,
+) -> Config:
+    """Read and check everything under `values_dir`; raise InvalidInput with every problem found.
+
+    `settings_fallback`: another pipeline.yaml whose settings fill in those `values_dir`'s lacks (an upgrade's base
+    values, older than the change that added a setting)."""
     if not values_dir.is_dir():
         what = "is not a folder" if values_dir.exists() else "does not exist"
         raise InvalidInput([Problem(values_dir, 1, "-", f"values folder {what}")])
     try:
-        return _load_config(values_dir, profile, overrides)
+        return _load_config(values_dir, profile, overrides, settings_fallback)
     except OSError as exc:  # A folder that cannot be listed; files themselves are read by load_yaml, never raising.
         where = Path(exc.filename) if exc.filename else values_dir
         raise InvalidInput([Problem(where, 1, "-", f"cannot read: {exc.strerror or exc}")]) from None
 
 
-def _load_config(values_dir: Path, profile: str | None, overrides: Sequence[str]) -> Config:
+def _load_config(
+    values_dir: Path, profile: str | None, overrides: Sequence[str], settings_fallback: Path | None
+) -> Config:
     problems: list[Problem] = []
     profile_dir: Path | None = None
     if profile:
@@ -360,6 +371,8 @@ def _load_config(values_dir: Path, profile: str | None, overrides: Sequence[str]
         problems.extend(unknown_files(profile_dir))
 
     settings = Layers()
+    if settings_fallback is not None:
+        _layer(settings, settings_fallback, None, problems, required=True)
     _layer(settings, values_dir / SETTINGS_FILE, profile_dir, problems, required=True)
     settings_files = tuple(settings.files)
     for text in overrides:

@@ -103,3 +103,45 @@ def components(key: str, values: Mapping[str, Any], defaults: Mapping[str, Any])
     """The components database `key`'s cluster chart renders for `values` (over the chart's `defaults`); the first
     is the one the application connects to."""
     return TOPOLOGIES[key](lookup(values, defaults))
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A volume claim template of a component: what each of its pods gets as a PersistentVolumeClaim."""
+
+    component: str
+    name: str
+    size_gi: float
+    storage_class: str | None
+    """None: the cluster's default StorageClass."""
+
+
+def _storage_class(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def volumes(key: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> tuple[Volume, ...]:
+    """The volume claim templates database `key`'s cluster chart renders: `data` of the component the application
+    uses, `storage` Gi on `storageClassName`; Redis' sentinels have their own `sentinel.*`; Kibana has none."""
+    value = lookup(values, defaults)
+    parts = components(key, values, defaults)
+    found = [Volume(parts[0].name, "data", _number(value("storage")), _storage_class(value("storageClassName")))]
+    if any(c.name == "redis-sentinel" for c in parts):
+        storage_class = _storage_class(value("sentinel.storageClassName"))
+        found.append(Volume("redis-sentinel", "data", _number(value("sentinel.storage")), storage_class))
+    return tuple(found)
+
+
+_TOPOLOGY_NAMES: dict[str, Callable[[Lookup], str | None]] = {
+    "postgresql": lambda value: "replication",
+    "redis": lambda value: str(value("mode")),
+    "qdrant": lambda value: "cluster",
+    # single-node names its component (mdit) instead of a ClusterDefinition topology.
+    "elasticsearch": lambda value: None,
+    "neo4j": lambda value: None,
+}
+
+
+def cluster_topology(key: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> str | None:
+    """The Cluster's `spec.topology` as database `key`'s chart renders it (None where it sets none)."""
+    return _TOPOLOGY_NAMES[key](lookup(values, defaults))

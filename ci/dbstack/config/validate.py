@@ -29,9 +29,15 @@ class Validated:
         )
 
 
-def validate(values_dir: Path, profile: str | None = None, overrides: Sequence[str] = ()) -> Validated:
+def validate(
+    values_dir: Path,
+    profile: str | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    settings_fallback: Path | None = None,
+) -> Validated:
     """Load and check the values; raise InvalidInput listing every problem, capacity included."""
-    config = load_config(values_dir, profile, overrides)
+    config = load_config(values_dir, profile, overrides, settings_fallback=settings_fallback)
     used = capacity(config)
     problems = _capacity_problems(config, used)
     if problems:

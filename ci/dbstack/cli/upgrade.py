@@ -1,0 +1,74 @@
+"""`dbstack plan --base-values DIR`: the upgrade plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dbstack.cli.main import EXIT_OK, values_dir
+from dbstack.plan.model import Step
+from dbstack.plan.upgrade import Action, UpgradePlan, load_upgrade_plan
+
+
+def _load(args: argparse.Namespace) -> UpgradePlan:
+    base: Path = args.base_values
+    return load_upgrade_plan(base, values_dir(args), args.profile, args.overrides, base_label=str(base))
+
+
+def print_upgrade_plan(args: argparse.Namespace) -> int:
+    upgrade = _load(args)
+    if args.json:
+        print(json.dumps(upgrade.to_json(), indent=2))
+        return EXIT_OK
+    print(upgrade_text(upgrade))
+    return EXIT_OK
+
+
+def upgrade_text(upgrade: UpgradePlan) -> str:
+    """The upgrade plan for people: each release and what changes in what Helm receives, then the steps."""
+    stage = upgrade.stage
+    lines = [
+        f"Upgrade plan for namespace {stage.namespace} (profile {stage.profile or 'none'}): "
+        f"the base from {upgrade.base_values}, then the change",
+        "Releases (the values Helm receives, after profiles and --set):",
+    ]
+    width = max((len(r.name) for r in upgrade.releases), default=10)
+    for r in upgrade.releases:
+        if r.action is Action.UNCHANGED:
+            what = f"unchanged ({r.after})"
+        elif r.action is Action.UPGRADE:
+            what = f"upgrade: {r.before} -> {r.after}"
+        elif r.action is Action.INSTALL:
+            what = f"install: {r.after} (enabled by the change)"
+        else:
+            what = f"left as it is: {r.before} (disabled by the change; an upgrade deletes nothing)"
+        lines.append(f"  {r.name:<{width}}  {what}")
+        lines += [f"  {'':<{width}}    {line}" for line in r.diff]
+    if upgrade.cautions:
+        lines.append("Cautions (what only the cluster can tell):")
+        lines += [f"  {caution}" for caution in upgrade.cautions]
+    lines.append("Steps:")
+    lines.append(f" 1. Deploy the base: the {len(upgrade.base.steps)} steps `dbstack plan --values BASE` prints")
+    lines.append(" 2. Write marker data through the smoke suite (dagger call upgrade-test; not the host CLI)")
+    number = 2
+    for step in stage.steps:
+        number += 1
+        lines += _step_lines(number, step)
+    if not stage.steps:
+        lines.append("    (nothing to upgrade: every release is unchanged)")
+    lines.append(f"{number + 1:2}. Read the markers back, then run the full smoke suite")
+    return "\n".join(lines)
+
+
+def _step_lines(number: int, step: Step) -> list[str]:
+    after = f" (after {', '.join(step.needs)})" if step.needs else ""
+    lines = [f"{number:2}. {step.title}{after}"]
+    lines += [f"      run:       {command}" for command in step.commands]
+    lines += [f"      done when: {wait.command(step.timeout_s)}" for wait in step.done_when]
+    if step.watch is not None:
+        lines.append(
+            f"      fails on:  Cluster {', '.join(step.watch.fail_phases)}; pods "
+            f"{', '.join(step.watch.stuck_reasons)}; first waits for every component's upToDate"
+        )
+    return lines
