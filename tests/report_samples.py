@@ -6,7 +6,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbstack.run.results import CheckResult, DatabaseResult, Finding, Outcome, RunResults, StepResult
+from dbstack.run.results import (
+    CheckResult,
+    DatabaseResult,
+    Finding,
+    Outcome,
+    ReleaseChangeResult,
+    RunResults,
+    StepResult,
+    Survival,
+    UpgradeResults,
+)
 
 RUN_START = 1_790_000_000.0
 PENDING_CAUSE = "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu"
@@ -221,11 +231,84 @@ def empty_run() -> RunResults:
     return results
 
 
+UPGRADE_CAUSE = "redis-cluster-redis-0 CrashLoopBackOff: back-off 10s restarting failed container=redis"
+
+
+def upgraded_run() -> RunResults:
+    """An upgrade test: the base deployed, markers written, PostgreSQL upgraded, Redis' upgrade broken (its
+    markers then could not be read back), Qdrant and Elasticsearch unchanged."""
+    clock = Clock()
+    steps = platform_steps(clock)
+    for db in DATABASES:
+        steps += database_steps(clock, db, Outcome.PASSED)
+    markers_start, markers_end = clock.span(15.0)
+    upgrade_start = clock.now
+    for db, outcome, cause in ((DATABASES[0], Outcome.PASSED, None), (DATABASES[1], Outcome.FAILED, UPGRADE_CAUSE)):
+        start, end = clock.span(80.0)
+        steps.append(
+            StepResult(
+                f"upgrade:cluster:{db.key}",
+                f"Upgrade {db.title} ({db.release}) and wait until Running with the new spec",
+                "cluster",
+                db.key,
+                outcome,
+                start,
+                end,
+                cause=cause,
+                diagnostics=[f"diagnostics/{db.key}/logs-previous.txt"] if cause else [],
+                attempts=1,
+            )
+        )
+    databases = [
+        database_result(db, Outcome.FAILED if db.key == "redis" else Outcome.PASSED, passing_checks(db.key))
+        for db in DATABASES
+    ]
+    databases[1].checks = []
+    results = with_smoke(new_run(clock, steps, databases), clock, Outcome.PASSED)
+    results.upgrade = UpgradeResults(
+        base_values="base/values",
+        changes=[
+            ReleaseChangeResult("kubeblocks", "kubeblocks", None, "unchanged", "1.0.1", "1.0.1"),
+            ReleaseChangeResult(
+                "cluster:postgresql",
+                "pg-cluster",
+                "postgresql",
+                "upgrade",
+                "chart 1.0.1, PostgreSQL 16.4.0",
+                "chart 1.0.1, PostgreSQL 16.9.0",
+                ['~ version: "16.4.0" -> "16.9.0"'],
+            ),
+            ReleaseChangeResult(
+                "cluster:redis",
+                "redis-cluster",
+                "redis",
+                "upgrade",
+                "chart 1.0.1, Redis 7.2.7",
+                "chart 1.0.1, Redis 7.2.7",
+                ["~ requests.cpu: 0.1 -> 0.2", "+ extra.disableExporter: false"],
+            ),
+        ],
+        cautions=["redis-cluster's redis volumes grow 1 -> 2 Gi: needs allowVolumeExpansion"],
+        started_at=upgrade_start,
+        markers_outcome=Outcome.PASSED,
+        markers_started_at=markers_start,
+        markers_ended_at=markers_end,
+        survival=[
+            Survival("postgresql", Outcome.PASSED),
+            Survival("redis", Outcome.FAILED, "its Cluster did not come back after the upgrade (failed)"),
+            Survival("qdrant", Outcome.PASSED),
+            Survival("elasticsearch", Outcome.PASSED),
+        ],
+    )
+    return results
+
+
 ALL_SAMPLES = {
     "success": successful_run,
     "failure": failed_run,
     "cancelled": cancelled_run,
     "no-databases": empty_run,
+    "upgrade": upgraded_run,
 }
 
 

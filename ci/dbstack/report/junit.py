@@ -11,11 +11,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dbstack.report.verdict import FAILED_OUTCOMES, SMOKE_TITLE
-from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.report.verdict import FAILED_OUTCOMES, MARKERS_TITLE, SMOKE_TITLE, SURVIVED
+from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult, UpgradeResults
 from dbstack.text import first_line
 
 PIPELINE_SUITE = "dbstack pipeline"
+UPGRADE_SUITE = "dbstack upgrade"
 NOT_RUN_REASON = "not run: a step it needs did not pass"
 STEP_SKIPPED_REASON = "already installed"
 
@@ -40,6 +41,8 @@ def render_junit(results: RunResults) -> str:
         for d in results.databases
         if d.checks
     ]
+    if results.upgrade is not None:
+        suites.append(_suite(UPGRADE_SUITE, _upgrade_cases(results, results.upgrade), results.started_at))
     for suite in suites:
         root.append(suite)
     for counter in ("tests", "failures", "errors", "skipped"):
@@ -70,6 +73,19 @@ def _step_case(step: StepResult) -> Case:
 
 def _check_case(check: CheckResult, database: DatabaseResult) -> Case:
     return Case(f"smoke.{database.key}", check.name, check.outcome, check.duration_s, check.message)
+
+
+def _upgrade_cases(results: RunResults, upgrade: UpgradeResults) -> list[Case]:
+    """The markers written before the upgrade, then one case per database: did its data survive?"""
+    took = _span(upgrade.markers_started_at, upgrade.markers_ended_at)
+    cases = [Case("upgrade.markers", MARKERS_TITLE, upgrade.markers_outcome, took, upgrade.markers_cause)]
+    titles = {d.key: d.title for d in results.databases}
+    for survival in upgrade.survival:
+        title = titles.get(survival.database, survival.database)
+        cases.append(
+            Case(f"upgrade.{survival.database}", f"{title} {SURVIVED}", survival.outcome, 0.0, survival.message)
+        )
+    return cases
 
 
 def _span(start: float | None, end: float | None) -> float:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from dbstack.report.summary_json import iso_time
 from dbstack.report.timeline import mermaid_gantt
 from dbstack.report.verdict import (
+    MARKERS_TITLE,
     OUTCOME_WORDS,
     SMOKE_TITLE,
     CheckCounts,
@@ -70,6 +71,7 @@ def render_markdown(results: RunResults, links: Links | None = None) -> str:
         *_warnings(results),
         _run_line(results),
         *_databases(results),
+        *_upgrade(results),
         *_steps_table(results),
         *_timeline(results),
         *_versions(results),
@@ -151,6 +153,7 @@ def _failures(results: RunResults, links: Links) -> list[str]:
     ):
         entries.append(_smoke_failure(results))
     entries += [_check_failure(d, c) for d in results.databases for c in d.checks if not c.outcome.ok]
+    entries += _upgrade_failures(results)
     if not entries:
         return []
     return [WHY_HEADING, *entries]
@@ -207,6 +210,23 @@ def _check_failure(database: DatabaseResult, check: CheckResult) -> str:
         f"**{text(database.title)} check** {code(check.name)} {OUTCOME_WORDS[check.outcome]}: "
         f"{text(message) or 'no message was recorded'}"
     )
+
+
+def _upgrade_failures(results: RunResults) -> list[str]:
+    upgrade = results.upgrade
+    if upgrade is None:
+        return []
+    entries = []
+    if upgrade.markers_outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
+        cause = first_line(upgrade.markers_cause)
+        entries.append(f"**{MARKERS_TITLE}** {OUTCOME_WORDS[upgrade.markers_outcome]}: {text(cause) or '-'}")
+    titles = {d.key: d.title for d in results.databases}
+    for survival in upgrade.survival:
+        if survival.outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
+            title = titles.get(survival.database, survival.database)
+            why = text(first_line(survival.message)) or "no cause was recorded"
+            entries.append(f"**{text(title)} did not survive the upgrade**: {why}")
+    return entries
 
 
 def _diagnostics_lines(paths: list[str], links: Links) -> list[str]:
@@ -314,6 +334,46 @@ def _steps_table(results: RunResults) -> list[str]:
         blocks.append("\n".join(["Notes:", *notes]))
     if results.smoke_outcome is Outcome.SKIPPED and results.smoke_cause:
         blocks.append(f"Smoke tests skipped: {text(first_line(results.smoke_cause))}")
+    return blocks
+
+
+def _upgrade(results: RunResults) -> list[str]:
+    """What an upgrade test changed and what survived it: per database, per release, and the diff of what Helm
+    received."""
+    upgrade = results.upgrade
+    if upgrade is None:
+        return []
+    titles = {d.key: d.title for d in results.databases}
+    rows = ["| Database | Survived the upgrade | |", "|---|---|---|"]
+    rows += [
+        f"| {cell(text(titles.get(s.database, s.database)))} | {result(s.outcome)} "
+        f"| {cell(text(first_line(s.message)))} |"
+        for s in upgrade.survival
+    ]
+    markers = f"Marker data written before the upgrade: {result(upgrade.markers_outcome)}"
+    if upgrade.markers_cause:
+        markers += f" ({text(first_line(upgrade.markers_cause))})"
+    blocks = [f"### Upgrade from {code(upgrade.base_values)}", markers]
+    if upgrade.survival:
+        blocks.append("\n".join(rows))
+    changed = [c for c in upgrade.changes if c.action != "unchanged"]
+    unchanged = [c.name for c in upgrade.changes if c.action == "unchanged"]
+    if changed:
+        lines = ["| Release | Change | Before | After |", "|---|---|---|---|"]
+        for c in changed:
+            before, after = cell(text(c.before or "-")), cell(text(c.after or "-"))
+            lines.append(f"| {cell(code(c.name))} | {text(c.action)} | {before} | {after} |")
+        blocks.append("\n".join(lines))
+    else:
+        blocks.append("Nothing changed: every release was left as the base deployed it.")
+    if unchanged:
+        blocks.append(f"Unchanged, left alone: {', '.join(code(name) for name in unchanged)}")
+    diff = [f"# {c.name}\n" + "\n".join(c.diff) for c in changed if c.diff]
+    if diff:
+        body = fenced("\n\n".join(diff), "diff")
+        blocks.append(f"<details open><summary>What Helm received differently</summary>\n\n{body}\n\n</details>")
+    if upgrade.cautions:
+        blocks.append("\n".join(["Cautions:", *(f"- {text(c)}" for c in upgrade.cautions)]))
     return blocks
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbstack.report.verdict import SMOKE_TITLE
-from dbstack.run.results import Outcome, RunResults
+from dbstack.report.verdict import MARKERS_TITLE, SMOKE_TITLE
+from dbstack.run.results import Outcome, RunResults, StepResult, in_upgrade_stage
 
 PLATFORM_SECTION = "Platform"
 SMOKE_SECTION = "Smoke tests"
+BASE_PHASE = "Base"
+UPGRADE_PHASE = "Upgrade"
+MARKERS_SECTION = "Marker data"
 MIN_TASK_MS = 1000
 """Every task is drawn at least a second long, so skipped steps stay visible."""
 _MERMAID_LOOKALIKES = str.maketrans(
@@ -44,16 +47,26 @@ def _task(section: str, name: str, outcome: Outcome, start: float, end: float | 
 
 
 def timeline_tasks(results: RunResults) -> list[Task]:
-    """Every step that started, grouped Platform first, then one section per database, then the smoke tests."""
-    titles = {d.key: d.title for d in results.databases}
-    others = [s.database for s in results.steps if s.database is not None and s.database not in titles]
-    order = [None, *titles, *dict.fromkeys(others)]
-    tasks = []
-    for database in order:
-        section = PLATFORM_SECTION if database is None else titles.get(database, database)
-        started = [(s.started_at, s) for s in results.steps if s.database == database and s.started_at is not None]
-        for start, step in sorted(started, key=lambda pair: pair[0]):
-            tasks.append(_task(section, step.title, step.outcome, start, step.ended_at, results.started_at))
+    """Every step that started, grouped Platform first, then one section per database, then the smoke tests. An
+    upgrade test has these twice, the base's (`Base · ...`) and the upgrade's (`Upgrade · ...`), with the marker
+    data written between them."""
+    upgrade = results.upgrade
+    if upgrade is None:
+        tasks = _step_tasks(results, results.steps, "")
+    else:
+        tasks = _step_tasks(results, [s for s in results.steps if not in_upgrade_stage(s)], f"{BASE_PHASE} · ")
+        if upgrade.markers_started_at is not None:
+            tasks.append(
+                _task(
+                    MARKERS_SECTION,
+                    MARKERS_TITLE,
+                    upgrade.markers_outcome,
+                    upgrade.markers_started_at,
+                    upgrade.markers_ended_at,
+                    results.started_at,
+                )
+            )
+        tasks += _step_tasks(results, [s for s in results.steps if in_upgrade_stage(s)], f"{UPGRADE_PHASE} · ")
     if results.smoke_started_at is not None:
         tasks.append(
             _task(
@@ -65,6 +78,19 @@ def timeline_tasks(results: RunResults) -> list[Task]:
                 results.started_at,
             )
         )
+    return tasks
+
+
+def _step_tasks(results: RunResults, steps: list[StepResult], phase: str) -> list[Task]:
+    titles = {d.key: d.title for d in results.databases}
+    others = [s.database for s in steps if s.database is not None and s.database not in titles]
+    order = [None, *titles, *dict.fromkeys(others)]
+    tasks = []
+    for database in order:
+        section = phase + (PLATFORM_SECTION if database is None else titles.get(database, database))
+        started = [(s.started_at, s) for s in steps if s.database == database and s.started_at is not None]
+        for start, step in sorted(started, key=lambda pair: pair[0]):
+            tasks.append(_task(section, step.title, step.outcome, start, step.ended_at, results.started_at))
     return tasks
 
 

@@ -19,6 +19,8 @@ OUTCOME_WORDS: dict[Outcome, str] = {
 FAILED_OUTCOMES = (Outcome.FAILED, Outcome.TIMED_OUT)
 SMOKE_TITLE = "Run the smoke tests"
 """How every report names the smoke suite when it lists it beside the steps."""
+MARKERS_TITLE = "Write marker data before the upgrade"
+SURVIVED = "survived the upgrade"
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,22 @@ def verdict(results: RunResults) -> str:
         parts.append(f"smoke tests {OUTCOME_WORDS[results.smoke_outcome]}" + (f": {cause}" if cause else ""))
     elif not parts and results.smoke_outcome is Outcome.NOT_RUN:
         parts.append("smoke tests not run")
+    parts += _upgrade_parts(results)
     return "; ".join(parts) or "run did not pass"
+
+
+def _upgrade_parts(results: RunResults) -> list[str]:
+    upgrade = results.upgrade
+    if upgrade is None:
+        return []
+    if upgrade.markers_outcome in FAILED_OUTCOMES:
+        return [f"marker data not written before the upgrade: {first_line(upgrade.markers_cause) or 'no cause'}"]
+    lost = [s.database for s in upgrade.survival if s.outcome in FAILED_OUTCOMES]
+    if not lost:
+        return []
+    return [
+        f"{len(lost)} of {plural(len(upgrade.survival), 'database')} did not survive the upgrade ({', '.join(lost)})"
+    ]
 
 
 def _success_line(results: RunResults, checks: CheckCounts) -> str:
@@ -85,7 +102,10 @@ def _success_line(results: RunResults, checks: CheckCounts) -> str:
     if checks.total == 0:
         return f"{ready}, smoke tests {OUTCOME_WORDS[results.smoke_outcome]}"
     line = f"{ready}, {plural(checks.passed, 'check')} passed"
-    return line + (f", {checks.skipped} skipped" if checks.skipped else "")
+    line += f", {checks.skipped} skipped" if checks.skipped else ""
+    upgrade = results.upgrade
+    survived = [s for s in upgrade.survival if s.outcome is Outcome.PASSED] if upgrade else []
+    return line + (f", {len(survived)} of {len(upgrade.survival)} {SURVIVED}" if upgrade and survived else "")
 
 
 def _database_parts(databases: list[DatabaseResult]) -> list[str]:

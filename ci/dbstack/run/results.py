@@ -120,6 +120,60 @@ class DatabaseResult:
         return f"{self.service}.{self.namespace}.svc.cluster.local"
 
 
+UPGRADE_STEP_PREFIX = "upgrade:"
+"""The ids of the upgrade stage's steps start with this (plan/upgrade.py PREFIX); the others are the base's."""
+
+
+def in_upgrade_stage(step: StepResult) -> bool:
+    return step.id.startswith(UPGRADE_STEP_PREFIX)
+
+
+@dataclass
+class ReleaseChangeResult:
+    """One release of an upgrade: what the change did to it (plan/upgrade.py ReleaseChange)."""
+
+    id: str
+    name: str
+    database: str | None
+    action: str
+    """upgrade, unchanged, install (enabled by the change) or left (disabled by it, left as it was)."""
+    before: str | None
+    after: str | None
+    diff: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Survival:
+    """Whether a database's marker data, written before the upgrade, read back unchanged after it."""
+
+    database: str
+    outcome: Outcome
+    """passed: read back; failed: missing or changed; skipped: not checked (the message says why)."""
+    message: str | None = None
+
+
+@dataclass
+class UpgradeResults:
+    """What an upgrade test adds to a run: where the base came from, what changed, the markers, and what survived."""
+
+    base_values: str
+    changes: list[ReleaseChangeResult] = field(default_factory=list)
+    cautions: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    """When the upgrade stage started (the base's deployment and its markers came before)."""
+    markers_outcome: Outcome = Outcome.NOT_RUN
+    """Writing the marker data through the smoke suite, before the upgrade."""
+    markers_cause: str | None = None
+    markers_started_at: float | None = None
+    markers_ended_at: float | None = None
+    survival: list[Survival] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        written = self.markers_outcome in (Outcome.PASSED, Outcome.SKIPPED)
+        return written and all(s.outcome.ok for s in self.survival)
+
+
 @dataclass
 class RunResults:
     run_id: str
@@ -140,6 +194,8 @@ class RunResults:
     smoke_started_at: float | None = None
     """Unix time the smoke suite started; with smoke_ended_at it puts the suite on the report's timeline."""
     smoke_ended_at: float | None = None
+    upgrade: UpgradeResults | None = None
+    """Set by an upgrade test (`upgrade-test`): the base, the changes, the markers and what survived."""
     schema_version: int = RESULTS_SCHEMA_VERSION
 
     @property
@@ -149,6 +205,8 @@ class RunResults:
         if any(d.outcome is not Outcome.PASSED for d in self.databases):
             return False
         if any(not c.outcome.ok for d in self.databases for c in d.checks):
+            return False
+        if self.upgrade is not None and not self.upgrade.passed:
             return False
         return self.smoke_outcome in (Outcome.PASSED, Outcome.SKIPPED)
 
