@@ -362,6 +362,20 @@ def broken_paths(root: Path, values: Path, results: Path) -> list[Broken]:
         Broken("deploy kubeconfig missing", ("deploy", *v, "--kubeconfig", str(missing)), "No such file"),
         Broken("deploy kubeconfig is a dir", ("deploy", *v, "--kubeconfig", str(a_dir)), "is a directory"),
         Broken("deploy kubeconfig is a device", ("deploy", *v, "--kubeconfig", "/dev/zero"), "a character device"),
+        Broken(
+            "plan base values is a file", ("plan", *v, "--base-values", str(a_file)), "values folder is not a folder"
+        ),
+        Broken("upgrade missing base", ("upgrade-test", *v, "--base-values", str(missing)), "folder does not exist"),
+        Broken(
+            "upgrade out is a file",
+            ("upgrade-test", *v, "--base-values", str(values), "--out", str(a_file)),
+            "exists and is not a folder",
+        ),
+        Broken(
+            "upgrade kubeconfig missing",
+            ("upgrade-test", *v, "--base-values", str(values), "--kubeconfig", str(missing)),
+            "No such file",
+        ),
         Broken("teardown missing values", ("teardown", "--values", str(missing)), "values folder does not exist"),
         Broken("teardown kubeconfig missing", ("teardown", *v, "--kubeconfig", str(missing)), "No such file"),
         Broken("teardown kubeconfig fifo", ("teardown", *v, "--kubeconfig", str(fifo)), "FIFO"),

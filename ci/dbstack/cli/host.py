@@ -233,7 +233,7 @@ def _saved(out: Path) -> RunResults | None:
     return RunResults.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _finish(results: RunResults, out: Path, shown: Shown, verdict: str | None = None) -> None:
+def _finish(results: RunResults, out: Path, shown: Shown, verdict: str | None = None, command: str = "deploy") -> None:
     """Record that the smoke suite was not run, write the reports, and say where they are."""
     if results.smoke_outcome is Outcome.NOT_RUN and all(d.outcome is Outcome.PASSED for d in results.databases):
         results.smoke_outcome, results.smoke_cause = Outcome.SKIPPED, SMOKE_NOT_RUN
@@ -245,4 +245,4 @@ def _finish(results: RunResults, out: Path, shown: Shown, verdict: str | None = 
         if database.outcome is Outcome.PASSED:
             print(f"{database.key:14} ready: {database.host}:{database.port} (Secret {database.secret or 'none'})")
     verdict = verdict or ("passed" if results.passed else "failed")
-    print(f"deploy {verdict}; reports in {out}")
+    print(f"{command} {verdict}; reports in {out}")

@@ -96,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto", help="progress display")
     p.set_defaults(handler=_lazy("dbstack.cli.host", "deploy"))
 
+    p = sub.add_parser(
+        "upgrade-test",
+        help="deploy --base-values, upgrade to the values in place, and check every release (no smoke suite)",
+    )
+    _add_values_args(p)
+    p.add_argument("--base-values", type=Path, required=True, help="values to deploy first (the target branch's)")
+    p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="folder for reports and diagnostics")
+    p.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto", help="progress display")
+    p.set_defaults(handler=_lazy("dbstack.cli.upgrade", "upgrade_test"))
+
     p = sub.add_parser("teardown", help="remove what deploy installed (clusters; with --all, KubeBlocks too)")
     _add_values_args(p)
     p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")

@@ -1,14 +1,37 @@
-"""`dbstack plan --base-values DIR`: the upgrade plan."""
+"""`dbstack plan --base-values DIR` (the upgrade plan) and `dbstack upgrade-test` (the upgrade on your cluster, with
+kubectl and helm from PATH: no smoke suite and no marker data, which need `dagger call upgrade-test`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from dbstack.cli.main import EXIT_OK, values_dir
+import anyio
+
+from dbstack.cli.host import (
+    PreflightFailed,
+    _checked_host,
+    _checked_inputs,
+    _finish,
+    _preflight_results,
+    _saved,
+    _write_quietly,
+)
+from dbstack.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, values_dir
 from dbstack.plan.model import Step
 from dbstack.plan.upgrade import Action, UpgradePlan, load_upgrade_plan
+from dbstack.run.progress import make_progress
+from dbstack.run.results import RunResults
+from dbstack.run.runner import Runner
+from dbstack.run.upgraderun import run_upgrade
+
+HOST_NO_MARKERS = (
+    "dbstack upgrade-test on the host cannot run the smoke suite that writes and reads them (it needs the "
+    "databases' clients and in-cluster DNS); run `dagger call upgrade-test --kubeconfig ...` for that"
+)
+CLUSTER_KIND = "existing"
 
 
 def _load(args: argparse.Namespace) -> UpgradePlan:
@@ -72,3 +95,34 @@ def _step_lines(number: int, step: Step) -> list[str]:
             f"{', '.join(step.watch.stuck_reasons)}; first waits for every component's upToDate"
         )
     return lines
+
+
+def upgrade_test(args: argparse.Namespace, runner: Runner | None = None) -> int:
+    """Deploy the base and upgrade it in place with `runner`, by default kubectl and helm from PATH."""
+    upgrade = _load(args)
+    out: Path = args.out
+    shown = _checked_inputs(args, out)
+    progress = make_progress(getattr(args, "progress", "auto"), shown=shown)
+
+    async def main() -> RunResults:
+        host = runner or await _checked_host(args)
+        return await run_upgrade(
+            upgrade, host, out, cluster_kind=CLUSTER_KIND, progress=progress, no_markers=HOST_NO_MARKERS
+        )
+
+    try:
+        results = anyio.run(main)
+    except PreflightFailed as exc:
+        print(f"dbstack upgrade-test: {shown(str(exc))}", file=sys.stderr)
+        _write_quietly(_preflight_results(upgrade.base, str(exc)), out, shown)
+        print(f"upgrade-test failed before it started; reports in {out}")
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        saved = _saved(out)
+        if saved is not None:
+            _finish(saved, out, shown, verdict="interrupted", command="upgrade-test")
+        else:
+            print("upgrade-test interrupted before it started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _finish(results, out, shown, command="upgrade-test")
+    return EXIT_OK if results.passed else EXIT_FAILED

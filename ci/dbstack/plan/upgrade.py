@@ -43,7 +43,8 @@ from dbstack.plan.build import build_plan
 from dbstack.plan.model import Plan, Step, StepKind
 
 PREFIX = "upgrade:"
-"""Every step of the upgrade stage has the id of the deploy step it repeats, after this prefix."""
+"""Every step of the upgrade stage has the id of the deploy step it repeats, after this prefix (the reports tell the
+phases apart by it: run/results.py UPGRADE_STEP_PREFIX)."""
 CHECK = "check:"
 """`upgrade:check:<database>`: a Cluster left unchanged, checked after KubeBlocks was upgraded under it."""
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")

@@ -39,9 +39,11 @@ from dbstack.config.catalog import DATABASES
 from dbstack.config.topology import Component, components
 from dbstack.plan.build import KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT_CRDS
 from dbstack.plan.model import Command, Plan, Step, StepKind
+from dbstack.plan.upgrade import UpgradePlan
 from dbstack.run.orchestrator import MarkerRunner, run_plan
-from dbstack.run.results import RunResults
+from dbstack.run.results import CheckResult, RunResults
 from dbstack.run.runner import CommandResult, Runner
+from dbstack.run.upgraderun import SmokeRun, run_upgrade
 
 T = TypeVar("T")
 
@@ -320,6 +322,9 @@ class Scenario:
     kubeconfig's mode."""
     kubeconfig_mode: int = 0o600
     """The mode of the kubeconfig helm reads: group- or world-readable makes Helm < 3.17 warn on every command."""
+    upgrade_failures: Mapping[str, Failure] = field(default_factory=dict)
+    """Database key -> what goes wrong when its Cluster is upgraded (`helm upgrade` of an existing release): the
+    first pod the rolling restart replaces fails that way, and the restart goes no further."""
 
     def step_latency_s(self, step: Step) -> float:
         """How long `step` takes from its start on a fresh cluster: install command(s) plus readiness."""
@@ -337,6 +342,19 @@ class Scenario:
         if step.kind is StepKind.CLUSTER and step.database:
             return lat.helm_s + lat.cluster_s[step.database]
         raise ValueError(f"no latency for {step.id}")
+
+    def upgrade_latency_s(self, step: Step) -> float:
+        """How long a step of the upgrade stage takes on a cluster that runs the base: a Cluster's `helm upgrade`,
+        KubeBlocks observing the new generation, its components taking the spec up, then the rolling restart; CRDs
+        already there are Established at once; a Cluster only checked (no commands) is Running already."""
+        lat = self.latencies
+        if step.kind in (StepKind.SNAPSHOT_CRDS, StepKind.KUBEBLOCKS_CRDS):
+            return lat.api_s * len(step.commands)
+        if step.kind is StepKind.CLUSTER and step.database:
+            if not step.commands:
+                return 0.0
+            return lat.helm_s + lat.observe_s + lat.stale_phase_s + lat.cluster_s[step.database]
+        return self.step_latency_s(step)
 
 
 @dataclass(frozen=True)
@@ -375,6 +393,12 @@ class _Object:
     up_to_date_at: float = 0.0
     """When every component had observed the current spec (`upToDate`); the phases are the old spec's until then."""
     running_before_update: bool = False
+    failure_after_upgrade: bool = False
+    """The failure shows on the pod the upgrade's rolling restart replaced first; the others keep running."""
+    rolled_at: float = NEVER
+    """When the rolling restart of an upgrade began: the first component's pods restart one after another, the
+    highest ordinal first, each unready for its share of the Cluster's latency."""
+    roll_s: float = 0.0
 
     def exists(self, now: float) -> bool:
         return self.created_at <= now < self.deleted_at
@@ -941,6 +965,13 @@ class SimCluster:
             existing.observed_at = now + lat.observe_s
             existing.up_to_date_at = existing.observed_at + lat.stale_phase_s
             existing.components, existing.replicas = parts, parts[0].replicas
+            existing.rolled_at, existing.roll_s = existing.up_to_date_at, lat.cluster_s[key]
+            broken = self.scenario.upgrade_failures.get(key)
+            if broken is not None:
+                existing.failure, existing.failure_after_upgrade = broken, True
+                existing.fail_at = existing.up_to_date_at + lat.failure_after_s
+                failure = broken
+                self._times.add(existing.fail_at)
             existing.ready_at = existing.up_to_date_at + lat.cluster_s[key] if _comes_up(failure) else NEVER
             self._add(existing)
             return
@@ -1387,7 +1418,7 @@ class SimCluster:
                     if not _matches(labels, selector):
                         continue
                     if number == 0:  # A scenario's failure shows on the component the application uses.
-                        pod = self._pod(cluster, name, component.name, now, index == component.replicas - 1)
+                        pod = self._pod(cluster, name, component.name, now, index, component.replicas)
                     else:
                         pod = _running_pod(name, cluster.namespace, component.name, cluster.ready(now))
                     pod["metadata"]["labels"] = labels
@@ -1408,15 +1439,20 @@ class SimCluster:
             metadata["labels"] = dict(deployment.labels)
         return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": {"replicas": 1}}
 
-    def _pod(self, cluster: _Object, name: str, container: str, now: float, last: bool) -> dict[str, Any]:
+    def _pod(self, cluster: _Object, name: str, container: str, now: float, index: int, count: int) -> dict[str, Any]:
         """A pod as `kubectl get pods -o json` shows it: running but not ready until the Cluster is Running; with a
-        failure, the failing pod (or all pods, for image and crash failures) stuck, the others ready.
+        failure, the failing pod (or all pods, for image and crash failures) stuck, the others ready. During an
+        upgrade's rolling restart each pod is unready while it restarts; a failure after the upgrade shows only on the
+        pod restarted first (the highest ordinal), and the others keep running the old spec.
 
         KubeBlocks 1.0.1 (pkg/controller/component/kbagent.go, pkg/kbagent/setup.go) adds the init containers
         `init-kbagent` (copies kbagent into the pod) and `kbagent-worker`, and the sidecar `kbagent`, to every pod of
         a component with lifecycle actions. A pod that is not scheduled has no container statuses at all."""
+        last = index == count - 1
         failure = cluster.failure
         failing = cluster.failing(now, self.scenario.latencies.blip_s)
+        if cluster.failure_after_upgrade and not last:
+            failure, failing = None, False
         conditions: list[dict[str, Any]] = []
         main: dict[str, Any]
         phase = "Running"
@@ -1442,7 +1478,7 @@ class SimCluster:
             }
         else:
             siblings_up = failing and failure in (Failure.PENDING_CPU, Failure.ABNORMAL) and not last
-            ready = cluster.ready(now) or siblings_up
+            ready = cluster.ready(now) or siblings_up or _up_while_rolling(cluster, now, index, count)
             main = {"name": container, "ready": ready, "restartCount": 0, "state": {"running": {}}}
         spec: dict[str, Any] = {
             "initContainers": [{"name": "init-kbagent"}, {"name": "kbagent-worker"}],
@@ -1677,6 +1713,21 @@ def _stuck(pod: Mapping[str, Any]) -> bool:
     return waiting or any(c.get("reason") == "Unschedulable" for c in status["conditions"])
 
 
+def _up_while_rolling(cluster: _Object, now: float, index: int, count: int) -> bool:
+    """Whether the pod serves during its Cluster's upgrade: before its turn in the rolling restart (highest ordinal
+    first) it runs the old spec, after it the new one; a pod the upgrade broke stops the restart there."""
+    if not cluster.running_before_update:
+        return False
+    if now < cluster.rolled_at:
+        return True  # KubeBlocks has not acted on the new spec yet.
+    slot = cluster.roll_s / max(count, 1)
+    turn = count - 1 - index
+    starts = cluster.rolled_at + turn * slot
+    if cluster.failure_after_upgrade and turn > 0:
+        return True  # The restart halted at the pod it broke.
+    return now < starts or now >= starts + slot
+
+
 def _comes_up(failure: Failure | None) -> bool:
     return failure is None or failure in PASSING_FAILURES
 
@@ -1711,5 +1762,33 @@ def run_simulated(
     async def main() -> RunResults:
         clock = lambda: epoch + anyio.current_time()  # noqa: E731
         return await run_plan(plan, runner, out, cluster_kind="simulated", clock=clock, markers=markers)
+
+    return in_virtual_time(main)
+
+
+def run_upgrade_simulated(
+    upgrade: UpgradePlan,
+    runner: Runner,
+    out: Path,
+    epoch: float = 0.0,
+    *,
+    write_markers: SmokeRun | None = None,
+    after_upgrade: SmokeRun | None = None,
+    is_marker_check: Callable[[CheckResult], bool] | None = None,
+) -> RunResults:
+    """`run_upgrade` on a simulated `runner` in virtual time: the base deployed, the hooks, the upgrade stage."""
+
+    async def main() -> RunResults:
+        clock = lambda: epoch + anyio.current_time()  # noqa: E731
+        return await run_upgrade(
+            upgrade,
+            runner,
+            out,
+            cluster_kind="simulated",
+            clock=clock,
+            write_markers=write_markers,
+            after_upgrade=after_upgrade,
+            is_marker_check=is_marker_check,
+        )
 
     return in_virtual_time(main)
