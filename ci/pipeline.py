@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from dbstack.config.load import Config
     from dbstack.plan.model import Command, Endpoint, Markers, Plan
+    from dbstack.plan.upgrade import UpgradePlan
     from dbstack.run.containerrunner import ContainerRunner
     from dbstack.run.k3s import ReadyCheck
     from dbstack.run.orchestrator import MarkerRunner
@@ -56,6 +57,8 @@ DEFAULT_PROFILE: Final = "ci"
 DEFAULT_CLUSTER_NAME: Final = "dbstack"
 HOURS: Final = 3600
 PLAN_FORMATS: Final = ("text", "json")
+BASE_LABEL: Final = "base-values"
+"""How messages and reports name the --base-values folder (Dagger does not say where it came from)."""
 
 Values = Annotated[
     dagger.Directory,
@@ -79,6 +82,11 @@ Settings = Annotated[
     list[str] | None,
     Doc("any pipeline setting as key.path=value, e.g. timeouts.cluster=900 (repeatable)"),
     Name("set"),
+]
+BaseValues = Annotated[
+    dagger.Directory,
+    Doc("values to deploy first and upgrade from, usually the target branch's values/ (e.g. base/values)"),
+    Ignore(VALUES_IGNORE),
 ]
 ClusterName = Annotated[str, Doc("names the k3s cluster: the same name gives the same service within a session")]
 Kubeconfig = Annotated[dagger.Secret, Doc("kubeconfig of the cluster, e.g. env://PREVIEW_KUBECONFIG")]
@@ -132,8 +140,9 @@ def _engine_error(exc: dagger.QueryError) -> str:
 # --- values ------------------------------------------------------------------------------------------------------
 
 
-async def _values_folder(values: dagger.Directory) -> "Path":
-    """The uploaded values as a local folder the core reads (YAML only; nothing else was uploaded)."""
+async def _values_folder(values: dagger.Directory, label: str = "values/") -> "Path":
+    """The uploaded values as a local folder the core reads (YAML only; nothing else was uploaded); `label` names
+    the folder in messages."""
     import tempfile
     from pathlib import Path
 
@@ -146,11 +155,11 @@ async def _values_folder(values: dagger.Directory) -> "Path":
     try:
         return write_values(files, root)
     except InvalidInput as exc:
-        raise _fail(_problems(exc.problems, root)) from None
+        raise _fail(_problems(exc.problems, root, label)) from None
 
 
-def _problems(problems: "Sequence[object]", root: "Path") -> str:
-    lines = [str(p).replace(f"{root}/", "values/") for p in problems]
+def _problems(problems: "Sequence[object]", root: "Path", label: str = "values/") -> str:
+    lines = [str(p).replace(f"{root}/", label) for p in problems]
     noun = "problem" if len(lines) == 1 else "problems"
     return "\n".join([*lines, f"{len(lines)} {noun} found; nothing was deployed."])
 
@@ -203,23 +212,36 @@ def _overrides(
         raise _fail("\n".join(str(p) for p in exc.problems)) from None
 
 
-async def _core_cli(command: list[str], values: dagger.Directory, profile: str, overrides: list[str]) -> str:
+async def _core_cli(
+    command: list[str],
+    values: dagger.Directory,
+    profile: str,
+    overrides: list[str],
+    base_values: dagger.Directory | None = None,
+) -> str:
     """Run one of the core's commands (`dbstack validate`, `dbstack plan`) on the uploaded values."""
     import contextlib
     import io
 
     from dbstack.cli import main as cli
 
-    root = await _values_folder(values)
+    roots = {await _values_folder(values): "values"}
     # `--opt=value`: a value that starts with "-" stays a value.
-    argv = [*command, f"--values={root}", *([f"--profile={profile}"] if profile else [])]
+    argv = [*command, f"--values={next(iter(roots))}", *([f"--profile={profile}"] if profile else [])]
     argv += [f"--set={override}" for override in overrides]
+    if base_values is not None:
+        base = await _values_folder(base_values, f"{BASE_LABEL}/")
+        roots[base] = BASE_LABEL
+        argv.append(f"--base-values={base}")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(argv)
+    said, message = out.getvalue(), err.getvalue()
+    for root, label in roots.items():
+        said, message = said.replace(str(root), label), message.replace(str(root), label)
     if code != cli.EXIT_OK:
-        raise _fail(err.getvalue().replace(f"{root}/", "values/").strip())
-    return out.getvalue().replace(str(root), "values")
+        raise _fail(message.strip())
+    return said
 
 
 # --- the cluster -------------------------------------------------------------------------------------------------
@@ -374,9 +396,12 @@ class _Run:
         plan: "Plan",
         smoke_suite: dagger.Directory | None,
         cluster_diagnostics: "Sequence[tuple[str, Command]] | None" = None,
+        upgrade: "UpgradePlan | None" = None,
     ) -> None:
         self.config = config
         self.plan = plan
+        self.upgrade = upgrade
+        """Set: an upgrade test, whose `plan` is the base's deployment and which runs the upgrade stage after it."""
         self.smoke_suite = smoke_suite
         """None: the plan deploys no databases (the platform), so there is no smoke suite to run."""
         self.cluster_diagnostics = cluster_diagnostics
@@ -390,6 +415,15 @@ class _Run:
     @property
     def toolbox_image(self) -> str:
         return self.config.images["toolbox"]
+
+    def unstarted(self, cluster_kind: str, started: float) -> "RunResults":
+        """Results of a run whose cluster never came up: every step not run."""
+        from dbstack.run.orchestrator import new_results
+        from dbstack.run.upgraderun import unstarted
+
+        if self.upgrade is not None:
+            return unstarted(self.upgrade, cluster_kind, started, "the cluster never came up")
+        return new_results(self.plan, cluster_kind, started)
 
     async def toolbox(self, kubeconfig: dagger.Secret | None) -> dagger.Container:
         if kubeconfig is not None:
@@ -437,7 +471,7 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
     from dagger.telemetry import get_tracer
     from dbstack.github.preview import PreviewError
     from dbstack.run import k3s
-    from dbstack.run.orchestrator import new_results, run_plan
+    from dbstack.run.orchestrator import run_plan
     from dbstack.run.progress import PlainProgress
     from dbstack.run.results import Outcome
     from dbstack.run.spanprogress import SpanProgress
@@ -464,9 +498,11 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
         cause = str(exc)
     cluster = k3s.cluster_step(kind, started, time.time(), cause)
     if cause is not None or runner is None:
-        results = new_results(run.plan, kind, started)
+        results = run.unstarted(kind, started)
         if runner is not None:
             cluster.diagnostics = await _cluster_diagnostics(run, runner)
+    elif run.upgrade is not None:
+        results = await _upgrade(run, run.upgrade, runner, toolbox, kind)
     else:
         progress = SpanProgress(get_tracer().start_span, also=PlainProgress(sys.stderr))
         markers = _marker_runner(run, toolbox) if run.smoke_suite is not None else None
@@ -484,6 +520,60 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
     results.ended_at = time.time()
     results.steps.insert(0, cluster)
     return results
+
+
+async def _upgrade(
+    run: _Run, upgrade: "UpgradePlan", runner: "ContainerRunner", toolbox: dagger.Container, kind: str
+) -> "RunResults":
+    """The base deployed, the upgrade stage (its marker steps through the smoke suite), then the whole suite."""
+    import sys
+
+    from dagger.telemetry import get_tracer
+    from dbstack.run.progress import PlainProgress
+    from dbstack.run.spanprogress import SpanProgress
+    from dbstack.run.upgraderun import run_upgrade
+
+    async def whole_suite(results: "RunResults") -> None:
+        with _span("Smoke tests"):
+            await _smoke(run, toolbox, results)
+
+    progress = SpanProgress(get_tracer().start_span, also=PlainProgress(sys.stderr))
+    with _span("Deploy the base values, then upgrade them in place to the values"):
+        return await run_upgrade(
+            upgrade,
+            runner,
+            run.out_dir,
+            cluster_kind=kind,
+            progress=progress,
+            markers=_marker_runner(run, toolbox),
+            after_upgrade=whole_suite,
+        )
+
+
+async def _load_upgrade(
+    values: dagger.Directory, base_values: dagger.Directory, profile: str, overrides: list[str], *, on_k3s: bool
+) -> "UpgradePlan":
+    """Both sides as the core reads them, and the upgrade between them, refused before any cluster exists when it
+    cannot be done in place. On k3s volumes cannot grow (local-path), and the cluster goes away with its markers;
+    elsewhere the markers are removed once read back."""
+    from dbstack.config.problems import InvalidInput
+    from dbstack.plan.upgrade import MarkerOptions, load_upgrade_plan
+
+    root = await _values_folder(values)
+    base = await _values_folder(base_values, f"{BASE_LABEL}/")
+    try:
+        return load_upgrade_plan(
+            base,
+            root,
+            profile or None,
+            overrides,
+            volume_expansion=False if on_k3s else None,
+            base_label=f"--{BASE_LABEL}",
+            markers=MarkerOptions(clean=not on_k3s),
+        )
+    except InvalidInput as exc:
+        text = _problems(exc.problems, root).replace(f"{base}/", f"{BASE_LABEL}/")
+        raise _fail(text) from None
 
 
 async def _cluster_diagnostics(run: _Run, runner: "ContainerRunner") -> list[str]:
@@ -824,12 +914,18 @@ class Dbstack:
         chart_version: ChartVersion = "",
         settings: Settings = None,
         plan_format: Annotated[str, Doc("text, or json for the documented JSON form"), Name("format")] = "text",
+        base_values: Annotated[
+            dagger.Directory | None,
+            Doc("values deployed before the change (e.g. base/values): print the upgrade plan from them instead"),
+            Ignore(VALUES_IGNORE),
+        ] = None,
     ) -> str:
         """Print the deployment plan: every step, command, wait condition and endpoint (a dry run)."""
         if plan_format not in PLAN_FORMATS:
             raise _fail(f"--format {plan_format!r} is not a plan format (allowed: {', '.join(PLAN_FORMATS)})")
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
-        return await _core_cli(["plan", *(["--json"] if plan_format == "json" else [])], values, profile, overrides)
+        command = ["plan", *(["--json"] if plan_format == "json" else [])]
+        return await _core_cli(command, values, profile, overrides, base_values)
 
     @never_cached
     async def cluster(
@@ -877,6 +973,30 @@ class Dbstack:
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
         config = await _load_config(values, profile, overrides)
         return await _deploy_and_test(_Run(config, build_plan(config), smoke_suite), kubeconfig)
+
+    @never_cached
+    async def upgrade_test(
+        self,
+        values: Values,
+        smoke_suite: SmokeSuite,
+        base_values: BaseValues,
+        profile: Profile = DEFAULT_PROFILE,
+        enable: Enable = None,
+        disable: Disable = None,
+        namespace: Namespace = "",
+        kubeblocks_version: KubeblocksVersion = "",
+        chart_version: ChartVersion = "",
+        settings: Settings = None,
+        kubeconfig: Annotated[
+            dagger.Secret | None,
+            Doc("kubeconfig of an existing cluster to deploy to instead of k3s, e.g. file:$HOME/.kube/config"),
+        ] = None,
+    ) -> dagger.Directory:
+        """Deploy --base-values, write markers, upgrade in place to the values, read them back, smoke-test; reports."""
+        overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
+        upgrade = await _load_upgrade(values, base_values, profile, overrides, on_k3s=kubeconfig is None)
+        run = _Run(upgrade.config, upgrade.base, smoke_suite, upgrade=upgrade)
+        return await _deploy_and_test(run, kubeconfig)
 
     @never_cached
     async def platform(

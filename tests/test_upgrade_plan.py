@@ -13,7 +13,15 @@ from dbstack.cli.main import main
 from dbstack.config.problems import InvalidInput
 from dbstack.config.validate import validate
 from dbstack.plan.model import StepKind
-from dbstack.plan.upgrade import Action, UpgradePlan, load_upgrade_plan, values_diff
+from dbstack.plan.upgrade import (
+    NO_MARKERS,
+    WITH_MARKERS,
+    Action,
+    MarkerOptions,
+    UpgradePlan,
+    load_upgrade_plan,
+    values_diff,
+)
 
 
 @pytest.fixture
@@ -38,8 +46,11 @@ def set_top(path: Path, key: str, value: str) -> None:
     path.write_text(updated if count else text + line + "\n")
 
 
-def upgrade(base: Path, new: Path, *overrides: str, expansion: bool | None = None) -> UpgradePlan:
-    return load_upgrade_plan(base, new, "ci", overrides, volume_expansion=expansion)
+def upgrade(
+    base: Path, new: Path, *overrides: str, expansion: bool | None = None, markers: MarkerOptions = NO_MARKERS
+) -> UpgradePlan:
+    """The upgrade plan; without marker steps unless asked (they have tests of their own below)."""
+    return load_upgrade_plan(base, new, "ci", overrides, volume_expansion=expansion, markers=markers)
 
 
 def actions(plan: UpgradePlan) -> dict[str, Action]:
@@ -200,7 +211,9 @@ def test_the_json_form_holds_the_releases_the_base_and_the_stage(
         "after": "chart 1.0.1, Redis 7.2.7",
         "diff": ["~ storage: 1 -> 2"],
     }
-    assert [s["id"] for s in data["steps"]] == ["upgrade:cluster:redis"]
+    assert [s["id"] for s in data["steps"] if s["kind"] != "markers"] == ["upgrade:cluster:redis"]
+    verify = next(s for s in data["steps"] if s["id"] == "upgrade:markers-verify:redis")
+    assert (verify["markers"]["phase"], verify["stage"]) == ("verify", "upgrade")
     assert [s["id"] for s in data["base"]["steps"]][-1] == "cluster:elasticsearch"
     assert data["cautions"] and "allowVolumeExpansion" in data["cautions"][0]
 
@@ -215,10 +228,26 @@ def test_the_text_form_shows_each_release_its_diff_and_the_steps_in_order(
     assert '~ version: "16.4.0" -> "16.9.0"' in out
     assert re.search(r"redis-cluster +unchanged", out)
     lines = out.splitlines()
-    steps = [line for line in lines if re.match(r"^ ?\d+\. ", line)]
-    assert steps[0].startswith(" 1. Deploy the base") and steps[1].startswith(" 2. Write marker data")
-    assert "Upgrade PostgreSQL (pg-cluster)" in steps[2]
-    assert steps[3].startswith(" 4. Read the markers back")
+    steps = [re.sub(r"^ ?\d+\. ", "", line) for line in lines if re.match(r"^ ?\d+\. ", line)]
+    assert steps[0].startswith("Deploy the base: the 12 steps")
+    assert steps[1:5] == [
+        f"Write marker data into {title}"
+        for title in (
+            "PostgreSQL (pg-cluster)",
+            "Redis (redis-cluster)",
+            "Qdrant (qdrant-cluster)",
+            "Elasticsearch (es-cluster)",
+        )
+    ]
+    assert steps[5].startswith("Upgrade PostgreSQL (pg-cluster) and wait until Running with the new spec (after ")
+    assert steps[6] == "Read the marker data back from PostgreSQL (pg-cluster) (after upgrade:cluster:postgresql)"
+    assert steps[7:10] == [
+        "Read the marker data back from Redis (redis-cluster) (after upgrade:markers-write:redis)",
+        "Read the marker data back from Qdrant (qdrant-cluster) (after upgrade:markers-write:qdrant)",
+        "Read the marker data back from Elasticsearch (es-cluster) (after upgrade:markers-write:elasticsearch)",
+    ]
+    assert steps[10].startswith("Run the whole smoke suite")
+    assert "runs:      the smoke suite's marker check, SMOKE_MARKERS=write" in out
 
 
 # --- what cannot be applied in place -------------------------------------------------------------------------------
@@ -376,3 +405,68 @@ def test_a_kubeblocks_namespace_change_is_refused(base_dir: Path, values_dir: Pa
     edit(values_dir / "pipeline.yaml", "namespace: kb-system", "namespace: kb-other")
     (problem,) = refusals(base_dir, values_dir)
     assert "kubeblocks.namespace: 'kb-system' -> 'kb-other'" in problem
+
+
+# --- marker steps ----------------------------------------------------------------------------------------------------
+
+
+def test_markers_are_written_before_any_upgrade_and_read_back_after_each_database_s_own(
+    base_dir: Path, values_dir: Path
+) -> None:
+    edit(
+        base_dir / "pipeline.yaml",
+        "release: redis-cluster\n    chartVersion: 1.0.1",
+        "release: redis-cluster\n    chartVersion: 1.0.0",
+    )
+    edit(values_dir / "postgresql.yaml", "16.4.0", "16.9.0")
+    plan = upgrade(base_dir, values_dir, markers=WITH_MARKERS)
+    steps = {s.id: s for s in plan.stage.steps}
+    ids = list(steps)
+    writes = [f"upgrade:markers-write:{k}" for k in ("postgresql", "redis", "qdrant", "elasticsearch")]
+    assert ids[:4] == writes
+    for write in writes:
+        step = steps[write]
+        assert (step.kind, step.needs, step.stage, step.commands) == (StepKind.MARKERS, (), "upgrade", ())
+        assert step.markers is not None and step.markers.phase == "write"
+        # Written through the base's endpoint, read back through the change's.
+        assert step.markers.endpoint == next(e for e in plan.base.endpoints if e.database == step.database)
+    # Every upgrade that starts the stage waits for all the markers.
+    assert steps["upgrade:cluster:postgresql"].needs == tuple(writes)
+    assert steps["upgrade:addon:redis"].needs == tuple(writes)
+    assert steps["upgrade:cluster:redis"].needs == ("upgrade:addon:redis",)
+    # Each database is read back once its own Cluster was upgraded (or right after the write: left alone).
+    assert steps["upgrade:markers-verify:postgresql"].needs == ("upgrade:cluster:postgresql",)
+    assert steps["upgrade:markers-verify:redis"].needs == ("upgrade:cluster:redis",)
+    assert steps["upgrade:markers-verify:qdrant"].needs == ("upgrade:markers-write:qdrant",)
+    verify = steps["upgrade:markers-verify:postgresql"]
+    assert verify.markers is not None and verify.markers.endpoint.version == "16.9.0"
+    assert verify.timeout_s == 600 + 240  # the suite's limit, and reaching the database
+    assert not any("clean" in i for i in ids)
+
+
+def test_markers_are_removed_after_a_read_back_when_the_cluster_outlives_the_run(
+    base_dir: Path, values_dir: Path
+) -> None:
+    edit(values_dir / "postgresql.yaml", "16.4.0", "16.9.0")
+    plan = upgrade(base_dir, values_dir, markers=MarkerOptions(clean=True))
+    clean = plan.stage.step("upgrade:markers-clean:postgresql")
+    assert clean.needs == ("upgrade:markers-verify:postgresql",)
+    assert clean.markers is not None and clean.markers.phase == "clean"
+
+
+def test_after_a_kubeblocks_upgrade_markers_are_read_back_once_each_cluster_was_checked(
+    base_dir: Path, values_dir: Path
+) -> None:
+    edit(base_dir / "pipeline.yaml", "version: 1.0.1\n  namespace: kb-system", "version: 1.0.0\n  namespace: kb-system")
+    plan = upgrade(base_dir, values_dir, markers=WITH_MARKERS)
+    assert plan.stage.step("upgrade:kubeblocks-crds").needs[0] == "upgrade:markers-write:postgresql"
+    assert plan.stage.step("upgrade:markers-verify:redis").needs == ("upgrade:check:redis",)
+
+
+def test_no_change_needs_no_markers_and_a_database_the_change_enables_gets_none(
+    base_dir: Path, values_dir: Path
+) -> None:
+    assert upgrade(base_dir, values_dir, markers=WITH_MARKERS).stage.steps == ()
+    edit(values_dir / "pipeline.yaml", "  neo4j:\n    enabled: false", "  neo4j:\n    enabled: true")
+    ids = [s.id for s in upgrade(base_dir, values_dir, markers=WITH_MARKERS).stage.steps]
+    assert "upgrade:cluster:neo4j" in ids and not any(i.endswith(":neo4j") and "markers" in i for i in ids)

@@ -9,11 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from dbstack.plan.model import Markers
 from dbstack.plan.upgrade import UpgradePlan, load_upgrade_plan
 from dbstack.report import write_reports
 from dbstack.run.orchestrator import WATCH_INTERVAL_S
 from dbstack.run.results import CheckResult, Outcome, RunResults, StepResult
-from dbstack.run.upgraderun import SmokeRun
+from dbstack.run.smokeenv import marker_check_name
 from dbstack.sim.cluster import (
     Failure,
     Scenario,
@@ -22,9 +23,6 @@ from dbstack.sim.cluster import (
     run_upgrade_simulated,
 )
 from upstream import rendered_topology, upstream_available
-
-MARKER_CHECK = "markers"
-"""The check name the fake smoke runs below give the marker writers and readers."""
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -45,53 +43,43 @@ def scenario(**changes: object) -> Scenario:
     return dataclasses.replace(Scenario(topology=topology), **changes)  # type: ignore[arg-type]
 
 
-def marker_runs(lost: frozenset[str] = frozenset()) -> tuple[list[str], SmokeRun, SmokeRun]:
-    """Fake smoke runs: one that writes a marker per ready database, one that reads them back (those in `lost`
-    read back nothing) and passes one ordinary check per ready database; the calls are logged."""
-    log: list[str] = []
+class Data:
+    """A fake MarkerRunner over the simulated cluster, which holds no data: `write` remembers the markers of a
+    database, `verify` finds them unless the database is in `lost` (the real check is the smoke suite's,
+    tests/smoke/test_markers.py); every call is logged with its phase, database and endpoint's release."""
 
-    async def write(results: RunResults) -> None:
-        log.append("write")
-        for d in results.databases:
-            if d.outcome is Outcome.PASSED:
-                d.checks = [CheckResult(d.key, MARKER_CHECK, Outcome.PASSED)]
-        results.smoke_outcome = Outcome.PASSED
+    def __init__(self, lost: frozenset[str] = frozenset(), unwritable: frozenset[str] = frozenset()) -> None:
+        self.lost, self.unwritable = lost, unwritable
+        self.written: set[str] = set()
+        self.log: list[tuple[str, str]] = []
 
-    async def verify(results: RunResults) -> None:
-        log.append("verify")
-        for d in results.databases:
-            if d.outcome is not Outcome.PASSED:
-                continue  # the suite only reaches databases that came back
-            read = Outcome.FAILED if d.key in lost else Outcome.PASSED
-            message = f"marker {d.key}-1 missing" if d.key in lost else None
-            d.checks = [
-                CheckResult(d.key, MARKER_CHECK, read, message=message),
-                CheckResult(d.key, "ping", Outcome.PASSED),
-            ]
-        failed = any(not c.outcome.ok for d in results.databases for c in d.checks)
-        results.smoke_outcome = Outcome.FAILED if failed else Outcome.PASSED
-
-    return log, write, verify
+    async def __call__(self, markers: Markers, seconds: float) -> CheckResult:
+        key, phase = markers.endpoint.database, markers.phase
+        self.log.append((phase, key))
+        name = marker_check_name(phase, markers.context)
+        if phase == "write" and key in self.unwritable:
+            return CheckResult(key, name, Outcome.FAILED, message="NOPERM this user has no access")
+        if phase == "write":
+            self.written.add(key)
+            return CheckResult(key, name, Outcome.PASSED)
+        if key in self.written and key not in self.lost:
+            return CheckResult(key, name, Outcome.PASSED)
+        return CheckResult(key, name, Outcome.FAILED, message=f"{key} markers m1 do not read back as written")
 
 
-def is_marker(check: CheckResult) -> bool:
-    return check.name == MARKER_CHECK
+async def whole_suite(results: RunResults) -> None:
+    """The smoke suite after the upgrade, as the Dagger layer runs it: one check per ready database."""
+    for d in results.databases:
+        if d.outcome is Outcome.PASSED:
+            d.checks.append(CheckResult(d.key, "test_ping", Outcome.PASSED))
+    results.smoke_outcome = Outcome.PASSED
 
 
-def run(
-    upgrade: UpgradePlan, sim: SimCluster, out: Path, lost: frozenset[str] = frozenset()
-) -> tuple[RunResults, list[str]]:
-    log, write, verify = marker_runs(lost)
-    results = run_upgrade_simulated(
-        upgrade,
-        sim,
-        out,
-        write_markers=write,
-        after_upgrade=verify,
-        is_marker_check=is_marker,
-    )
+def run(upgrade: UpgradePlan, sim: SimCluster, out: Path, data: Data | None = None) -> tuple[RunResults, Data]:
+    data = data or Data()
+    results = run_upgrade_simulated(upgrade, sim, out, markers=data, after_upgrade=whole_suite)
     assert sim.unknown == []
-    return results, log
+    return results, data
 
 
 def step(results: RunResults, step_id: str) -> StepResult:
@@ -102,19 +90,31 @@ def helm_upgrades(sim: SimCluster, release: str) -> int:
     return sum(1 for c in sim.calls if c.argv[:4] == ("helm", "upgrade", "--install", release))
 
 
-def test_an_upgrade_runs_only_what_changed_after_the_base_and_its_markers(
+DATABASES = ("postgresql", "redis", "qdrant", "elasticsearch")
+
+
+def test_an_upgrade_writes_markers_then_upgrades_only_what_changed_then_reads_them_back(
     base_dir: Path, values_dir: Path, tmp_path: Path
 ) -> None:
     edit(values_dir / "profiles/ci/redis.yaml", "cpu: 0.1", "cpu: 0.2")
     edit(values_dir / "postgresql.yaml", "16.4.0", "16.9.0")
     upgrade = load_upgrade_plan(base_dir, values_dir, "ci")
     sim = SimCluster(scenario())
-    results, log = run(upgrade, sim, tmp_path / "out")
+    results, data = run(upgrade, sim, tmp_path / "out")
 
-    assert log == ["write", "verify"]
     assert results.passed, [(s.id, s.cause) for s in results.steps if not s.outcome.ok]
+    # Every database's markers were written before any upgrade, and read back after.
+    assert sorted(data.log[:4]) == sorted(("write", key) for key in DATABASES)
+    assert sorted(data.log[4:]) == sorted(("verify", key) for key in DATABASES)
     ids = [s.id for s in results.steps]
-    assert ids == [s.id for s in upgrade.base.steps] + ["upgrade:cluster:postgresql", "upgrade:cluster:redis"]
+    assert ids[: len(upgrade.base.steps)] == [s.id for s in upgrade.base.steps]
+    stage = {s.id: s for s in results.steps[len(upgrade.base.steps) :]}
+    writes_end = max(stage[f"upgrade:markers-write:{key}"].ended_at or 0 for key in DATABASES)
+    for release in ("postgresql", "redis"):
+        upgraded = stage[f"upgrade:cluster:{release}"]
+        verify = stage[f"upgrade:markers-verify:{release}"]
+        assert (upgraded.started_at or 0) >= writes_end
+        assert (verify.started_at or 0) >= (upgraded.ended_at or 0)
     # Changed releases got a second `helm upgrade`, unchanged ones none, and nothing of the platform was touched.
     assert (helm_upgrades(sim, "pg-cluster"), helm_upgrades(sim, "redis-cluster")) == (2, 2)
     assert (
@@ -124,21 +124,19 @@ def test_an_upgrade_runs_only_what_changed_after_the_base_and_its_markers(
     ) == (1, 1, 1)
     # Each upgrade waited until its Cluster ran the new spec: observed, upToDate, Running after the rolling restart.
     lat = sim.scenario.latencies
-    redis = step(results, "upgrade:cluster:redis")
+    redis = stage["upgrade:cluster:redis"]
     assert (redis.duration_s or 0) >= lat.helm_s + lat.observe_s + lat.stale_phase_s + lat.cluster_s["redis"]
     assert redis.ended_at == pytest.approx(sim.ready_times()["cluster/redis-cluster"] + sim.origin, abs=0.5)
     assert results.upgrade is not None
-    assert results.upgrade.started_at is not None and results.upgrade.started_at >= (
-        step(results, "cluster:elasticsearch").ended_at or 0
-    )
-    assert results.upgrade.markers_outcome is Outcome.PASSED
-    assert {s.database: s.outcome for s in results.upgrade.survival} == dict.fromkeys(
-        ("postgresql", "redis", "qdrant", "elasticsearch"), Outcome.PASSED
-    )
+    assert results.upgrade.started_at is not None
+    assert results.upgrade.started_at >= (step(results, "cluster:elasticsearch").ended_at or 0)
+    assert {s.database: s.outcome for s in results.upgrade.survival} == dict.fromkeys(DATABASES, Outcome.PASSED)
+    # The marker checks and the suite's own land on each database.
+    pg = next(d for d in results.databases if d.key == "postgresql")
+    assert [c.name for c in pg.checks] == ["test_markers[write]", "test_markers[verify]", "test_ping"]
+    assert pg.version == "16.9.0" and results.versions["postgresql"] == "16.9.0"
     changes = {c.id: c for c in results.upgrade.changes}
     assert changes["cluster:redis"].diff == ["~ requests.cpu: 0.1 -> 0.2"]
-    pg = next(d for d in results.databases if d.key == "postgresql")
-    assert pg.version == "16.9.0" and results.versions["postgresql"] == "16.9.0"
 
 
 def test_a_pod_that_fails_after_the_upgrade_fails_its_step_fast_with_diagnostics(
@@ -149,7 +147,7 @@ def test_a_pod_that_fails_after_the_upgrade_fails_its_step_fast_with_diagnostics
     upgrade = load_upgrade_plan(base_dir, values_dir, "ci")
     sim = SimCluster(scenario(upgrade_failures={"postgresql": Failure.CRASHLOOP}))
     out = tmp_path / "out"
-    results, _ = run(upgrade, sim, out)
+    results, data = run(upgrade, sim, out)
 
     assert not results.passed
     pg = step(results, "upgrade:cluster:postgresql")
@@ -162,26 +160,39 @@ def test_a_pod_that_fails_after_the_upgrade_fails_its_step_fast_with_diagnostics
     ) <= lat.helm_s + lat.observe_s + lat.stale_phase_s + lat.failure_after_s + 3 * WATCH_INTERVAL_S
     assert "diagnostics/postgresql/logs-previous.txt" in pg.diagnostics
     assert (out / "diagnostics/postgresql/logs-previous.txt").read_text().count("==> pod/") == 1
-    # The other upgrade went on, and its database still passed.
+    # Its markers were not read back; the other upgrade went on, and its database survived.
+    assert ("verify", "postgresql") not in data.log
     assert step(results, "upgrade:cluster:redis").outcome is Outcome.PASSED
     assert results.upgrade is not None
     survival = {s.database: s for s in results.upgrade.survival}
     assert survival["postgresql"].outcome is Outcome.FAILED
-    assert survival["postgresql"].message == "its Cluster did not come back after the upgrade (failed)"
-    assert survival["redis"].outcome is Outcome.PASSED
+    assert (survival["postgresql"].message or "").startswith(
+        "its markers were not read back: Upgrade PostgreSQL (pg-cluster) and wait until Running with the new spec "
+        "failed: pg-cluster-postgresql-1"
+    )
+    assert [s.outcome for k, s in survival.items() if k != "postgresql"] == [Outcome.PASSED] * 3
+    assert next(d for d in results.databases if d.key == "postgresql").outcome is Outcome.FAILED
     write_reports(results, out)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] is False
+    assert "1 of 4 databases did not survive the upgrade (postgresql)" in summary["verdict"]
 
 
-def test_markers_that_do_not_read_back_fail_that_database(base_dir: Path, values_dir: Path, tmp_path: Path) -> None:
+def test_markers_that_do_not_read_back_fail_that_database_only(
+    base_dir: Path, values_dir: Path, tmp_path: Path
+) -> None:
     edit(values_dir / "profiles/ci/redis.yaml", "cpu: 0.1", "cpu: 0.2")
     upgrade = load_upgrade_plan(base_dir, values_dir, "ci")
-    results, _ = run(upgrade, SimCluster(scenario()), tmp_path / "out", lost=frozenset({"redis"}))
+    results, _ = run(upgrade, SimCluster(scenario()), tmp_path / "out", Data(lost=frozenset({"redis"})))
     assert results.upgrade is not None
     survival = {s.database: s for s in results.upgrade.survival}
-    assert (survival["redis"].outcome, survival["redis"].message) == (Outcome.FAILED, "marker redis-1 missing")
+    assert (survival["redis"].outcome, survival["redis"].message) == (
+        Outcome.FAILED,
+        "redis markers m1 do not read back as written",
+    )
     assert survival["qdrant"].outcome is Outcome.PASSED
+    # The Cluster itself came back: the database is deployed, its data is not what it was.
+    assert next(d for d in results.databases if d.key == "redis").outcome is Outcome.PASSED
     assert not results.passed
 
 
@@ -189,36 +200,32 @@ def test_a_base_that_fails_leaves_the_upgrade_not_run(base_dir: Path, values_dir
     edit(values_dir / "profiles/ci/redis.yaml", "cpu: 0.1", "cpu: 0.2")
     upgrade = load_upgrade_plan(base_dir, values_dir, "ci")
     sim = SimCluster(scenario(failures={"redis": Failure.IMAGE_PULL}))
-    results, log = run(upgrade, sim, tmp_path / "out")
-    assert log == []  # no marker is written to a base that did not come up
+    results, data = run(upgrade, sim, tmp_path / "out")
+    assert data.log == []  # no marker is written to a base that did not come up
     stage = step(results, "upgrade:cluster:redis")
     assert (stage.outcome, stage.cause) == (Outcome.NOT_RUN, "not run: the base deployment did not succeed")
     assert helm_upgrades(sim, "redis-cluster") == 1
+    assert results.smoke_outcome is Outcome.NOT_RUN
     assert not results.passed
 
 
-def test_markers_that_cannot_be_written_leave_the_upgrade_not_run(
+def test_markers_that_cannot_be_written_leave_every_upgrade_not_run(
     base_dir: Path, values_dir: Path, tmp_path: Path
 ) -> None:
     edit(values_dir / "profiles/ci/redis.yaml", "cpu: 0.1", "cpu: 0.2")
     upgrade = load_upgrade_plan(base_dir, values_dir, "ci")
-
-    async def write(results: RunResults) -> None:
-        redis = next(d for d in results.databases if d.key == "redis")
-        redis.checks = [CheckResult("redis", MARKER_CHECK, Outcome.FAILED, message="NOPERM this user has no access")]
-        results.smoke_outcome = Outcome.FAILED
-
     sim = SimCluster(scenario())
-    results = run_upgrade_simulated(upgrade, sim, tmp_path / "out", write_markers=write, is_marker_check=is_marker)
+    results, _ = run(upgrade, sim, tmp_path / "out", Data(unwritable=frozenset({"redis"})))
+    write = step(results, "upgrade:markers-write:redis")
+    assert (write.outcome, write.cause) == (Outcome.FAILED, "NOPERM this user has no access")
+    assert step(results, "upgrade:cluster:redis").outcome is Outcome.NOT_RUN
+    assert helm_upgrades(sim, "redis-cluster") == 1
     assert results.upgrade is not None
-    assert results.upgrade.markers_outcome is Outcome.FAILED
-    assert results.upgrade.markers_cause == "redis: NOPERM this user has no access"
-    assert (
-        step(results, "upgrade:cluster:redis").cause
-        == "not run: the marker data could not be written before the upgrade"
+    survival = {s.database: s for s in results.upgrade.survival}
+    assert survival["redis"].message == (
+        "its markers were not read back: Write marker data into Redis (redis-cluster) failed: "
+        "NOPERM this user has no access"
     )
-    # What the writers recorded is the record's, not the run's smoke suite.
-    assert all(d.checks == [] for d in results.databases) and results.smoke_outcome is Outcome.NOT_RUN
     assert not results.passed
 
 

@@ -186,7 +186,7 @@ def test_preview_runs_per_pull_request_and_a_push_is_the_only_event_that_cancels
     assert workflow["concurrency"]["cancel-in-progress"] == "${{ github.event.action == 'synchronize' }}"
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "preview.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "preview.yml", "upgrade.yml"])
 def test_pull_request_runs_are_limited_to_changes_that_matter(name: str) -> None:
     on = _triggers(_load(WORKFLOWS / name))
     paths = on["pull_request"]["paths"]
@@ -200,6 +200,25 @@ def test_ci_runs_once_per_push_on_the_default_branch_and_skips_the_deploy_for_dr
     assert on["push"]["branches"] == ["main"]
     assert on["push"]["paths"] == on["pull_request"]["paths"]
     assert "draft" in workflow["jobs"]["deploy-and-test"]["if"]
+
+
+def test_pull_requests_changing_values_or_ci_get_an_upgrade_test_from_the_base_branchs_values() -> None:
+    workflow = _load(WORKFLOWS / "upgrade.yml")
+    on = _triggers(workflow)
+    assert set(on) == {"pull_request"} and on["pull_request"]["paths"] == ["ci/**", "values/**"]
+    (job,) = workflow["jobs"].values()
+    assert "draft" in job["if"]
+    steps = job["steps"]
+    base = next(s for s in steps if s.get("with", {}).get("path") == "base")
+    assert base["uses"].startswith("actions/checkout@")
+    # The commit the pull request is compared against, in a folder of its own: only its values/ are used.
+    assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    assert base["with"]["sparse-checkout"] == "values"
+    call = next(s for s in steps if s.get("uses", "").startswith(DAGGER_ACTION))
+    words = call["with"]["args"].split()
+    assert words[:3] == ["upgrade-test", "--base-values", "base/values"]
+    assert steps.index(base) < steps.index(call)
+    assert "jq -e '.passed == true' reports/summary.json" in steps[-1]["run"]
 
 
 def test_preview_jobs_with_the_kubeconfig_run_only_what_the_guard_decided() -> None:

@@ -20,8 +20,8 @@ from dbstack.cli.host import (
     _write_quietly,
 )
 from dbstack.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, values_dir
-from dbstack.plan.model import Step
-from dbstack.plan.upgrade import Action, UpgradePlan, load_upgrade_plan
+from dbstack.plan.model import Step, StepKind
+from dbstack.plan.upgrade import NO_MARKERS, WITH_MARKERS, Action, MarkerOptions, UpgradePlan, load_upgrade_plan
 from dbstack.run.progress import make_progress
 from dbstack.run.results import RunResults
 from dbstack.run.runner import Runner
@@ -34,9 +34,11 @@ HOST_NO_MARKERS = (
 CLUSTER_KIND = "existing"
 
 
-def _load(args: argparse.Namespace) -> UpgradePlan:
+def _load(args: argparse.Namespace, markers: MarkerOptions = WITH_MARKERS) -> UpgradePlan:
     base: Path = args.base_values
-    return load_upgrade_plan(base, values_dir(args), args.profile, args.overrides, base_label=str(base))
+    return load_upgrade_plan(
+        base, values_dir(args), args.profile, args.overrides, base_label=str(base), markers=markers
+    )
 
 
 def print_upgrade_plan(args: argparse.Namespace) -> int:
@@ -73,20 +75,21 @@ def upgrade_text(upgrade: UpgradePlan) -> str:
         lines += [f"  {caution}" for caution in upgrade.cautions]
     lines.append("Steps:")
     lines.append(f" 1. Deploy the base: the {len(upgrade.base.steps)} steps `dbstack plan --values BASE` prints")
-    lines.append(" 2. Write marker data through the smoke suite (dagger call upgrade-test; not the host CLI)")
-    number = 2
+    number = 1
     for step in stage.steps:
         number += 1
         lines += _step_lines(number, step)
-    if not stage.steps:
+    if not any(s.kind is not StepKind.MARKERS for s in stage.steps):
         lines.append("    (nothing to upgrade: every release is unchanged)")
-    lines.append(f"{number + 1:2}. Read the markers back, then run the full smoke suite")
+    lines.append(f"{number + 1:2}. Run the whole smoke suite (dagger call upgrade-test; the host CLI runs none)")
     return "\n".join(lines)
 
 
 def _step_lines(number: int, step: Step) -> list[str]:
     after = f" (after {', '.join(step.needs)})" if step.needs else ""
     lines = [f"{number:2}. {step.title}{after}"]
+    if step.markers is not None:
+        lines.append(f"      runs:      the smoke suite's marker check, SMOKE_MARKERS={step.markers.phase}")
     lines += [f"      run:       {command}" for command in step.commands]
     lines += [f"      done when: {wait.command(step.timeout_s)}" for wait in step.done_when]
     if step.watch is not None:
@@ -99,7 +102,7 @@ def _step_lines(number: int, step: Step) -> list[str]:
 
 def upgrade_test(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """Deploy the base and upgrade it in place with `runner`, by default kubectl and helm from PATH."""
-    upgrade = _load(args)
+    upgrade = _load(args, NO_MARKERS)
     out: Path = args.out
     shown = _checked_inputs(args, out)
     progress = make_progress(getattr(args, "progress", "auto"), shown=shown)

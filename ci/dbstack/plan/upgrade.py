@@ -28,7 +28,7 @@ import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -40,13 +40,20 @@ from dbstack.config.problems import InvalidInput, Problem
 from dbstack.config.topology import Volume, cluster_topology, volumes
 from dbstack.config.yamlfile import load_yaml
 from dbstack.plan.build import build_plan
-from dbstack.plan.model import Plan, Step, StepKind
+from dbstack.plan.model import Endpoint, Markers, Plan, Step, StepKind
 
 PREFIX = "upgrade:"
 """Every step of the upgrade stage has the id of the deploy step it repeats, after this prefix (the reports tell the
 phases apart by it: run/results.py UPGRADE_STEP_PREFIX)."""
 CHECK = "check:"
 """`upgrade:check:<database>`: a Cluster left unchanged, checked after KubeBlocks was upgraded under it."""
+STAGE = "upgrade"
+"""The `stage` of the marker steps: they report on the upgrade, and leave each database's outcome its own."""
+MARKER_PHASES = {"write": "markers-write:", "verify": "markers-verify:", "clean": "markers-clean:"}
+"""`upgrade:markers-<phase>:<database>`: the smoke suite's marker check, before and after the upgrade."""
+MARKER_SETUP_S = 240
+"""A marker step's time beyond the suite's own limit (`timeouts.smoke`): reaching the database (its forward and
+account) and installing the suite's dependencies (ci/pipeline.py gives pytest the rest)."""
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 LOCAL_PATH_EXPANSION = (
     "k3s's local-path StorageClass has no allowVolumeExpansion (k3s manifests/local-storage.yaml), so the API "
@@ -95,6 +102,8 @@ class UpgradePlan:
     """The upgrade stage's steps, run once the base is deployed (and its markers written)."""
     cautions: tuple[str, ...]
     """What the change needs that only the cluster can tell (a StorageClass that can expand volumes)."""
+    config: Config = field(compare=False, repr=False)
+    """The change's settings: the run's images, timeouts and smoke options are the change's."""
 
     @property
     def changed(self) -> bool:
@@ -129,8 +138,27 @@ class UpgradePlan:
         }
 
 
+@dataclass(frozen=True)
+class MarkerOptions:
+    """Whether the stage proves the data survives with marker steps (only a run with the smoke suite can run them),
+    and whether it removes the markers once read back (on a cluster that outlives the run)."""
+
+    write_and_verify: bool = True
+    clean: bool = False
+
+
+WITH_MARKERS = MarkerOptions()
+NO_MARKERS = MarkerOptions(write_and_verify=False)
+"""For runs without the smoke suite (the host CLI, the benchmark): nothing proves the data survived."""
+
+
 def build_upgrade_plan(
-    base: Config, new: Config, *, base_values: str, volume_expansion: bool | None = None
+    base: Config,
+    new: Config,
+    *,
+    base_values: str,
+    volume_expansion: bool | None = None,
+    markers: MarkerOptions = WITH_MARKERS,
 ) -> UpgradePlan:
     """The upgrade from `base` to `new` (both loaded with the same profile and overrides). `volume_expansion`:
     whether the cluster's StorageClass can grow volumes (False on k3s), None when it is not known here (a caution
@@ -140,13 +168,17 @@ def build_upgrade_plan(
         raise InvalidInput(problems)
     base_plan, target = build_plan(base), build_plan(new)
     releases = tuple(_release_changes(base, new, base_plan, target))
+    stage = _stage(target, releases)
+    if markers.write_and_verify:
+        stage = _with_markers(stage, base_plan, target, releases, new.timeouts.smoke + MARKER_SETUP_S, markers.clean)
     return UpgradePlan(
         base_values=base_values,
         base=base_plan,
         target=target,
         releases=releases,
-        stage=_stage(target, releases),
+        stage=stage,
         cautions=tuple(cautions),
+        config=new,
     )
 
 
@@ -295,6 +327,73 @@ def _stage(target: Plan, releases: Sequence[ReleaseChange]) -> Plan:
             if step.kind is StepKind.CLUSTER and actions[step.id].action is Action.UNCHANGED:
                 steps.append(_check_step(step, needs(step)))
     return replace(target, steps=tuple(steps))
+
+
+_KEPT = (Action.UPGRADE, Action.UNCHANGED)
+
+
+def _with_markers(
+    stage: Plan, base: Plan, target: Plan, releases: Sequence[ReleaseChange], timeout_s: int, clean: bool
+) -> Plan:
+    """The stage between marker steps: each database the base deployed and the change keeps gets its markers
+    written first (through the base's endpoint), before any upgrade starts; once its own Cluster has been upgraded
+    (or checked, or left alone) they are read back through the change's endpoint, and, with `clean`, removed."""
+    kept = [r.database for r in releases if r.id.startswith("cluster:") and r.database and r.action in _KEPT]
+    if not kept or not stage.steps:
+        return stage  # Nothing is upgraded: there is nothing for markers to prove.
+    before = {e.database: e for e in base.endpoints}
+    after = {e.database: e for e in target.endpoints}
+    writes = [_marker_step("write", before[key], (), timeout_s) for key in kept]
+    write_ids = tuple(s.id for s in writes)
+    ids = {s.id for s in stage.steps}
+    upgrades = [replace(s, needs=s.needs or write_ids) for s in stage.steps]
+    finals: list[Step] = []
+    for key in kept:
+        own = [i for i in (f"{PREFIX}cluster:{key}", f"{PREFIX}{CHECK}{key}") if i in ids]
+        needs = tuple(own) or _roots(stage, target, key) or (f"{PREFIX}{MARKER_PHASES['write']}{key}",)
+        verify = _marker_step("verify", after[key], needs, timeout_s)
+        finals.append(verify)
+        if clean:
+            finals.append(_marker_step("clean", after[key], (verify.id,), timeout_s))
+    return replace(stage, steps=(*writes, *upgrades, *finals))
+
+
+def _roots(stage: Plan, target: Plan, key: str) -> tuple[str, ...]:
+    """The stage's steps the database's deploy step comes after (KubeBlocks' upgrade, its addon's)."""
+    ids = {s.id for s in stage.steps}
+    found: list[str] = []
+    pending = list(target.step(f"cluster:{key}").needs)
+    while pending:
+        need = pending.pop(0)
+        if PREFIX + need in ids:
+            found.append(PREFIX + need)
+        else:
+            pending += target.step(need).needs
+    return tuple(dict.fromkeys(found))
+
+
+def _marker_step(phase: str, endpoint: Endpoint, needs: tuple[str, ...], timeout_s: int) -> Step:
+    words = {
+        "write": "Write marker data into",
+        "verify": "Read the marker data back from",
+        "clean": "Remove the marker data from",
+    }
+    return Step(
+        id=f"{PREFIX}{MARKER_PHASES[phase]}{endpoint.database}",
+        title=f"{words[phase]} {endpoint.title} ({endpoint.release})",
+        kind=StepKind.MARKERS,
+        database=endpoint.database,
+        needs=needs,
+        commands=(),
+        done_when=(),
+        timeout_s=timeout_s,
+        markers=Markers(phase, endpoint),
+        stage=STAGE,
+    )
+
+
+def marker_step_id(phase: str, database: str) -> str:
+    return f"{PREFIX}{MARKER_PHASES[phase]}{database}"
 
 
 def _upgrade_title(step: Step, change: ReleaseChange) -> str:
@@ -543,6 +642,7 @@ def load_upgrade_plan(
     *,
     volume_expansion: bool | None = None,
     base_label: str | None = None,
+    markers: MarkerOptions = WITH_MARKERS,
 ) -> UpgradePlan:
     """Both sides validated with the same profile and overrides (the base takes the settings it lacks from the
     change's pipeline.yaml: a setting the change adds), then the upgrade between them; raises InvalidInput with the
@@ -562,4 +662,4 @@ def load_upgrade_plan(
         raise InvalidInput(problems)
     base, new = configs
     label = base_label or str(base_values)
-    return build_upgrade_plan(base, new, base_values=label, volume_expansion=volume_expansion)
+    return build_upgrade_plan(base, new, base_values=label, volume_expansion=volume_expansion, markers=markers)

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dbstack.report.verdict import FAILED_OUTCOMES, MARKERS_TITLE, SMOKE_TITLE, SURVIVED
+from dbstack.report.verdict import FAILED_OUTCOMES, SMOKE_TITLE, SURVIVED
 from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult, UpgradeResults
 from dbstack.text import first_line
 
@@ -76,9 +76,8 @@ def _check_case(check: CheckResult, database: DatabaseResult) -> Case:
 
 
 def _upgrade_cases(results: RunResults, upgrade: UpgradeResults) -> list[Case]:
-    """The markers written before the upgrade, then one case per database: did its data survive?"""
-    took = _span(upgrade.markers_started_at, upgrade.markers_ended_at)
-    cases = [Case("upgrade.markers", MARKERS_TITLE, upgrade.markers_outcome, took, upgrade.markers_cause)]
+    """One case per database: did its data survive the upgrade? (The marker steps are pipeline steps.)"""
+    cases = []
     titles = {d.key: d.title for d in results.databases}
     for survival in upgrade.survival:
         title = titles.get(survival.database, survival.database)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from dbstack.report.summary_json import iso_time
 from dbstack.report.timeline import mermaid_gantt
 from dbstack.report.verdict import (
-    MARKERS_TITLE,
     OUTCOME_WORDS,
     SMOKE_TITLE,
     CheckCounts,
@@ -217,9 +216,6 @@ def _upgrade_failures(results: RunResults) -> list[str]:
     if upgrade is None:
         return []
     entries = []
-    if upgrade.markers_outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
-        cause = first_line(upgrade.markers_cause)
-        entries.append(f"**{MARKERS_TITLE}** {OUTCOME_WORDS[upgrade.markers_outcome]}: {text(cause) or '-'}")
     titles = {d.key: d.title for d in results.databases}
     for survival in upgrade.survival:
         if survival.outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
@@ -350,10 +346,7 @@ def _upgrade(results: RunResults) -> list[str]:
         f"| {cell(text(first_line(s.message)))} |"
         for s in upgrade.survival
     ]
-    markers = f"Marker data written before the upgrade: {result(upgrade.markers_outcome)}"
-    if upgrade.markers_cause:
-        markers += f" ({text(first_line(upgrade.markers_cause))})"
-    blocks = [f"### Upgrade from {code(upgrade.base_values)}", markers]
+    blocks = [f"### Upgrade from {code(upgrade.base_values)}"]
     if upgrade.survival:
         blocks.append("\n".join(rows))
     changed = [c for c in upgrade.changes if c.action != "unchanged"]

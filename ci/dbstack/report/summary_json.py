@@ -72,15 +72,9 @@ def _upgrade(results: RunResults) -> dict[str, Any] | None:
     upgrade = results.upgrade
     if upgrade is None:
         return None
-    start = results.started_at
-    markers_took = (
-        None
-        if upgrade.markers_started_at is None or upgrade.markers_ended_at is None
-        else upgrade.markers_ended_at - upgrade.markers_started_at
-    )
     return {
         "baseValues": upgrade.base_values,
-        "startSeconds": _offset(upgrade.started_at, start),
+        "startSeconds": _offset(upgrade.started_at, results.started_at),
         "releases": [
             {
                 "id": c.id,
@@ -94,12 +88,6 @@ def _upgrade(results: RunResults) -> dict[str, Any] | None:
             for c in upgrade.changes
         ],
         "cautions": list(upgrade.cautions),
-        "markers": {
-            "outcome": upgrade.markers_outcome.value,
-            "cause": upgrade.markers_cause,
-            "startSeconds": _offset(upgrade.markers_started_at, start),
-            "durationSeconds": _rounded(markers_took),
-        },
         "survival": [
             {"database": s.database, "outcome": s.outcome.value, "message": s.message} for s in upgrade.survival
         ],

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbstack.report.verdict import MARKERS_TITLE, SMOKE_TITLE
+from dbstack.report.verdict import SMOKE_TITLE
 from dbstack.run.results import Outcome, RunResults, StepResult, in_upgrade_stage
 
 PLATFORM_SECTION = "Platform"
 SMOKE_SECTION = "Smoke tests"
 BASE_PHASE = "Base"
 UPGRADE_PHASE = "Upgrade"
-MARKERS_SECTION = "Marker data"
 MIN_TASK_MS = 1000
 """Every task is drawn at least a second long, so skipped steps stay visible."""
 _MERMAID_LOOKALIKES = str.maketrans(
@@ -48,24 +47,13 @@ def _task(section: str, name: str, outcome: Outcome, start: float, end: float | 
 
 def timeline_tasks(results: RunResults) -> list[Task]:
     """Every step that started, grouped Platform first, then one section per database, then the smoke tests. An
-    upgrade test has these twice, the base's (`Base · ...`) and the upgrade's (`Upgrade · ...`), with the marker
-    data written between them."""
+    upgrade test has these twice, the base's (`Base · ...`) and the upgrade's (`Upgrade · ...`: each database's
+    markers written, its upgrade, its markers read back)."""
     upgrade = results.upgrade
     if upgrade is None:
         tasks = _step_tasks(results, results.steps, "")
     else:
         tasks = _step_tasks(results, [s for s in results.steps if not in_upgrade_stage(s)], f"{BASE_PHASE} · ")
-        if upgrade.markers_started_at is not None:
-            tasks.append(
-                _task(
-                    MARKERS_SECTION,
-                    MARKERS_TITLE,
-                    upgrade.markers_outcome,
-                    upgrade.markers_started_at,
-                    upgrade.markers_ended_at,
-                    results.started_at,
-                )
-            )
         tasks += _step_tasks(results, [s for s in results.steps if in_upgrade_stage(s)], f"{UPGRADE_PHASE} · ")
     if results.smoke_started_at is not None:
         tasks.append(

@@ -19,7 +19,6 @@ OUTCOME_WORDS: dict[Outcome, str] = {
 FAILED_OUTCOMES = (Outcome.FAILED, Outcome.TIMED_OUT)
 SMOKE_TITLE = "Run the smoke tests"
 """How every report names the smoke suite when it lists it beside the steps."""
-MARKERS_TITLE = "Write marker data before the upgrade"
 SURVIVED = "survived the upgrade"
 
 
@@ -83,8 +82,6 @@ def _upgrade_parts(results: RunResults) -> list[str]:
     upgrade = results.upgrade
     if upgrade is None:
         return []
-    if upgrade.markers_outcome in FAILED_OUTCOMES:
-        return [f"marker data not written before the upgrade: {first_line(upgrade.markers_cause) or 'no cause'}"]
     lost = [s.database for s in upgrade.survival if s.outcome in FAILED_OUTCOMES]
     if not lost:
         return []

@@ -1,9 +1,10 @@
-"""An upgrade test as one run: the base deployed, its marker data written, the upgrade stage run, then the markers
-read back and the smoke suite run, all in one Results whose steps hold both phases.
+"""An upgrade test as one run: the base deployed, then the upgrade stage (marker data written through the smoke
+suite, the changed releases upgraded, the markers read back), then the whole smoke suite, in one Results whose
+steps hold both phases and whose `upgrade` says what survived.
 
-The smoke suite's two runs are the caller's: the Dagger layer runs them in containers (`write_markers`,
-`after_upgrade`); the host CLI cannot (it has neither the clients nor the in-cluster DNS) and passes none, and the
-Results then say that no marker was checked.
+The smoke suite is the caller's: the Dagger layer runs the stage's marker steps (`markers`) and the suite
+(`after_upgrade`) in containers. The host CLI cannot (it has neither the clients nor the in-cluster DNS): its
+stage has no marker steps (plan/upgrade.py NO_MARKERS), and the Results say that nothing was checked and why.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from dbstack.plan.upgrade import Action, UpgradePlan
-from dbstack.run.orchestrator import new_results, run_plan
+from dbstack.plan.upgrade import Action, UpgradePlan, marker_step_id
+from dbstack.run.orchestrator import MarkerRunner, new_results, run_plan
 from dbstack.run.progress import Progress
 from dbstack.run.results import (
-    CheckResult,
     DatabaseResult,
     Outcome,
     ReleaseChangeResult,
     RunResults,
+    StepResult,
     Survival,
     UpgradeResults,
 )
@@ -30,9 +31,8 @@ from dbstack.text import first_line
 SmokeRun = Callable[[RunResults], Awaitable[None]]
 """Runs the smoke suite against the Results' ready databases and records its checks and outcome on them."""
 BASE_FAILED = "not run: the base deployment did not succeed"
-MARKERS_FAILED = "not run: the marker data could not be written before the upgrade"
-NO_MARKERS = "no marker was written: {why}"
 ENABLED_BY_CHANGE = "enabled by the change: it had no data before the upgrade"
+NOT_READ_BACK = "its markers were not read back: {cause}"
 
 
 def upgrade_record(upgrade: UpgradePlan) -> UpgradeResults:
@@ -46,6 +46,18 @@ def upgrade_record(upgrade: UpgradePlan) -> UpgradeResults:
     )
 
 
+def unstarted(upgrade: UpgradePlan, cluster_kind: str, started_at: float, no_markers: str) -> RunResults:
+    """Results of an upgrade test whose cluster never came up: both phases not run."""
+    base = new_results(upgrade.base, cluster_kind, started_at)
+    stage = new_results(upgrade.stage, cluster_kind, started_at)
+    for step in stage.steps:
+        step.cause = BASE_FAILED
+    results = _merged(base, stage, upgrade_record(upgrade))
+    if results.upgrade is not None:
+        results.upgrade.survival = _survival(upgrade, results, no_markers)
+    return results
+
+
 async def run_upgrade(
     upgrade: UpgradePlan,
     runner: Runner,
@@ -54,64 +66,36 @@ async def run_upgrade(
     cluster_kind: str,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
-    write_markers: SmokeRun | None = None,
+    markers: MarkerRunner | None = None,
     after_upgrade: SmokeRun | None = None,
-    is_marker_check: Callable[[CheckResult], bool] | None = None,
     no_markers: str = "this run has no smoke suite",
 ) -> RunResults:
-    """Deploy `upgrade.base`, write the markers, run `upgrade.stage`, then `after_upgrade` (the markers read back and
-    the full suite); return both phases in one Results. A base that fails, or markers that cannot be written, leave
-    the upgrade not run: there would be nothing to prove it against.
-
-    `is_marker_check` picks, among the checks `after_upgrade` records, the one per database that read its markers
-    back: its outcome is whether the database survived the upgrade."""
+    """Deploy `upgrade.base`, then run `upgrade.stage` (its marker steps through `markers`), then `after_upgrade`
+    (the whole smoke suite); return both phases in one Results. A base that fails leaves the stage not run: there
+    would be nothing to upgrade. `no_markers` says why a stage without marker steps checked no data."""
     record = upgrade_record(upgrade)
     base = await run_plan(upgrade.base, runner, out_dir, cluster_kind=cluster_kind, progress=progress, clock=clock)
     base_ok = all(s.outcome.ok for s in base.steps) and all(d.outcome is Outcome.PASSED for d in base.databases)
-    if base_ok and write_markers is not None:
-        await _write(record, base, write_markers, clock)
-    elif base_ok:
-        record.markers_outcome, record.markers_cause = Outcome.SKIPPED, NO_MARKERS.format(why=no_markers)
-    if not base_ok or not record.passed:
+    if base_ok:
+        record.started_at = clock()
+        stage = await run_plan(
+            upgrade.stage, runner, out_dir, cluster_kind=cluster_kind, progress=progress, clock=clock, markers=markers
+        )
+    else:
         stage = new_results(upgrade.stage, cluster_kind, clock())
         for step in stage.steps:
-            step.cause = BASE_FAILED if not base_ok else MARKERS_FAILED
-        return _merged(base, stage, record)
-    record.started_at = clock()
-    stage = await run_plan(upgrade.stage, runner, out_dir, cluster_kind=cluster_kind, progress=progress, clock=clock)
+            step.cause = BASE_FAILED
     results = _merged(base, stage, record)
-    if after_upgrade is not None:
+    if base_ok and after_upgrade is not None:
         await after_upgrade(results)
-    record.survival = _survival(upgrade, results, is_marker_check, record)
+    record.survival = _survival(upgrade, results, no_markers)
     results.ended_at = clock()
     return results
 
 
-async def _write(record: UpgradeResults, base: RunResults, write_markers: SmokeRun, clock: Callable[[], float]) -> None:
-    """Run the marker writers against the base; what they recorded becomes the record's, and the base's smoke
-    fields are left as they were (the suite's own run comes after the upgrade)."""
-    record.markers_started_at = clock()
-    await write_markers(base)
-    record.markers_ended_at = clock()
-    failed = [
-        f"{d.key}: {first_line(c.message) or c.name}" for d in base.databases for c in d.checks if not c.outcome.ok
-    ]
-    record.markers_outcome = base.smoke_outcome
-    record.markers_cause = "; ".join(failed) or base.smoke_cause
-    if record.markers_outcome is Outcome.NOT_RUN and record.markers_cause is None:
-        record.markers_cause = "the marker writers did not run"
-    if record.markers_outcome is Outcome.SKIPPED:
-        # A suite that wrote nothing proves nothing survived.
-        record.markers_outcome = Outcome.FAILED
-        record.markers_cause = record.markers_cause or "the smoke suite wrote no marker"
-    for database in base.databases:
-        database.checks, database.warnings = [], []
-    base.smoke_outcome, base.smoke_cause = Outcome.NOT_RUN, None
-    base.smoke_started_at = base.smoke_ended_at = None
-
-
 def _merged(base: RunResults, stage: RunResults, record: UpgradeResults) -> RunResults:
-    """One Results: both phases' steps, the change's databases (failed when either phase failed them)."""
+    """One Results: both phases' steps, the change's databases (failed when either phase failed them), and the
+    checks the marker steps added to each."""
     before = {d.key: d for d in base.databases}
     databases: list[DatabaseResult] = []
     for database in stage.databases:
@@ -136,31 +120,43 @@ def _merged(base: RunResults, stage: RunResults, record: UpgradeResults) -> RunR
     )
 
 
-def _survival(
-    upgrade: UpgradePlan,
-    results: RunResults,
-    is_marker_check: Callable[[CheckResult], bool] | None,
-    record: UpgradeResults,
-) -> list[Survival]:
+def _survival(upgrade: UpgradePlan, results: RunResults, no_markers: str) -> list[Survival]:
+    """Per database of the change: its `upgrade:markers-verify:<database>` step passed (the markers read back as
+    written), failed (with the check's words), or did not run (then why: the upgrade, or the write, failed)."""
     installed = {r.database for r in upgrade.releases if r.action is Action.INSTALL and r.database}
+    steps = {s.id: s for s in results.steps}
     out = []
     for database in results.databases:
         if database.key in installed:
             out.append(Survival(database.key, Outcome.SKIPPED, ENABLED_BY_CHANGE))
             continue
-        if record.markers_outcome is Outcome.SKIPPED:
-            out.append(Survival(database.key, Outcome.SKIPPED, record.markers_cause))
-            continue
-        found = [c for c in database.checks if is_marker_check is not None and is_marker_check(c)]
-        if not found:
-            why = (
-                f"its Cluster did not come back after the upgrade ({database.outcome.value})"
-                if database.outcome is not Outcome.PASSED
-                else "no check read its markers back"
-            )
-            out.append(Survival(database.key, Outcome.FAILED, why))
-            continue
-        failed = [c for c in found if not c.outcome.ok]
-        outcome = Outcome.FAILED if failed else found[0].outcome
-        out.append(Survival(database.key, outcome, first_line((failed or found)[0].message) or None))
+        verify = steps.get(marker_step_id("verify", database.key))
+        if verify is None:
+            out.append(Survival(database.key, Outcome.SKIPPED, f"no marker was written: {no_markers}"))
+        elif verify.outcome is Outcome.PASSED:
+            out.append(Survival(database.key, Outcome.PASSED))
+        elif verify.outcome is Outcome.NOT_RUN:
+            out.append(Survival(database.key, Outcome.FAILED, NOT_READ_BACK.format(cause=_unmet(verify, steps))))
+        else:
+            out.append(Survival(database.key, verify.outcome, first_line(verify.cause) or None))
     return out
+
+
+def _unmet(step: StepResult, steps: dict[str, StepResult]) -> str:
+    """Why a step did not run, in the words of the first step on its way that went wrong itself."""
+    seen: set[str] = set()
+    while step.outcome is Outcome.NOT_RUN and step.id not in seen:
+        seen.add(step.id)
+        blocking = next((steps[i] for i in _needs_named(step.cause) if i in steps), None)
+        if blocking is None:
+            break
+        step = blocking
+    if step.outcome is Outcome.NOT_RUN:
+        return step.cause or "not run"
+    return f"{step.title} {step.outcome.value.replace('_', ' ')}: {first_line(step.cause)}"
+
+
+def _needs_named(cause: str | None) -> list[str]:
+    """The step ids in the orchestrator's `not run: <id>, <id> did not succeed`."""
+    text = (cause or "").removeprefix("not run: ")
+    return text.removesuffix(" did not succeed").split(", ") if text.endswith(" did not succeed") else []

@@ -41,7 +41,7 @@ from dbstack.plan.build import KUBEBLOCKS_CRDS, KUBEBLOCKS_DEPLOYMENTS, SNAPSHOT
 from dbstack.plan.model import Command, Plan, Step, StepKind
 from dbstack.plan.upgrade import UpgradePlan
 from dbstack.run.orchestrator import MarkerRunner, run_plan
-from dbstack.run.results import CheckResult, RunResults
+from dbstack.run.results import RunResults
 from dbstack.run.runner import CommandResult, Runner
 from dbstack.run.upgraderun import SmokeRun, run_upgrade
 
@@ -1772,23 +1772,16 @@ def run_upgrade_simulated(
     out: Path,
     epoch: float = 0.0,
     *,
-    write_markers: SmokeRun | None = None,
+    markers: MarkerRunner | None = None,
     after_upgrade: SmokeRun | None = None,
-    is_marker_check: Callable[[CheckResult], bool] | None = None,
 ) -> RunResults:
-    """`run_upgrade` on a simulated `runner` in virtual time: the base deployed, the hooks, the upgrade stage."""
+    """`run_upgrade` on a simulated `runner` in virtual time: the base deployed, then the upgrade stage (its marker
+    steps through `markers`), then `after_upgrade`."""
 
     async def main() -> RunResults:
         clock = lambda: epoch + anyio.current_time()  # noqa: E731
         return await run_upgrade(
-            upgrade,
-            runner,
-            out,
-            cluster_kind="simulated",
-            clock=clock,
-            write_markers=write_markers,
-            after_upgrade=after_upgrade,
-            is_marker_check=is_marker_check,
+            upgrade, runner, out, cluster_kind="simulated", clock=clock, markers=markers, after_upgrade=after_upgrade
         )
 
     return in_virtual_time(main)
