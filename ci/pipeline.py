@@ -402,6 +402,8 @@ class _Run:
         self.plan = plan
         self.upgrade = upgrade
         """Set: an upgrade test, whose `plan` is the base's deployment and which runs the upgrade stage after it."""
+        self.marker: str | None = None
+        """The id of the marker data the run's marker steps use; None: one made from the run's id."""
         self.smoke_suite = smoke_suite
         """None: the plan deploys no databases (the platform), so there is no smoke suite to run."""
         self.cluster_diagnostics = cluster_diagnostics
@@ -454,17 +456,23 @@ class _Run:
         return _as_directory(self.out_dir)
 
 
+Finish = Callable[["ContainerRunner", "RunResults"], Awaitable[None]]
+"""Work on the cluster after the plan and the smoke suite (a preview records which databases hold marker data)."""
+
+
 async def _deploy_and_test(
-    run: _Run, kubeconfig: dagger.Secret | None, prepare: Prepare | None = None
+    run: _Run, kubeconfig: dagger.Secret | None, prepare: Prepare | None = None, finish: Finish | None = None
 ) -> dagger.Directory:
     try:
-        results = await _run_everything(run, kubeconfig, prepare)
+        results = await _run_everything(run, kubeconfig, prepare, finish)
     finally:
         await run.stop()
     return await run.reports(results)
 
 
-async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: Prepare | None) -> "RunResults":
+async def _run_everything(
+    run: _Run, kubeconfig: dagger.Secret | None, prepare: Prepare | None, finish: Finish | None = None
+) -> "RunResults":
     import sys
     import time
 
@@ -516,6 +524,8 @@ async def _run_everything(run: _Run, kubeconfig: dagger.Secret | None, prepare: 
         else:
             with _span("Smoke tests"):
                 await _smoke(run, toolbox, results)
+        if finish is not None:
+            await finish(runner, results)
     results.started_at = started
     results.ended_at = time.time()
     results.steps.insert(0, cluster)
@@ -756,7 +766,7 @@ def _marker_runner(run: _Run, toolbox: dagger.Container) -> "MarkerRunner":
     from dbstack.run import smokeenv
     from dbstack.run.results import CheckResult, Outcome
 
-    marker = smokeenv.marker_id(run.run_id)
+    marker = run.marker or smokeenv.marker_id(run.run_id)
 
     async def markers(step: "Markers", seconds: float) -> CheckResult:
         endpoint = step.endpoint
@@ -1038,11 +1048,14 @@ class Dbstack:
 
         from dbstack.github.platform import PlatformPins, check_platform
         from dbstack.github.preview import (
+            PreviewMarkers,
             PreviewTarget,
+            keep_markers,
             prepare_namespace,
             preview_cluster_diagnostics,
             preview_plan,
             quota_problems,
+            read_markers,
         )
         from dbstack.plan.build import build_plan
 
@@ -1057,12 +1070,22 @@ class Dbstack:
             raise _fail("\n".join([*problems, "nothing was deployed."]))
         await _check_kubeconfig(config.images["toolbox"], kubeconfig)
 
+        markers: list[PreviewMarkers] = []
+
         async def platform_then_namespace(runner: "ContainerRunner") -> None:
             with _span("Check the platform (snapshot support, KubeBlocks, addons) against values/"):
                 await check_platform(runner, PlatformPins.from_config(config))
+            with _span("Read which databases hold marker data from earlier deploys"):
+                run.plan, found = await read_markers(runner, target, run.plan, config)
+                markers.append(found)
+                run.marker = found.id
             with _span(f"Prepare namespace {target.namespace} (labels, role binding, quota, limits)"):
                 for note in await prepare_namespace(runner, target, config.preview):
                     print(note)
+
+        async def keep(runner: "ContainerRunner", results: "RunResults") -> None:
+            with _span("Record which databases hold marker data"):
+                print(await keep_markers(runner, target, markers[0], results))
 
         kb_ns = config.kubeblocks_namespace
         run = _Run(
@@ -1071,7 +1094,7 @@ class Dbstack:
             smoke_suite,
             cluster_diagnostics=preview_cluster_diagnostics(target.namespace, kb_ns),
         )
-        return await _deploy_and_test(run, kubeconfig, prepare=platform_then_namespace)
+        return await _deploy_and_test(run, kubeconfig, prepare=platform_then_namespace, finish=keep)
 
     @never_cached
     async def teardown(

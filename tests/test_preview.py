@@ -125,9 +125,13 @@ class FakeCluster:
                 return CommandResult(0, json.dumps({"kind": "List", "items": items}), "")
             case ["kubectl", "apply", "-f", "-"]:
                 return self._apply(json.loads(command.stdin or "{}"))
-            case ["kubectl", "label", "namespace", name, label, "--overwrite"]:
-                key, _, value = label.partition("=")
-                self.labels(name)[key] = value
+            case ["kubectl", "label", "namespace", name, *labels]:
+                for label in (a for a in labels if a != "--overwrite"):
+                    key, eq, value = label.partition("=")
+                    if eq:
+                        self.labels(name)[key] = value
+                    else:  # `key-` removes it; a missing one is only noted
+                        self.labels(name).pop(key.removesuffix("-"), None)
                 return CommandResult(0, f"namespace/{name} labeled", "")
             case ["kubectl", "wait", resource, "--for=delete", _]:
                 self.namespaces.pop(resource.removeprefix("namespace/"), None)
@@ -149,7 +153,10 @@ class FakeCluster:
             name = manifest["metadata"]["name"]
             if self.namespaces.get(name, {}).get("status", {}).get("phase") == "Terminating":
                 return CommandResult(1, "", f'namespace "{name}" is being deleted')
-            self.add_namespace(name, manifest["metadata"]["labels"], "Active", *self.releases.get(name, []))
+            # Client-side apply merges: labels it never applied (set by `kubectl label`) stay.
+            kept = self.namespaces.get(name, {}).get("metadata", {}).get("labels", {})
+            labels = {**kept, **manifest["metadata"]["labels"]}
+            self.add_namespace(name, labels, "Active", *self.releases.get(name, []))
             return CommandResult(0, f"namespace/{name} configured", "")
         items = manifest["items"] if manifest["kind"] == "List" else [manifest]
         for item in items:

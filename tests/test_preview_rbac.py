@@ -30,7 +30,9 @@ from dbstack.github.preview import (
     PREVIEW_NAMESPACE_PATTERN,
     PREVIEW_ROLE,
     PREVIEW_SERVICE_ACCOUNT,
+    PreviewMarkers,
     PreviewTarget,
+    markers_label_command,
     namespace_policy,
     prepare_namespace,
     preview_cluster_diagnostics,
@@ -41,6 +43,8 @@ from dbstack.github.preview import (
 from dbstack.plan.build import build_plan
 from dbstack.plan.model import Command
 from dbstack.run import smokeenv
+from dbstack.run.orchestrator import new_results
+from dbstack.run.results import Outcome, StepResult
 from dbstack.sim.cluster import Failure, Scenario, SimCluster, Stuck, run_simulated
 from test_preview import NOW, SETTINGS, SHA, FakeCluster, _labels
 from upstream import ADDONS, upstream_or_skip
@@ -285,6 +289,12 @@ def _plan_commands(tmp_path: Path) -> list[Command]:
             commands.append(Command(tuple(smokeenv.read_account_argv(endpoint, "/x"))))
         commands.append(Command(("kubectl", "port-forward", "-n", endpoint.namespace, f"svc/{endpoint.service}")))
     commands += list(PlatformPins.from_config(config).commands())
+    # Which databases hold marker data, recorded on the namespace after each deploy (and removed when none does).
+    markers = PreviewMarkers("m1", ("postgresql",), ("redis",))
+    none_held = new_results(plan, "existing", 0.0)
+    held = new_results(plan, "existing", 0.0)
+    held.steps.append(StepResult("markers:write:redis", "w", "markers", "redis", Outcome.PASSED))
+    commands += [markers_label_command(PR_NS, markers, r) for r in (none_held, held)]
     commands += [c for _, c in preview_cluster_diagnostics(PR_NS, KB_NS)]
     return commands
 

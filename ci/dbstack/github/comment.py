@@ -21,7 +21,7 @@ from typing import Any
 
 from dbstack.config.inputfile import InputFileError, read_input_file
 from dbstack.config.naming import preview_namespace
-from dbstack.github.preview import HEAD_SHA_PATTERN, PreviewError, first_line
+from dbstack.github.preview import HEAD_SHA_PATTERN, PreviewError, first_line, marker_step_id
 from dbstack.masking import mask
 from dbstack.report.verdict import without_outcome
 from dbstack.run.results import DatabaseResult, Outcome, RunResults
@@ -144,6 +144,7 @@ def _results_section(results: RunResults) -> list[str]:
             cause = f": {_text(said)}" if said else ""
             lines.append(f"- {_text(s.title, 120)}: {_STATUS[s.outcome]}{cause}")
         lines.append("")
+    lines += _markers_section(results)
     failed_checks = [(d, c) for d in results.databases for c in d.checks if c.outcome is Outcome.FAILED]
     if failed_checks:
         lines.append("**Failed smoke checks**")
@@ -166,6 +167,32 @@ def _results_section(results: RunResults) -> list[str]:
             lines += _connect_hint(d)
         lines += ["```", "", "</details>", ""]
     return lines
+
+
+def _markers_section(results: RunResults) -> list[str]:
+    """Whether the data survived this push (each deploy after the first upgrades the one before), and where marker
+    data was written for the next push to read back."""
+    steps = {s.id: s for s in results.steps}
+    lines = []
+    for d in results.databases:
+        title = _text(d.title, 40)
+        verify, write = steps.get(marker_step_id("verify", d.key)), steps.get(marker_step_id("write", d.key))
+        if verify is not None and verify.outcome is Outcome.PASSED:
+            lines.append(f"- ✅ {title}: the marker data written earlier survived this push")
+        elif verify is not None:
+            cause = f": {_text(verify.cause)}" if verify.cause else ""
+            lines.append(f"- ❌ {title}: the marker data written earlier did not read back{cause}")
+        if write is not None and write.outcome is Outcome.PASSED:
+            lines.append(f"- 📝 {title}: marker data written; the next push reads it back")
+        elif write is not None:
+            cause = f": {_text(write.cause)}" if write.cause else ""
+            lines.append(f"- ⚠️ {title}: marker data could not be written{cause}")
+    if not lines:
+        return []
+    intro = "**Data across pushes** (each push upgrades this preview in place"
+    upgraded = results.upgrade.base_values if results.upgrade is not None else None
+    intro += f": this one upgraded {_text(upgraded, 80)})" if upgraded else ")"
+    return [intro, "", *lines, ""]
 
 
 def _link(run_url: str | None, words: str) -> str:

@@ -34,8 +34,9 @@ from dbstack.config.capacity import database_pods
 from dbstack.config.load import Config, PreviewSettings
 from dbstack.config.naming import NameRule, preview_namespace
 from dbstack.masking import mask
-from dbstack.plan.model import Command, Diagnostic, Plan, StepKind, helm, kubectl
+from dbstack.plan.model import Command, Diagnostic, Markers, Plan, Step, StepKind, helm, kubectl
 from dbstack.run.kube import helm_timed_out
+from dbstack.run.results import Outcome, RunResults, Survival, UpgradeResults
 from dbstack.run.runner import Runner
 from dbstack.text import first_line as text_first_line
 
@@ -46,6 +47,11 @@ LABEL_DEPLOYED_AT = "dbstack.io/deployed-at"
 LABEL_TEARDOWN = "dbstack.io/teardown-started-at"
 """Set before a teardown removes anything: the namespace is condemned, and an interrupted teardown is finished by
 the next deploy or sweep instead of being taken for a live preview."""
+LABEL_MARKERS = "dbstack.io/markers"
+"""The id of the marker data the preview holds: written when it was created, read back by every later deploy, each
+of which is an upgrade of the one before."""
+LABEL_MARKED = "dbstack.io/markers-in"
+"""The databases holding that marker data, joined by '.' (a label value: letters, digits, '-', '_', '.')."""
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dbstack"
 HOURS = 3600
@@ -437,6 +443,131 @@ async def prepare_namespace(
     await _run(runner, binding, QUERY_TIMEOUT_S)
     await _run_once_authorized(runner, limits, QUERY_TIMEOUT_S)
     return notes
+
+
+# --- marker data: each deploy after the first is an upgrade --------------------------------------------------
+
+MARKER_STAGE = "preview"
+MARKER_SETUP_S = 240
+"""A marker step's time beyond the suite's own limit: reaching the database and installing the suite (as
+plan/upgrade.py MARKER_SETUP_S)."""
+
+
+@dataclass(frozen=True)
+class PreviewMarkers:
+    """What this deploy does with marker data: read back what earlier deploys wrote (`verify`), and write it into
+    the databases that hold none yet (`write`: every database on the first deploy)."""
+
+    id: str
+    verify: tuple[str, ...]
+    write: tuple[str, ...]
+    previous_head: str | None = None
+    """The commit of the deploy this one upgrades."""
+
+
+def preview_markers(existing: PreviewNamespace | None, target: PreviewTarget, enabled: Sequence[str]) -> PreviewMarkers:
+    """From the namespace as it is before this deploy (None: there is none, or it is torn down first)."""
+    from dbstack.run.smokeenv import MARKER_ID, marker_id
+
+    if existing is not None and not existing.condemned:
+        held = existing.labels.get(LABEL_MARKERS, "")
+        marked = [d for d in existing.labels.get(LABEL_MARKED, "").split(".") if d]
+        if MARKER_ID.fullmatch(held) and marked:
+            verify = tuple(d for d in enabled if d in marked)
+            write = tuple(d for d in enabled if d not in marked)
+            return PreviewMarkers(held, verify, write, existing.labels.get(LABEL_HEAD_SHA))
+    return PreviewMarkers(marker_id(f"pr{target.pr}t{target.deployed_at}"), (), tuple(enabled))
+
+
+def marker_step_id(phase: str, database: str) -> str:
+    return f"markers:{phase}:{database}"
+
+
+def with_marker_steps(plan: Plan, markers: PreviewMarkers, smoke_timeout_s: int) -> Plan:
+    """The preview plan with, after each database's cluster step, its markers read back or written (the smoke
+    suite's marker check, through the database's own Service and Secret)."""
+    endpoints = {e.database: e for e in plan.endpoints}
+    added = []
+    for phase, databases, verb in (
+        ("verify", markers.verify, "Read the marker data back from"),
+        ("write", markers.write, "Write marker data into"),
+    ):
+        for key in databases:
+            endpoint = endpoints[key]
+            added.append(
+                Step(
+                    id=marker_step_id(phase, key),
+                    title=f"{verb} {endpoint.title} ({endpoint.release})",
+                    kind=StepKind.MARKERS,
+                    database=key,
+                    needs=(f"cluster:{key}",),
+                    commands=(),
+                    done_when=(),
+                    timeout_s=smoke_timeout_s + MARKER_SETUP_S,
+                    markers=Markers(phase, endpoint),
+                    stage=MARKER_STAGE,
+                )
+            )
+    return replace(plan, steps=(*plan.steps, *added))
+
+
+def markers_label_command(namespace: str, markers: PreviewMarkers, results: RunResults) -> Command:
+    """Record on the namespace which databases hold the markers now: those read back and those written, each only
+    when its step passed (a database whose markers were lost gets new ones on the next deploy)."""
+    passed = {s.id for s in results.steps if s.outcome is Outcome.PASSED}
+    held = [
+        key
+        for phase, databases in (("verify", markers.verify), ("write", markers.write))
+        for key in databases
+        if marker_step_id(phase, key) in passed
+    ]
+    if not held:
+        return kubectl("label", "namespace", namespace, f"{LABEL_MARKERS}-", f"{LABEL_MARKED}-")
+    labels = (f"{LABEL_MARKERS}={markers.id}", f"{LABEL_MARKED}={'.'.join(sorted(held))}")
+    return kubectl("label", "namespace", namespace, *labels, "--overwrite")
+
+
+def record_survival(results: RunResults, markers: PreviewMarkers) -> None:
+    """On a deploy that upgraded an earlier one: whether each database's markers survived it (results.upgrade)."""
+    if not markers.verify:
+        return
+    steps = {s.id: s for s in results.steps}
+    survival = []
+    for database in results.databases:
+        step = steps.get(marker_step_id("verify", database.key))
+        if step is None:
+            why = "it held no marker data before this deploy: written now"
+            survival.append(Survival(database.key, Outcome.SKIPPED, why))
+        elif step.outcome is Outcome.PASSED:
+            survival.append(Survival(database.key, Outcome.PASSED))
+        else:
+            cause = text_first_line(step.cause) or step.outcome.value
+            survival.append(Survival(database.key, Outcome.FAILED, mask(cause)))
+    head = f" (commit {markers.previous_head[:12]})" if markers.previous_head else ""
+    results.upgrade = UpgradeResults(base_values=f"the preview's previous deploy{head}", survival=survival)
+
+
+async def read_markers(
+    runner: Runner, target: PreviewTarget, plan: Plan, config: Config
+) -> tuple[Plan, PreviewMarkers]:
+    """Which marker data the preview holds before this deploy, and its plan with the marker steps that follow."""
+    existing = await existing_namespace(runner, target.namespace)
+    markers = preview_markers(existing, target, [d.key for d in config.enabled])
+    return with_marker_steps(plan, markers, config.timeouts.smoke), markers
+
+
+async def keep_markers(runner: Runner, target: PreviewTarget, markers: PreviewMarkers, results: RunResults) -> str:
+    """After the deploy: whether the markers survived it (into the results), and which databases hold markers now
+    (onto the namespace). Returns a note for the run's log; a label that cannot be written only means the next
+    deploy writes the markers again."""
+    record_survival(results, markers)
+    command = markers_label_command(target.namespace, markers, results)
+    try:
+        await _run(runner, command, QUERY_TIMEOUT_S)
+    except PreviewError as exc:
+        return f"could not record the marker data on {target.namespace}, the next deploy writes it again: {exc}"
+    held = next((a.split("=", 1)[1] for a in command.argv if a.startswith(f"{LABEL_MARKED}=")), "")
+    return f"marker data {markers.id} held by: {held.replace('.', ', ') or 'none'}"
 
 
 # --- teardown ------------------------------------------------------------------------------------------------
