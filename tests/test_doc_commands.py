@@ -1,8 +1,9 @@
 """Each `dbstack` command the README and docs/ show in a shell block runs as shown, from a folder with `values/`.
 
-`deploy` and `teardown` need a cluster: here they run with a valid `~/.kube/config` and no kubectl or helm on PATH,
-so they get through argument parsing and every input check and stop at the preflight (exit 3), which is as far as
-this machine can take them. The `dagger call` lines need an engine and are not run.
+`deploy`, `upgrade-test` and `teardown` need a cluster: here they run with a valid `~/.kube/config` and no kubectl
+or helm on PATH, so they get through argument parsing and every input check and stop at the preflight (exit 3),
+which is as far as this machine can take them (an upgrade's base is a copy of `values/` in `base/values`). The
+`dagger call` lines need an engine and are not run.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def test_each_shown_command_runs_as_shown(where: str, command: str, tmp_path: Pa
     venv_bin = Path(sys.executable).parent
     assert (venv_bin / "dbstack").is_file(), "the tests run with the project's .venv"
     shutil.copytree(REPO / "values", tmp_path / "values")
+    shutil.copytree(REPO / "values", tmp_path / "base" / "values")  # an upgrade's base, as the docs check it out
     (tmp_path / ".kube").mkdir()
     (tmp_path / ".kube" / "config").write_text(KUBECONFIG, encoding="utf-8")
     no_tools = tmp_path / "no-tools"
@@ -77,7 +79,7 @@ def test_each_shown_command_runs_as_shown(where: str, command: str, tmp_path: Pa
         check=False,
     )
     assert "Traceback" not in done.stdout + done.stderr
-    if subcommand(command) in ("deploy", "teardown"):
+    if subcommand(command) in ("deploy", "teardown", "upgrade-test"):
         assert done.returncode == EXIT_UNREACHABLE, done.stderr
         assert "kubectl and helm not found on PATH" in done.stderr
     else:
