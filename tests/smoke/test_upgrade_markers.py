@@ -30,13 +30,16 @@ class Written:
     marker: str
 
 
-@pytest.fixture
-def written(tmp_path: Path) -> Iterator[Written]:
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
+    """Markers written once for the module; each test leaves them as they are (PostgreSQL restarted keeps them, and
+    the source Redis is only saved and copied)."""
     with LocalPostgres() as postgres, LocalRedis() as redis_server:
         postgres.create_login(PG_USER, PG_PASSWORD, DATABASE)
         redis_server.create_acl_user(REDIS_USER, REDIS_PASSWORD)
         marker = smokeenv.marker_id(f"upgrade-{secrets.token_hex(3)}")
-        phase = pipeline_phase(postgres, Target(DATABASE, redis_server), "write", marker, tmp_path / "write.xml")
+        junit = tmp_path_factory.mktemp("write") / "write.xml"
+        phase = pipeline_phase(postgres, Target(DATABASE, redis_server), "write", marker, junit)
         assert phase.returncode == 0, phase.output
         yield Written(postgres, redis_server, marker)
 
