@@ -95,7 +95,8 @@ def _step_lines(number: int, step: Step) -> list[str]:
     if step.watch is not None:
         lines.append(
             f"      fails on:  Cluster {', '.join(step.watch.fail_phases)}; pods "
-            f"{', '.join(step.watch.stuck_reasons)}; first waits for every component's upToDate"
+            f"{', '.join(step.watch.stuck_reasons)}; first waits for the new generation to be observed, "
+            "then for every component's upToDate"
         )
     return lines
 
