@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 from dbstack.cli.main import main
 from dbstack.config.validate import validate
@@ -119,18 +120,30 @@ def _field_paths(value: object, prefix: str = "") -> set[str]:
     return paths
 
 
-def test_every_plan_json_field_is_documented(values_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["plan", "--json", "--values", str(values_dir), "--set", "databases.neo4j.enabled=true"]) == 0
+BACKUP_ON = ("--set", "backup.enabled=true", "--set", "backup.methods.elasticsearch=none", "--set", "node.cpu=16")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [(), (*BACKUP_ON, "--cluster", "k3s"), (*BACKUP_ON, "--cluster", "existing")],
+    ids=["deploy", "backup-on-k3s", "backup-on-existing"],
+)
+def test_every_plan_json_field_is_documented(values_dir: Path, capsys, extra: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    argv = ["plan", "--json", "--values", str(values_dir), "--set", "databases.neo4j.enabled=true", *extra]
+    assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     documented = set(re.findall(r"^\| `([^`]+)` \|", (REPO / "docs" / "plan.md").read_text(), re.MULTILINE))
     # Every command object has the shape documented once, under steps[].commands[]; doneWhenSkipped's waits have
-    # doneWhen's fields.
+    # doneWhen's fields. A marker step's endpoint has the fields of endpoints[].
     fields = {
-        re.sub(r"^steps\[\]\.doneWhenSkipped\[\]\.", "steps[].doneWhen[].", p)
+        re.sub(r"^steps\[\]\.markers\.endpoint\.", "endpoints[].", p)
         for p in (
-            re.sub(r"^.*\.command\.(argv|stdin)$", r"steps[].commands[].\1", p)
-            for p in _field_paths(data)
-            if not p.startswith("versions.")
+            re.sub(r"^steps\[\]\.doneWhenSkipped\[\]\.", "steps[].doneWhen[].", p)
+            for p in (
+                re.sub(r"^.*\.command\.(argv|stdin)$", r"steps[].commands[].\1", p)
+                for p in _field_paths(data)
+                if not p.startswith("versions.")
+            )
         )
     }
     missing = sorted(fields - documented)

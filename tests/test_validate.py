@@ -820,7 +820,7 @@ def test_unknown_profile_lists_the_known_ones(capsys: pytest.CaptureFixture[str]
     (values_dir / "profiles" / "laptop").mkdir()
     assert_invalid(
         run_validate(capsys, values_dir, "--profile", "gpu"),
-        f"{values_dir / 'profiles' / 'gpu'}:1: profile: no profile named 'gpu' (allowed: ci, laptop)",
+        f"{values_dir / 'profiles' / 'gpu'}:1: profile: no profile named 'gpu' (allowed: ci, full, laptop)",
     )
 
 
@@ -830,7 +830,7 @@ def test_profile_must_be_a_folder_directly_under_profiles(
 ) -> None:
     run = run_validate(capsys, values_dir, "--profile", name)
     assert run.code == EXIT_INVALID
-    assert f"profile: no profile named {name!r} (allowed: ci)" in run.problems[0]
+    assert f"profile: no profile named {name!r} (allowed: ci, full)" in run.problems[0]
 
 
 def test_a_problem_set_by_the_profile_is_reported_in_the_profile_file(

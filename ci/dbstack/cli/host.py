@@ -25,8 +25,10 @@ from dbstack.cli.main import (
     values_dir,
 )
 from dbstack.config.kubeconfig import KubeconfigError, read_kubeconfig
+from dbstack.config.problems import InvalidInput, Problem
 from dbstack.config.validate import validate
 from dbstack.masking import Masker
+from dbstack.plan.backup import ON_EXISTING
 from dbstack.plan.build import build_plan, build_teardown_plan
 from dbstack.plan.model import Command, Plan
 from dbstack.run.hostrunner import HostRunner, ToolMissing
@@ -138,7 +140,22 @@ def _run_on_cluster(plan: Plan, args: argparse.Namespace, runner: Runner | None,
 
 def deploy(args: argparse.Namespace, runner: Runner | None = None) -> int:
     """Deploy with `runner`, by default kubectl and helm from PATH (checked first)."""
-    plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
+    config = validate(values_dir(args), args.profile, args.overrides).config
+    if config.backup.enabled:
+        # Its markers are written and read back by the smoke suite, which runs only in the Dagger module.
+        where = config.where("backup.enabled")
+        raise InvalidInput(
+            [
+                Problem(
+                    where.file,
+                    where.line,
+                    "backup.enabled",
+                    "dbstack deploy runs no smoke suite, which writes and reads back the backup stage's markers",
+                    "false here; the stage runs with `dagger call deploy-and-test`",
+                )
+            ]
+        )
+    plan = build_plan(config, ON_EXISTING)
     out: Path = args.out
     shown = _checked_inputs(args, out)
     try:

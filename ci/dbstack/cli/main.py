@@ -13,8 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbstack.config.problems import InvalidInput
+
+if TYPE_CHECKING:
+    from dbstack.plan.model import Step
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -23,6 +27,8 @@ EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE, what a shell reports for a command whose reader went away."""
+CLUSTER_KINDS = ("k3s", "existing")
+"""dbstack.plan.backup.CLUSTER_KINDS, written here so `--help` costs no plan import."""
 DEBUG_ENV = "DBSTACK_DEBUG"
 DEFAULT_VALUES = Path("values")
 
@@ -86,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="values deployed before the change (e.g. the target branch's values/): print the upgrade plan from them",
+    )
+    p.add_argument(
+        "--cluster",
+        choices=CLUSTER_KINDS,
+        default=CLUSTER_KINDS[0],
+        help="what runs it: the pipeline's k3s (default) or an existing cluster; the backup stage differs",
     )
     p.set_defaults(handler=_plan)
 
@@ -184,7 +196,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     if args.base_values is not None:
         return _lazy("dbstack.cli.upgrade", "print_upgrade_plan")(args)
-    plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config)
+    plan = build_plan(validate(values_dir(args), args.profile, args.overrides).config, args.cluster)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
         return EXIT_OK
@@ -197,10 +209,14 @@ def _plan(args: argparse.Namespace) -> int:
             version = probe.installed_version
             pinned = f" (reused only at {version.pinned})" if version and not version.any_version else ""
             print(f"      skip when: {probe.command}{pinned}")
+        for line in _stage_lines(step):
+            print(f"      {line}")
         for command in step.commands:
             print(f"      run:       {command}")
         for wait in step.done_when:
             print(f"      done when: {wait.command(step.timeout_s)}")
+            if wait.fails_on is not None:
+                print(f"      fails on:  {wait.failure_command(step.timeout_s)}")
         for wait in step.done_when_skipped or ():
             print(f"      if found:  {wait.command(step.timeout_s)}")
         if step.images:
@@ -209,7 +225,34 @@ def _plan(args: argparse.Namespace) -> int:
     for e in plan.endpoints:
         secret = e.secret or "no auth"
         print(f"  {e.database:14} {e.service}:{e.port}  (Secret {secret})")
+    if plan.backups:
+        print("Backup and restore:")
+        for case in plan.backups:
+            did = f"{case.method} via {case.policy}, restored as {case.restored}" if case.method else case.reason
+            print(f"  {case.database:14} {did}")
     return EXIT_OK
+
+
+def _stage_lines(step: Step) -> list[str]:
+    """What a backup-stage step does beyond its commands, in words."""
+    lines = []
+    if step.markers is not None:
+        target = step.markers.endpoint
+        lines.append(f"smoke:     the suite's {step.markers.phase} marker check on {target.service}:{target.port}")
+    if step.snapshot_support is not None:
+        support = step.snapshot_support
+        lines.append(
+            f"checks:    StorageClass {support.storage_class} is provisioned by a CSI driver that "
+            f"VolumeSnapshotClass {support.snapshot_class} serves"
+        )
+    if step.restore is not None:
+        lines.append(
+            f"creates:   Cluster {step.restore.target} with {step.restore.source}'s spec, restoring "
+            f"{step.restore.component} from Backup {step.restore.backup}"
+        )
+    if step.cleanup:
+        lines.append("cleanup:   runs whatever its needs ended in, once one of them ran")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

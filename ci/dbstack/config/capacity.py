@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dbstack.config.load import Config, DatabaseConfig
+from dbstack.config.backupcatalog import NONE
+from dbstack.config.load import RESTORED_SUFFIX, Config, DatabaseConfig
 
 # REFERENCE section 2: kubeblocks and kubeblocks-dataprotection, 500m / 1 Gi each, requests = limits.
 CONTROL_PLANE: tuple[tuple[str, float, float], ...] = (
@@ -60,10 +61,11 @@ class Capacity:
         return sorted(self.consumers, key=key, reverse=True)[:count]
 
 
-def database_pods(d: DatabaseConfig) -> list[Consumer]:
-    """What one database asks the scheduler for: one consumer per component of its Cluster."""
+def database_pods(d: DatabaseConfig, release: str | None = None) -> list[Consumer]:
+    """What one database asks the scheduler for: one consumer per component of its Cluster (or of a Cluster with
+    the same spec named `release`: a restored one)."""
     return [
-        Consumer(f"{d.release}-{c.name}", c.cpu * c.replicas, c.memory_gi * c.replicas, c.replicas)
+        Consumer(f"{release or d.release}-{c.name}", c.cpu * c.replicas, c.memory_gi * c.replicas, c.replicas)
         for c in d.components
     ]
 
@@ -72,4 +74,9 @@ def capacity(config: Config) -> Capacity:
     consumers = [Consumer(name, cpu, mem) for name, cpu, mem in CONTROL_PLANE]
     for d in config.enabled:
         consumers.extend(database_pods(d))
+    if config.backup.enabled:
+        # The backup stage restores each backed-up database into a Cluster of the same spec beside it.
+        for d in config.enabled:
+            if config.backup.method(d.key) != NONE:
+                consumers.extend(database_pods(d, f"{d.release}{RESTORED_SUFFIX}"))
     return Capacity(tuple(consumers), config.node_cpu, config.node_memory_gi)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from dbstack.config import naming
+from dbstack.config import backupcatalog, naming
 from dbstack.config.catalog import DATABASES, Database, service_releases
 from dbstack.config.chartrules import BOOL, RULES_CHART_VERSION, Rule, Unmodelled
 from dbstack.config.problems import InvalidInput, Problem
@@ -57,6 +57,25 @@ SETTINGS_RULES: dict[str, Rule] = {
         children={name: _TIMEOUT for name in ("crds", "snapshotController", "kubeblocks", "addon", "cluster", "smoke")},
     ),
     "smoke": Rule(("mapping",), children={"requireIkPlugin": Rule(("boolean",))}),
+    "backup": Rule(
+        ("mapping",),
+        children={
+            "enabled": BOOL,
+            "methods": Rule(("mapping",), children={key: Rule(("string",)) for key in DATABASES}),
+            "storageClass": Rule(("string",)),
+            "snapshotClass": Rule(("string",)),
+            "repo": Rule(
+                ("mapping",),
+                children={
+                    "name": Rule(("string",)),
+                    "create": BOOL,
+                    "storageClass": Rule(("string",)),
+                    "capacityGi": Rule(("integer",), minimum=1, maximum=100_000),
+                },
+            ),
+            "timeouts": Rule(("mapping",), children={name: _TIMEOUT for name in ("csiDriver", "backup", "restore")}),
+        },
+    ),
     "preview": Rule(
         ("mapping",),
         children={
@@ -225,8 +244,9 @@ class DatabaseConfig:
         """Pods of the component the application uses."""
         return self.components[0].replicas
 
-    def values_yaml(self) -> str:
-        return yaml.safe_dump(dict(self.values), sort_keys=False)
+    def values_yaml(self, overrides: Mapping[str, Any] | None = None) -> str:
+        """The values Helm gets; `overrides` (top-level keys the plan sets, e.g. `storageClassName`) win."""
+        return yaml.safe_dump({**self.values, **(overrides or {})}, sort_keys=False)
 
 
 @dataclass(frozen=True)
@@ -283,6 +303,50 @@ DEFAULT_PREVIEW = PreviewSettings(
 
 
 @dataclass(frozen=True)
+class BackupRepo:
+    name: str
+    create: bool
+    """True: the stage creates it on KubeBlocks' `pvc` StorageProvider; False: an existing BackupRepo of that name."""
+    storage_class: str
+    """The StorageClass of the `pvc` repo's volume; "" the cluster's default."""
+    capacity_gi: int
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """The backup stage: per database with a method, markers written, a Backup taken, a new Cluster restored from
+    it, the markers read back from that cluster, then the restored cluster and the backup deleted."""
+
+    enabled: bool
+    methods: Mapping[str, str]
+    """Database key -> a method of its addon's BackupPolicyTemplate, or `none`."""
+    storage_class: str
+    """On an existing cluster: the StorageClass the backed-up databases' volumes go on (a CSI driver that snapshots)."""
+    snapshot_class: str
+    """On an existing cluster: that driver's VolumeSnapshotClass."""
+    repo: BackupRepo
+    csi_driver_timeout: int
+    backup_timeout: int
+    restore_timeout: int
+
+    def method(self, key: str) -> str:
+        return self.methods.get(key, backupcatalog.NONE)
+
+
+DEFAULT_BACKUP = BackupSettings(
+    enabled=False,
+    methods={"postgresql": "volume-snapshot", "redis": "volume-snapshot", "qdrant": "datafile"},
+    storage_class="csi-hostpath-sc",
+    snapshot_class="csi-hostpath-snapclass",
+    repo=BackupRepo(name="dbstack-backups", create=True, storage_class="", capacity_gi=5),
+    csi_driver_timeout=300,
+    backup_timeout=900,
+    restore_timeout=900,
+)
+"""For Configs built in code (tests); values/pipeline.yaml always sets every key."""
+
+
+@dataclass(frozen=True)
 class Config:
     values_dir: Path
     profile: str | None
@@ -301,6 +365,7 @@ class Config:
     timeouts: Timeouts
     databases: tuple[DatabaseConfig, ...]
     preview: PreviewSettings = DEFAULT_PREVIEW
+    backup: BackupSettings = DEFAULT_BACKUP
     smoke_require_ik: bool = True
     """The smoke suite fails, instead of skipping, when Elasticsearch lacks the IK analysis plugin."""
     files: tuple[Path, ...] = field(default=())
@@ -392,9 +457,10 @@ def _load_config(
     if settings_ok:
         _check_settings(settings, problems)
     databases = []
+    values_layers: dict[str, Layers] = {}
     for db in DATABASES.values():
         entry: Mapping[str, Any] | None = s["databases"][db.key] if settings_ok else None
-        layers = Layers()
+        layers = values_layers[db.key] = Layers()
         base = values_dir / f"{db.key}.yaml"
         in_profile = profile_dir is not None and (profile_dir / base.name).exists()
         if not base.exists():
@@ -426,6 +492,7 @@ def _load_config(
     if not settings_ok:
         raise InvalidInput(problems)
     _check_releases(settings, problems)
+    _check_backup(settings, databases, values_layers, problems)
     if problems:
         raise InvalidInput(problems)
     return Config(
@@ -452,6 +519,7 @@ def _load_config(
         ),
         databases=tuple(databases),
         preview=_preview_settings(s["preview"]),
+        backup=_backup_settings(s["backup"]),
         smoke_require_ik=s["smoke"]["requireIkPlugin"],
         files=settings_files + tuple(f for d in databases for f in d.values_files),
         settings_sources=dict(settings.sources),
@@ -477,6 +545,25 @@ def _preview_settings(p: Mapping[str, Any]) -> PreviewSettings:
             limit_cpu=float(defaults["limitCpu"]),
             limit_memory_gi=float(defaults["limitMemoryGi"]),
         ),
+    )
+
+
+def _backup_settings(b: Mapping[str, Any]) -> BackupSettings:
+    repo, timeouts = b["repo"], b["timeouts"]
+    return BackupSettings(
+        enabled=bool(b["enabled"]),
+        methods={key: str(value) for key, value in b["methods"].items()},
+        storage_class=b["storageClass"],
+        snapshot_class=b["snapshotClass"],
+        repo=BackupRepo(
+            name=repo["name"],
+            create=bool(repo["create"]),
+            storage_class=repo["storageClass"],
+            capacity_gi=int(repo["capacityGi"]),
+        ),
+        csi_driver_timeout=timeouts["csiDriver"],
+        backup_timeout=timeouts["backup"],
+        restore_timeout=timeouts["restore"],
     )
 
 
@@ -759,6 +846,88 @@ def _check_releases(settings: Layers, problems: list[Problem]) -> None:
                 settings.problem(f"databases.{key}.release", f"{release!r} is already the release of {seen[release]}")
             )
         seen.setdefault(release, key)
+
+
+RESTORED_SUFFIX = "-r"
+"""A restored cluster is named after its source: `<release>-r`."""
+
+
+def _check_backup(
+    settings: Layers,
+    databases: Sequence[DatabaseConfig],
+    values_layers: Mapping[str, Layers],
+    problems: list[Problem],
+) -> None:
+    """Methods the addons have and the stage can run; names the cluster accepts. Checked whatever `enabled` says
+    (a profile or --set turns it on), except what depends on the stage running: restored names, volume classes."""
+    b = settings.data["backup"]
+    for key, name in b["methods"].items():
+        allowed = [m.name for m in backupcatalog.methods(key) if m.refused is None]
+        if name == backupcatalog.NONE:
+            continue
+        found = backupcatalog.method(key, name)
+        if not allowed:
+            problems.append(
+                settings.problem(f"backup.methods.{key}", f"{key} backups are {backupcatalog.NO_TEMPLATE}", "none")
+            )
+        elif found is None:
+            hint = did_you_mean(name, allowed)
+            problems.append(
+                settings.problem(
+                    f"backup.methods.{key}",
+                    f"{name!r} is no backup method of the {key} 1.0.1 addon{hint}",
+                    ", ".join([*allowed, backupcatalog.NONE]),
+                )
+            )
+        elif found.refused is not None:
+            problems.append(
+                settings.problem(f"backup.methods.{key}", f"{name}: {found.refused}", ", ".join([*allowed, "none"]))
+            )
+        elif found.needs == backupcatalog.S3_REPO and b["repo"]["create"] and b["enabled"]:
+            problems.append(
+                settings.problem(
+                    f"backup.methods.{key}",
+                    f"{name} needs an S3-compatible BackupRepo reached as a tool (its script reads the repo's endpoint "
+                    "and keys); the pvc repo the stage creates (backup.repo.create: true) has none",
+                    "set backup.repo.name to such a repo and backup.repo.create: false, or none",
+                )
+            )
+    for key in ("storageClass", "snapshotClass", "repo.name"):
+        value = b["repo"]["name"] if key == "repo.name" else b[key]
+        why = naming.object_name_problem(value)
+        if why:
+            problems.append(
+                settings.problem(f"backup.{key}", f"{value!r} {why}", "a DNS subdomain, e.g. csi-hostpath-sc")
+            )
+    if b["repo"]["storageClass"]:
+        why = naming.object_name_problem(b["repo"]["storageClass"])
+        if why:
+            problems.append(settings.problem("backup.repo.storageClass", f"{b['repo']['storageClass']!r} {why}"))
+    if not b["enabled"]:
+        return
+    for d in databases:
+        if not d.enabled or b["methods"].get(d.key, backupcatalog.NONE) == backupcatalog.NONE:
+            continue
+        restored = f"{d.release}{RESTORED_SUFFIX}"
+        why = naming.release_problem(restored)
+        if why:
+            problems.append(
+                settings.problem(
+                    f"databases.{d.key}.release",
+                    f"its restored cluster {restored!r} {why}",
+                    f"a release of at most {naming.RELEASE_MAX - len(RESTORED_SUFFIX)} characters",
+                )
+            )
+        own = d.values.get("storageClassName")
+        if own and d.key in values_layers:
+            problems.append(
+                values_layers[d.key].problem(
+                    "storageClassName",
+                    f"{own!r}: the backup stage puts {d.key}'s volumes on its own class (backup.storageClass, or the "
+                    "CSI hostpath driver's on k3s)",
+                    f"remove it, or set backup.methods.{d.key}: none",
+                )
+            )
 
 
 def chart_value_problems(db: Database, data: Mapping[str, Any], chart_version: str | None) -> list[Problem]:

@@ -43,6 +43,21 @@ NAMESPACE_RULE = NameRule(
 )
 
 
+OBJECT_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+OBJECT_NAME_MAX = 253
+OBJECT_NAME_RULE = NameRule(
+    OBJECT_NAME_MAX,
+    OBJECT_NAME_PATTERN,
+    "Kubernetes",
+    "must hold only lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+)
+
+
+def object_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a Kubernetes object such as a StorageClass (an RFC 1123 subdomain), or None."""
+    return OBJECT_NAME_RULE.problem(name) if name else "is empty"
+
+
 def release_problem(name: str) -> str | None:
     """Why `name` cannot be a KubeBlocks Cluster (Helm release) name, or None when it can."""
     return RELEASE_RULE.problem(name) if name else "is empty"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dbstack.config.catalog import service_releases
 from dbstack.config.load import REUSE_ANY, Config, DatabaseConfig
+from dbstack.plan.backup import ON_K3S, backup_stage
 from dbstack.plan.model import (
     Command,
     Diagnostic,
@@ -90,8 +91,10 @@ def cluster_images(config: Config, d: DatabaseConfig) -> tuple[Image, ...]:
     )
 
 
-def build_plan(config: Config) -> Plan:
-    """Steps in a valid order (every step after the steps it needs)."""
+def build_plan(config: Config, cluster: str = ON_K3S) -> Plan:
+    """Steps in a valid order (every step after the steps it needs). `cluster` is what runs it, `k3s` (the
+    pipeline's own) or `existing` (a kubeconfig's): the backup stage installs a snapshot-capable CSI driver on the
+    first, and checks the configured classes on the second."""
     kb_ns = config.kubeblocks_namespace
     snap = config.snapshotter_version
     raw = f"https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/{snap}"
@@ -212,10 +215,18 @@ def build_plan(config: Config) -> Plan:
     ]
     if not config.install_snapshot_controller:
         steps = [s for s in steps if s.kind is not StepKind.SNAPSHOT_CONTROLLER]
+    endpoints = {d.key: endpoint(config, d) for d in config.enabled}
+    stage = backup_stage(config, cluster, endpoints)
+    if stage is not None:
+        steps.extend(stage.platform_steps)
     for d in config.enabled:
         steps.append(_addon_step(config, d))
     for d in config.enabled:
-        steps.append(_cluster_step(config, d))
+        storage_class = stage.storage_classes.get(d.key) if stage else None
+        needs = stage.cluster_needs.get(d.key, ()) if stage else ()
+        steps.append(_cluster_step(config, d, storage_class, needs))
+    if stage is not None:
+        steps.extend(stage.steps)
     return Plan(
         namespace=config.namespace,
         profile=config.profile,
@@ -227,7 +238,8 @@ def build_plan(config: Config) -> Plan:
             **{f"image.{k}": v for k, v in config.images.items()},
         },
         steps=tuple(steps),
-        endpoints=tuple(endpoint(config, d) for d in config.enabled),
+        endpoints=tuple(endpoints.values()),
+        backups=stage.cases if stage else (),
     )
 
 
@@ -328,16 +340,21 @@ def _addon_step(config: Config, d: DatabaseConfig) -> Step:
     )
 
 
-def _cluster_step(config: Config, d: DatabaseConfig) -> Step:
+def _cluster_step(
+    config: Config, d: DatabaseConfig, storage_class: str | None = None, needs: tuple[str, ...] = ()
+) -> Step:
+    """`storage_class`: the StorageClass its volumes go on (the backup stage's snapshot-capable one), once `needs`
+    (the step that provides or checks it) have passed."""
     ns = config.namespace
     kb_ns = config.kubeblocks_namespace
     selector = f"app.kubernetes.io/instance={d.release}"
+    overrides = {"storageClassName": storage_class} if storage_class else None
     return Step(
         id=f"cluster:{d.key}",
         title=f"Deploy {d.db.title} ({d.release}) and wait until Running",
         kind=StepKind.CLUSTER,
         database=d.key,
-        needs=(f"addon:{d.key}",),
+        needs=(f"addon:{d.key}", *needs),
         commands=(
             Command(
                 (
@@ -357,7 +374,7 @@ def _cluster_step(config: Config, d: DatabaseConfig) -> Step:
                     "-f",
                     "-",
                 ),
-                stdin=d.values_yaml(),
+                stdin=d.values_yaml(overrides),
             ),
         ),
         # Only one run deploys a namespace at a time; another still finishing its install is waited out.

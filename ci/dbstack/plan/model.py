@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +25,12 @@ class StepKind(StrEnum):
     DELETE_NAMESPACE = "delete-namespace"
     MARKERS = "markers"
     """The smoke suite's marker check writes, reads back or cleans marker data (no kubectl)."""
+    CSI_DRIVER = "csi-driver"
+    SNAPSHOT_SUPPORT = "snapshot-support"
+    BACKUP_REPO = "backup-repo"
+    BACKUP = "backup"
+    RESTORE = "restore"
+    BACKUP_CLEANUP = "backup-cleanup"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,11 @@ class Wait:
     selector: str | None = None
     """Set: `resource` is a kind, and the wait covers every object of it with these labels (in every namespace when
     `namespace` is None)."""
+    fails_on: str | None = None
+    """Set: a second --for condition that ends the wait at once as a failure (`jsonpath={.status.phase}=Failed`),
+    waited on beside the first, so a failure is noticed when it happens, without polling."""
+    failure_reason: str | None = None
+    """With `fails_on`: the jsonpath of the object's own words for the failure (`{.status.failureReason}`)."""
 
     def command(self, timeout_s: int) -> Command:
         ns = ("-n", self.namespace) if self.namespace else ()
@@ -133,6 +144,16 @@ class Wait:
         if self.condition == "rollout":
             return Command(("kubectl", "rollout", "status", self.resource, *ns, f"--timeout={timeout_s}s"))
         return Command(("kubectl", "wait", self.resource, *ns, f"--for={self.condition}", f"--timeout={timeout_s}s"))
+
+    def failure_command(self, timeout_s: int) -> Command:
+        """`kubectl wait` for `fails_on` (raised beside `command`)."""
+        assert self.fails_on is not None
+        return replace(self, condition=self.fails_on, fails_on=None).command(timeout_s)
+
+    def reason_command(self) -> Command:
+        """`kubectl get` of the object's own failure reason."""
+        ns = ("-n", self.namespace) if self.namespace else ()
+        return Command(("kubectl", "get", self.resource, *ns, "-o", f"jsonpath={self.failure_reason or ''}"))
 
     def exists_command(self, timeout_s: int) -> Command:
         ns = ("-n", self.namespace) if self.namespace else ()
@@ -162,6 +183,9 @@ class Watch:
     restart while a replica waits for its primary, or a moment of Abnormal during bootstrap, clears by itself."""
     crashloop_restarts: int = 3
     """A CrashLoopBackOff container restarted this often already has proved it persists: fatal on first sight."""
+    restores: bool = False
+    """The Cluster is being restored from a backup: the watch also reads its Restore objects, and one that Failed
+    ends the wait with its own words."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +237,38 @@ class Markers:
 
 
 @dataclass(frozen=True)
+class RestoreCluster:
+    """What a RESTORE step creates after its commands: a Cluster named `target` with the spec of Cluster `source`
+    as the API server has it, annotated to restore `component` from Backup `backup` (plan/backup.py
+    `restored_cluster`)."""
+
+    source: str
+    target: str
+    namespace: str
+    backup: str
+    component: str
+
+
+@dataclass(frozen=True)
+class SnapshotSupport:
+    """What a SNAPSHOT_SUPPORT step proves before any volume is made: `storage_class` exists, is provisioned by a CSI
+    driver, and `snapshot_class` exists for that same driver."""
+
+    storage_class: str
+    snapshot_class: str
+    databases: tuple[str, ...]
+    """The databases whose volume-snapshot backups need it (for the cause)."""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Something a step reads off the cluster once it is done (a Backup's size): `command`'s output, stripped."""
+
+    name: str
+    command: Command
+
+
+@dataclass(frozen=True)
 class Step:
     id: str
     title: str
@@ -241,6 +297,12 @@ class Step:
     stage: str | None = None
     """Set: the step belongs to a stage run on a deployed database (`backup`): its outcome is the stage's, and
     leaves the database's own outcome (its deployment) alone."""
+    restore: RestoreCluster | None = None
+    snapshot_support: SnapshotSupport | None = None
+    cleanup: bool = False
+    """Runs once its needs have finished, whatever their outcome, as long as one of them ran: it removes what they
+    made."""
+    facts: tuple[Fact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -265,12 +327,29 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class BackupCase:
+    """One database in the backup stage: its method and the objects the stage makes, or why it is left out."""
+
+    database: str
+    title: str
+    method: str | None
+    """None: left out, for `reason`."""
+    reason: str | None = None
+    backup: str | None = None
+    policy: str | None = None
+    restored: str | None = None
+    """The restored Cluster's name."""
+
+
+@dataclass(frozen=True)
 class Plan:
     namespace: str
     profile: str | None
     versions: dict[str, str]
     steps: tuple[Step, ...]
     endpoints: tuple[Endpoint, ...] = field(default=())
+    backups: tuple[BackupCase, ...] = field(default=())
+    """The backup stage, one entry per enabled database, when it runs."""
 
     def step(self, step_id: str) -> Step:
         for s in self.steps:
@@ -286,7 +365,20 @@ class Plan:
             "versions": self.versions,
             "steps": [_step_json(s) for s in self.steps],
             "endpoints": [_endpoint_json(e) for e in self.endpoints],
+            "backups": [_backup_json(b) for b in self.backups],
         }
+
+
+def _backup_json(b: BackupCase) -> dict[str, Any]:
+    return {
+        "database": b.database,
+        "title": b.title,
+        "method": b.method,
+        "reason": b.reason,
+        "backup": b.backup,
+        "backupPolicy": b.policy,
+        "restoredCluster": b.restored,
+    }
 
 
 def _command_json(c: Command) -> dict[str, Any]:
@@ -320,6 +412,7 @@ def _watch_json(w: Watch) -> dict[str, Any]:
         "unschedulableMessages": list(w.unschedulable_messages),
         "confirmLooks": w.confirm_looks,
         "crashloopRestarts": w.crashloop_restarts,
+        "restores": w.restores,
     }
 
 
@@ -337,6 +430,8 @@ def _wait_json(w: Wait, timeout_s: int) -> dict[str, Any]:
         "condition": w.condition,
         "mustExistFirst": w.must_exist_first,
         "command": _command_json(w.command(timeout_s)),
+        "failsOn": w.fails_on,
+        "failureReason": w.failure_reason,
     }
 
 
@@ -380,7 +475,25 @@ def _step_json(s: Step) -> dict[str, Any]:
         "diagnostics": [_diagnostic_json(d) for d in s.diagnostics],
         "markers": _markers_json(s.markers) if s.markers else None,
         "stage": s.stage,
+        "restore": _restore_json(s.restore) if s.restore else None,
+        "snapshotSupport": _snapshot_support_json(s.snapshot_support) if s.snapshot_support else None,
+        "cleanup": s.cleanup,
+        "facts": [{"name": f.name, "command": _command_json(f.command)} for f in s.facts],
     }
+
+
+def _restore_json(r: RestoreCluster) -> dict[str, Any]:
+    return {
+        "source": r.source,
+        "target": r.target,
+        "namespace": r.namespace,
+        "backup": r.backup,
+        "component": r.component,
+    }
+
+
+def _snapshot_support_json(s: SnapshotSupport) -> dict[str, Any]:
+    return {"storageClass": s.storage_class, "snapshotClass": s.snapshot_class, "databases": list(s.databases)}
 
 
 def _markers_json(m: Markers) -> dict[str, Any]:

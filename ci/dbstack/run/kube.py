@@ -291,3 +291,13 @@ def _cluster_detail(cluster: Any) -> str:
         if condition.get("status") == "False" and condition.get("message"):
             return f"{condition.get('type')}: {condition['message']}"
     return ""
+
+
+def with_restores(state: ClusterState, restores: Any) -> ClusterState:
+    """A restored Cluster's state with its Restore objects': their phases in the summary, a Failed one fatal at once
+    (KubeBlocks does not retry it)."""
+    summary = f"{state.summary}; {restores.summary}" if restores.summary else state.summary
+    if restores.failed is None:
+        return ClusterState(summary, state.fatal, state.stuck, state.signs, state.certain)
+    fatal = "\n".join(filter(None, [restores.failed, state.fatal]))
+    return ClusterState(summary, fatal, state.stuck, state.signs | {"restore failed"}, True)

@@ -24,7 +24,22 @@ from pathlib import Path
 import anyio
 
 from dbstack.masking import mask
-from dbstack.plan.model import Command, Diagnostic, Markers, Plan, PodLogs, Step, Wait, Watch, kubectl
+from dbstack.plan.backup import restored_cluster
+from dbstack.plan.model import (
+    Command,
+    Diagnostic,
+    Markers,
+    Plan,
+    PodLogs,
+    RestoreCluster,
+    SnapshotSupport,
+    Step,
+    Wait,
+    Watch,
+    kubectl,
+)
+from dbstack.run import backupchecks
+from dbstack.run.backupresults import backup_results
 from dbstack.run.explain import Evidence, explain
 from dbstack.run.helmstate import helm_target, history_command, ownership_conflict, stuck_release
 from dbstack.run.kube import (
@@ -38,7 +53,9 @@ from dbstack.run.kube import (
     current_spec_conditions,
     helm_timed_out,
     is_transient,
+    parse_json,
     pod_containers,
+    with_restores,
 )
 from dbstack.run.progress import Progress
 from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult
@@ -124,7 +141,9 @@ class _Run:
             for need in step.needs:
                 await self.finished[need].wait()
             unmet = [need for need in step.needs if not self.steps[need].outcome.ok]
-            if unmet:
+            # A cleanup step removes what its needs made: it runs once one of them ran, whatever it ended in.
+            ran = any(self.steps[need].started_at is not None for need in step.needs)
+            if unmet and not (step.cleanup and ran):
                 result.cause = f"not run: {', '.join(unmet)} did not succeed"
                 self.progress.step_finished(step, result, self.clock())
                 return
@@ -167,11 +186,16 @@ class _Run:
         if step.markers is not None:
             await self._run_markers(step, step.markers, deadline)
             return Outcome.PASSED
+        if step.snapshot_support is not None:
+            await self._check_snapshot_support(step, step.snapshot_support, deadline)
+            return Outcome.PASSED
         outcome = Outcome.PASSED
         if step.skip_when and await self._probes_pass(step, deadline):
             outcome = Outcome.SKIPPED
         else:
             outcome = await self._install(step, result, deadline)
+        if step.restore is not None:
+            await self._create_restored(step, step.restore, deadline)
         if step.watch is not None:
             await self._wait_for_cluster(step, deadline)
         else:
@@ -179,7 +203,57 @@ class _Run:
             if outcome is Outcome.SKIPPED and step.done_when_skipped is not None:
                 waits = step.done_when_skipped
             await _first_error([partial(self._wait, step, w, deadline) for w in waits])
+        for fact in step.facts:
+            done = await self._call(step, fact.command, deadline, f"reading its {fact.name}")
+            if done.ok and done.stdout.strip():
+                result.facts[fact.name] = done.stdout.strip()
         return outcome
+
+    async def _check_snapshot_support(self, step: Step, support: SnapshotSupport, deadline: float) -> None:
+        """The StorageClass exists, a CSI driver provisions it, and the VolumeSnapshotClass is that driver's."""
+        what = f"reading StorageClass {support.storage_class}"
+        storage = await self._call(step, backupchecks.storage_class_command(support), deadline, what)
+        self._check_read(storage, what)
+        problem, provisioner = backupchecks.storage_class_problem(support, storage.ok, storage.stdout)
+        if problem is not None or provisioner is None:
+            raise StepError(Outcome.FAILED, problem or "no provisioner")
+        what = f"reading VolumeSnapshotClass {support.snapshot_class}"
+        snapshot = await self._call(step, backupchecks.snapshot_class_command(support), deadline, what)
+        self._check_read(snapshot, what)
+        problem = backupchecks.snapshot_class_problem(support, snapshot.ok, snapshot.stdout, provisioner)
+        if problem is not None:
+            raise StepError(Outcome.FAILED, problem)
+        what = f"reading CSIDriver {provisioner}"
+        driver = await self._call(step, backupchecks.csi_driver_command(provisioner), deadline, what)
+        self._check_read(driver, what)
+        problem = backupchecks.csi_driver_problem(support, driver.ok and bool(driver.stdout.strip()), provisioner)
+        if problem is not None:
+            raise StepError(Outcome.FAILED, problem)
+
+    def _check_read(self, done: CommandResult, what: str) -> None:
+        """A read that failed for another reason than the object's absence is the cause itself."""
+        if done.ok or "(NotFound)" in done.stderr:
+            return
+        raise StepError(
+            Outcome.TIMED_OUT if done.timed_out else Outcome.FAILED,
+            f"{first_line(done.stderr) or f'exit code {done.exit_code}'} ({what})",
+        )
+
+    async def _create_restored(self, step: Step, restore: RestoreCluster, deadline: float) -> None:
+        """A Cluster of the source's spec, annotated to restore from the Backup (plan/backup.py restored_cluster)."""
+        get = kubectl("-n", restore.namespace, "get", CLUSTER_RESOURCE, restore.source, "-o", "json")
+        what = f"reading Cluster {restore.source}"
+        source = await self._call(step, get, deadline, what)
+        self._check_wait(step, source, what)
+        data = parse_json(source.stdout)
+        if not isinstance(data, dict):
+            raise StepError(Outcome.FAILED, f"Cluster {restore.source} could not be read as JSON ({what})")
+        manifest = json.dumps(restored_cluster(data, restore))
+        create = Command(("kubectl", "create", "-f", "-"), stdin=manifest)
+        what = f"creating Cluster {restore.target} from Backup {restore.backup}"
+        done = await self._call(step, create, deadline, what)
+        if not done.ok:
+            raise StepError(Outcome.TIMED_OUT if done.timed_out else Outcome.FAILED, _command_failure(create, done))
 
     async def _run_markers(self, step: Step, markers: Markers, deadline: float) -> None:
         """The smoke suite's marker check does the step's work; the check goes onto its database like any other."""
@@ -367,6 +441,36 @@ class _Run:
         self.found[step.id] = found
         return True
 
+    async def _wait_unless_failed(self, step: Step, wait: Wait, deadline: float, what: str) -> CommandResult:
+        """The wait raced against a wait for its failure condition: whichever the object reaches first ends both,
+        each a blocking `kubectl wait`. A failure raises with the object's own reason."""
+        ended: dict[str, CommandResult] = {}
+        watching = f"watching {wait.resource} for {wait.fails_on}"
+        async with anyio.create_task_group() as race:
+
+            async def success() -> None:
+                ended["done"] = await self._call(step, wait.command, deadline, what)
+                race.cancel_scope.cancel()
+
+            async def failure() -> None:
+                done = await self._call(step, wait.failure_command, deadline, watching)
+                if done.ok:
+                    ended["failed"] = done
+                    race.cancel_scope.cancel()
+
+            race.start_soon(success)
+            race.start_soon(failure)
+        in_flight = self.doing.get(step.id, [])
+        for left in (what, watching):
+            if left in in_flight:
+                in_flight.remove(left)
+        if "failed" in ended:
+            reason = await self._call(step, wait.reason_command(), deadline, f"reading why {wait.resource} failed")
+            said = first_line(reason.stdout) if reason.ok else ""
+            state = (wait.fails_on or "").rsplit("=", 1)[-1]
+            raise StepError(Outcome.FAILED, f"{wait.resource} is {state}: {said or 'it gives no reason'}")
+        return ended["done"]
+
     async def _wait(self, step: Step, wait: Wait, deadline: float) -> None:
         if wait.must_exist_first:
             what = f"waiting for {wait.resource} to exist"
@@ -377,7 +481,10 @@ class _Run:
             await self._wait_for_current_spec(step, step.watch, deadline)
         what = f"waiting for {_describe(wait)}"
         self.progress.waiting(step, what, self.clock())
-        done = await self._call(step, wait.command, deadline, what)
+        if wait.fails_on is not None:
+            done = await self._wait_unless_failed(step, wait, deadline, what)
+        else:
+            done = await self._call(step, wait.command, deadline, what)
         if wait.condition == "delete" and NO_SUCH_TYPE in done.stderr:
             return  # Its CRD is gone too (or never came): nothing of that kind is left to wait for.
         self._check_wait(step, done, what)
@@ -462,6 +569,7 @@ class _Run:
             ("kubectl", *ns, "get", CLUSTER_RESOURCE, watch.cluster, "-o", "json", "--ignore-not-found"), routine=True
         )
         get_pods = Command(("kubectl", *ns, "get", "pods", "-l", watch.pod_selector, "-o", "json"), routine=True)
+        get_restores = backupchecks.restores_command(watch.namespace, watch.pod_selector)
         streaks = FatalStreaks(watch)
         while True:
             await anyio.sleep(WATCH_INTERVAL_S)
@@ -470,6 +578,10 @@ class _Run:
             if not (cluster.ok and pods.ok):
                 continue  # The wait beside this watch decides on API errors.
             state = cluster_state(watch, cluster.stdout, pods.stdout)
+            if watch.restores:
+                restores = await self.runner.run(get_restores, timeout_s=WATCH_COMMAND_TIMEOUT_S)
+                if restores.ok:
+                    state = with_restores(state, backupchecks.restore_state(restores.stdout))
             self.last_state[step.id] = state
             self.progress.waiting(step, state.summary, self.clock())
             fatal = streaks.judge(state)
@@ -557,6 +669,7 @@ class _Run:
             if result.outcome is Outcome.NOT_RUN and result.cause is None:
                 result.cause = "not run: the run was cancelled first" if cancelled else "not run"
         self.results.databases = [self._database(d.key) for d in self.results.databases]
+        self.results.backups = backup_results(self.plan, self.steps)
         self.results.ended_at = self.clock()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / RESULTS_FILE).write_text(json.dumps(self.results.to_json(), indent=2), encoding="utf-8")
@@ -647,6 +760,8 @@ def _section(command: Command, done: CommandResult) -> str:
 
 
 def _folder_name(step: Step) -> str:
+    if step.stage is not None:  # beside its database's deployment diagnostics, never over them
+        return step.id.replace(":", "-")
     return step.database or step.id.replace(":", "-")
 
 

@@ -73,6 +73,8 @@ class StepResult:
     """How many times its commands were tried: 1, plus one per retry (0 when its work was already there)."""
     notes: list[str] = field(default_factory=list)
     """What the run did beyond the plan's commands, one line each (a Helm release a killed helm left pending, freed)."""
+    facts: dict[str, str] = field(default_factory=dict)
+    """What the step read off the cluster once done (a Backup's `size` and `duration`, as KubeBlocks reports them)."""
     findings: list[Finding] = field(default_factory=list)
     """For a failed database: the concrete reasons read from the cluster after the failure, most telling first."""
 
@@ -170,6 +172,33 @@ class UpgradeResults:
 
 
 @dataclass
+class BackupResult:
+    """One database in the backup stage: backed up, restored into a new Cluster, its markers read back from it."""
+
+    database: str
+    title: str
+    method: str | None
+    """None: left out of the stage, for `cause`."""
+    outcome: Outcome = Outcome.NOT_RUN
+    """passed when every step of it passed (cleanup included); skipped when left out."""
+    cause: str | None = None
+    backup: str | None = None
+    policy: str | None = None
+    restored: str | None = None
+    backup_s: float | None = None
+    """From the Backup's creation to Completed, as the run saw it."""
+    size: str | None = None
+    """The Backup's totalSize, as KubeBlocks reports it."""
+    duration: str | None = None
+    """The Backup's duration, as KubeBlocks reports it."""
+    restore_s: float | None = None
+    """From the restored Cluster's creation to Running with its data restored."""
+    markers_written: Outcome = Outcome.NOT_RUN
+    markers_read_back: Outcome = Outcome.NOT_RUN
+    """passed: every marker read back from the restored Cluster as written."""
+
+
+@dataclass
 class RunResults:
     run_id: str
     started_at: float
@@ -191,6 +220,8 @@ class RunResults:
     smoke_ended_at: float | None = None
     upgrade: UpgradeResults | None = None
     """Set by an upgrade test (`upgrade-test`): the base, the changes, the markers and what survived."""
+    backups: list[BackupResult] = field(default_factory=list)
+    """The backup stage, one entry per enabled database, when it ran."""
     schema_version: int = RESULTS_SCHEMA_VERSION
 
     @property

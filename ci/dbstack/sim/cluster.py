@@ -44,6 +44,7 @@ from dbstack.run.orchestrator import MarkerRunner, run_plan
 from dbstack.run.results import RunResults
 from dbstack.run.runner import CommandResult, Runner
 from dbstack.run.upgraderun import SmokeRun, run_upgrade
+from dbstack.sim.backups import BackupScenario, SimBackups, stage_latency_s
 
 T = TypeVar("T")
 
@@ -325,6 +326,8 @@ class Scenario:
     upgrade_failures: Mapping[str, Failure] = field(default_factory=dict)
     """Database key -> what goes wrong when its Cluster is upgraded (`helm upgrade` of an existing release): the
     first pod the rolling restart replaces fails that way, and the restart goes no further."""
+    backup: BackupScenario = field(default_factory=BackupScenario)
+    """The backup stage's side: classes, the CSI driver, Backups and restores (sim/backups.py)."""
 
     def step_latency_s(self, step: Step) -> float:
         """How long `step` takes from its start on a fresh cluster: install command(s) plus readiness."""
@@ -341,6 +344,9 @@ class Scenario:
             return lat.helm_s + lat.addon_s[step.database]
         if step.kind is StepKind.CLUSTER and step.database:
             return lat.helm_s + lat.cluster_s[step.database]
+        stage = stage_latency_s(step, lat.api_s, self.backup.latencies)
+        if stage is not None:
+            return stage
         raise ValueError(f"no latency for {step.id}")
 
     def upgrade_latency_s(self, step: Step) -> float:
@@ -479,7 +485,7 @@ _BOOL_FLAGS = {
     "--create-namespace",
     "--wait",
 }
-_EQ_FLAGS = {"--for", "--timeout", "--tail", "--sort-by", "--ignore-not-found", "--all-containers"}
+_EQ_FLAGS = {"--for", "--timeout", "--tail", "--sort-by", "--ignore-not-found", "--all-containers", "--wait"}
 _SHORT = {"--namespace": "-n", "--selector": "-l", "--output": "-o", "--filename": "-f", "--all-namespaces": "-A"}
 _SHORT["--container"] = "-c"
 
@@ -608,6 +614,7 @@ class SimCluster:
         """KubeBlocks was installed with its chart's default addons (before dbstack), so it registered Addons."""
         self.sightings: dict[str, list[float]] = {}
         """Cluster name -> when (seconds since the first command) a `kubectl get -o json` read showed its failure."""
+        self.backups = SimBackups(self)
 
     # --- the Runner interface --------------------------------------------------------------------------------
 
@@ -786,6 +793,8 @@ class SimCluster:
             return self._with_helm_warnings(done)
         if outage:
             return _error(self.scenario.outage.kubectl(_outage_resource(args)))
+        if self.backups.handles(args):
+            return await self.backups.kubectl(args, command.stdin)
         return await self._kubectl(args)
 
     def _with_helm_warnings(self, done: CommandResult) -> CommandResult:
@@ -952,6 +961,7 @@ class SimCluster:
         lat = self.scenario.latencies
         key = chart.removesuffix("-cluster")
         parts = self.scenario.topology(chart, release, ns, stdin or "")
+        self.backups.cluster_values(release, ns, stdin or "")
         definitions = self._objects.get(("clusterdefinition", None, key))
         available = definitions.ready_at if definitions and definitions.exists(now) else NEVER
         pods_at = max(now, available) + lat.pods_after_s
@@ -1423,6 +1433,7 @@ class SimCluster:
                         pod = _running_pod(name, cluster.namespace, component.name, cluster.ready(now))
                     pod["metadata"]["labels"] = labels
                     pods.append(pod)
+        pods.extend(self.backups.pods(ns, selector))
         for deployment in self._all("deployment"):
             if (ns is not None and deployment.namespace != ns) or not _matches(deployment.pod_labels, selector):
                 continue
