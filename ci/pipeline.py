@@ -978,11 +978,13 @@ class Dbstack:
         ] = None,
     ) -> dagger.Directory:
         """Deploy and smoke-test everything; returns the reports (exit-code holds 0 or 1), also on failure."""
+        from dbstack.plan.backup import ON_EXISTING, ON_K3S
         from dbstack.plan.build import build_plan
 
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)
         config = await _load_config(values, profile, overrides)
-        return await _deploy_and_test(_Run(config, build_plan(config), smoke_suite), kubeconfig)
+        plan = build_plan(config, ON_K3S if kubeconfig is None else ON_EXISTING)
+        return await _deploy_and_test(_Run(config, plan, smoke_suite), kubeconfig)
 
     @never_cached
     async def upgrade_test(
@@ -1022,11 +1024,13 @@ class Dbstack:
     ) -> dagger.Directory:
         """Install or upgrade what previews share: snapshot support, KubeBlocks, the enabled addons; returns reports."""
         from dbstack.github.platform import platform_plan
+        from dbstack.plan.backup import ON_EXISTING
         from dbstack.plan.build import build_plan
 
         config = await _load_config(values, profile, _overrides(enable, disable, "", "", "", settings))
         await _check_kubeconfig(config.images["toolbox"], kubeconfig)
-        return await _deploy_and_test(_Run(config, platform_plan(build_plan(config)), None), kubeconfig)
+        plan = platform_plan(build_plan(config, ON_EXISTING))
+        return await _deploy_and_test(_Run(config, plan, None), kubeconfig)
 
     @never_cached
     async def preview(
@@ -1057,6 +1061,7 @@ class Dbstack:
             quota_problems,
             read_markers,
         )
+        from dbstack.plan.backup import ON_EXISTING
         from dbstack.plan.build import build_plan
 
         try:
@@ -1090,7 +1095,7 @@ class Dbstack:
         kb_ns = config.kubeblocks_namespace
         run = _Run(
             config,
-            preview_plan(build_plan(config), kb_ns),
+            preview_plan(build_plan(config, ON_EXISTING), kb_ns),
             smoke_suite,
             cluster_diagnostics=preview_cluster_diagnostics(target.namespace, kb_ns),
         )

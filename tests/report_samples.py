@@ -337,6 +337,32 @@ def upgraded_run() -> RunResults:
     return results
 
 
+def backup_run() -> RunResults:
+    """The `full` profile's backup stage on the simulated cluster: PostgreSQL and Qdrant restored and read back,
+    Redis's Backup failing with its own reason, Elasticsearch left out; the smoke suite passing afterwards."""
+    import tempfile
+
+    from dbstack.config.validate import validate
+    from dbstack.plan.backup import ON_K3S
+    from dbstack.plan.build import build_plan
+    from dbstack.sim.backups import BackupScenario, SimMarkers
+    from dbstack.sim.cluster import Scenario, SimCluster, run_simulated
+
+    plan = build_plan(validate(Path(__file__).resolve().parents[1] / "values", "full").config, ON_K3S)
+    scenario = Scenario(backup=BackupScenario(backup_failures={"redis": "failed to create volume snapshot: no space"}))
+    sim = SimCluster(scenario, epoch=RUN_START)
+    with tempfile.TemporaryDirectory() as out:
+        results = run_simulated(plan, sim, Path(out), epoch=RUN_START, markers=SimMarkers(sim))
+    results.run_id = "20260918T120000Z-b4c5d6"
+    for database in results.databases:
+        database.checks.extend(passing_checks(database.key))
+    assert results.ended_at is not None
+    results.smoke_started_at, results.smoke_ended_at = results.ended_at, results.ended_at + 20.0
+    results.smoke_outcome = Outcome.PASSED
+    results.ended_at = results.smoke_ended_at
+    return results
+
+
 ALL_SAMPLES = {
     "success": successful_run,
     "failure": failed_run,
@@ -344,6 +370,7 @@ ALL_SAMPLES = {
     "no-databases": empty_run,
     "upgrade": upgraded_run,
 }
+"""Samples every report test runs on (`backup_run` has tests of its own: tests/test_backup_reports.py)."""
 
 
 def written_files(out_dir: Path) -> dict[str, bytes]:

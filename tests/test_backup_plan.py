@@ -331,3 +331,19 @@ def test_dbstack_deploy_refuses_the_stage_before_touching_a_cluster(capsys: pyte
         "backup.enabled: dbstack deploy runs no smoke suite, which writes and reads back the backup stage's markers "
         "(allowed: false here; the stage runs with `dagger call deploy-and-test`)"
     ) in err
+
+
+def test_the_platform_and_previews_run_no_backup_stage() -> None:
+    from dbstack.github.platform import platform_plan
+    from dbstack.github.preview import preview_plan, quota_problems
+
+    full = validate(VALUES, "full").config
+    existing = build_plan(full, stage.ON_EXISTING)
+    assert [s.id for s in platform_plan(existing).steps if s.stage is not None] == []
+    assert {s.kind for s in preview_plan(existing, "kb-system").steps} == {StepKind.CLUSTER}
+    (problem,) = [p for p in quota_problems(full) if "backup.enabled" in p]
+    assert problem.endswith(
+        "backup.enabled: previews run no backup stage (its classes and BackupRepo are cluster-wide, a preview's rights "
+        "namespaced) (allowed: false; `dagger call deploy-and-test --profile full` runs it)"
+    )
+    assert not [p for p in quota_problems(validate(VALUES, "ci").config) if "backup" in p]

@@ -39,7 +39,9 @@ def platform_plan(plan: Plan) -> Plan:
     """The plan's platform steps, run by the Platform workflow with an admin kubeconfig: snapshot support, KubeBlocks
     and the addons, each applied or upgraded to the pinned version even when something is installed (no skip
     probes: `kubectl apply --server-side` and `helm upgrade --install` are idempotent). No database clusters."""
-    steps = tuple(replace(step, skip_when=()) for step in plan.steps if step.kind is not StepKind.CLUSTER)
+    # Nothing of a stage run on deployed databases (backup): previews run none.
+    platform = [step for step in plan.steps if step.kind is not StepKind.CLUSTER and step.stage is None]
+    steps = tuple(replace(step, skip_when=()) for step in platform)
     return replace(plan, steps=steps, endpoints=())
 
 

@@ -192,10 +192,18 @@ def preview_cluster_diagnostics(namespace: str, kubeblocks_namespace: str) -> tu
 
 
 def quota_problems(config: Config) -> list[str]:
-    """Why the enabled databases would not fit the preview namespace's ResourceQuota (before any cluster is used)."""
+    """Why the enabled databases would not fit the preview namespace's ResourceQuota, or the values ask for what a
+    preview does not run (before any cluster is used)."""
     pods = [pod for d in config.enabled for pod in database_pods(d)]
     quota = config.preview.quota
     problems = []
+    if config.backup.enabled:
+        where = config.where("backup.enabled")
+        problems.append(
+            f"{where.file}:{where.line}: backup.enabled: previews run no backup stage (its classes and BackupRepo are "
+            "cluster-wide, a preview's rights namespaced) (allowed: false; `dagger call deploy-and-test --profile "
+            "full` runs it)"
+        )
     for resource, need, have, unit, key in (
         ("cpu", sum(p.cpu for p in pods), quota.cpu, "cores", "cpu"),
         ("memory", sum(p.memory_gi for p in pods), quota.memory_gi, "Gi", "memoryGi"),

@@ -1,4 +1,5 @@
-"""junit.xml: the pipeline's steps as one test suite and each database's smoke checks as another.
+"""junit.xml: the pipeline's steps as one test suite, each database's smoke checks as another, and the backup
+stage's databases (backed up, restored, markers read back) as a third.
 
 The shape is the common denominator GitHub test reporters read (dorny/test-reporter, mikepenz/action-junit-report):
 testsuites > testsuite(name, tests, failures, errors, skipped, time) > testcase(name, classname, time) with a
@@ -12,11 +13,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dbstack.report.verdict import FAILED_OUTCOMES, SMOKE_TITLE, SURVIVED
-from dbstack.run.results import CheckResult, DatabaseResult, Outcome, RunResults, StepResult, UpgradeResults
+from dbstack.run.results import (
+    BackupResult,
+    CheckResult,
+    DatabaseResult,
+    Outcome,
+    RunResults,
+    StepResult,
+    UpgradeResults,
+)
 from dbstack.text import first_line
 
 PIPELINE_SUITE = "dbstack pipeline"
 UPGRADE_SUITE = "dbstack upgrade"
+BACKUP_SUITE = "backup and restore"
 NOT_RUN_REASON = "not run: a step it needs did not pass"
 STEP_SKIPPED_REASON = "already installed"
 
@@ -43,6 +53,9 @@ def render_junit(results: RunResults) -> str:
     ]
     if results.upgrade is not None:
         suites.append(_suite(UPGRADE_SUITE, _upgrade_cases(results, results.upgrade), results.started_at))
+    if results.backups:
+        backups = [_backup_case(b) for b in results.backups]
+        suites.append(_suite(BACKUP_SUITE, backups, results.started_at))
     for suite in suites:
         root.append(suite)
     for counter in ("tests", "failures", "errors", "skipped"):
@@ -69,6 +82,20 @@ def _step_case(step: StepResult) -> Case:
     if step.attempts > 1:
         details = f"Attempts: {step.attempts}\n{details}"
     return Case(classname, step.title, step.outcome, step.duration_s or 0.0, step.cause, details, STEP_SKIPPED_REASON)
+
+
+def _backup_case(backup: BackupResult) -> Case:
+    """One case per database: backed up, restored into a new Cluster, its markers read back from it."""
+    name = f"{backup.title}: {backup.method} backup, restore, markers read back" if backup.method else backup.title
+    details = ""
+    if backup.method:
+        details = (
+            f"Backup {backup.backup} (policy {backup.policy}): {backup.size or '-'} in {backup.duration or '-'}\n"
+            f"Restored cluster {backup.restored}; markers written {backup.markers_written.value}, "
+            f"read back {backup.markers_read_back.value}"
+        )
+    took = (backup.backup_s or 0.0) + (backup.restore_s or 0.0)
+    return Case(f"backup.{backup.database}", name, backup.outcome, took, backup.cause, details)
 
 
 def _check_case(check: CheckResult, database: DatabaseResult) -> Case:

@@ -71,6 +71,7 @@ def render_markdown(results: RunResults, links: Links | None = None) -> str:
         _run_line(results),
         *_databases(results),
         *_upgrade(results),
+        *_backups(results),
         *_steps_table(results),
         *_timeline(results),
         *_versions(results),
@@ -387,3 +388,31 @@ def _timeline(results: RunResults) -> list[str]:
     if diagram is None:
         return ["### Timeline", "No step started."]
     return ["### Timeline", fenced(diagram, "mermaid")]
+
+
+def _backups(results: RunResults) -> list[str]:
+    """The backup stage: per database its method, the backup's time and size, the restore's time, the read-back."""
+    if not results.backups:
+        return []
+    rows = [
+        "| Database | Method | Backup | Size | Restore | Markers read back | Result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b in results.backups:
+        if b.method is None:
+            cells = (text(b.title), "-", "-", "-", "-", "-", f"{OUTCOME_MARKS[Outcome.SKIPPED]} {text(b.cause or '')}")
+        else:
+            took = duration(b.backup_s) + (f" ({text(b.duration)} by KubeBlocks)" if b.duration else "")
+            restore = f"{duration(b.restore_s)} into {code(b.restored or '-')}"
+            outcome = result(b.outcome) + (f": {text(first_line(b.cause))}" if b.cause else "")
+            cells = (
+                text(b.title),
+                code(b.method),
+                took,
+                text(b.size or "-"),
+                restore,
+                result(b.markers_read_back),
+                outcome,
+            )
+        rows.append("| " + " | ".join(cell(c) for c in cells) + " |")
+    return ["### Backup and restore", "\n".join(rows)]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dbstack.report.verdict import CheckCounts, database_ready, headline, verdict
-from dbstack.run.results import DatabaseResult, Outcome, RunResults, StepResult
+from dbstack.run.results import BackupResult, DatabaseResult, Outcome, RunResults, StepResult
 from dbstack.text import first_line
 
 SUMMARY_SCHEMA_VERSION = 1
@@ -65,6 +65,7 @@ def render_summary(results: RunResults) -> dict[str, Any]:
         },
         "databases": [_database(d, results) for d in results.databases],
         "upgrade": _upgrade(results),
+        "backups": [_backup(b) for b in results.backups],
     }
 
 
@@ -94,6 +95,25 @@ def _upgrade(results: RunResults) -> dict[str, Any] | None:
     }
 
 
+def _backup(backup: BackupResult) -> dict[str, Any]:
+    return {
+        "database": backup.database,
+        "title": backup.title,
+        "method": backup.method,
+        "outcome": backup.outcome.value,
+        "cause": first_line(backup.cause) or None,
+        "backup": backup.backup,
+        "backupPolicy": backup.policy,
+        "restoredCluster": backup.restored,
+        "backupSeconds": _rounded(backup.backup_s),
+        "size": backup.size,
+        "reportedDuration": backup.duration,
+        "restoreSeconds": _rounded(backup.restore_s),
+        "markersWritten": backup.markers_written.value,
+        "markersReadBack": backup.markers_read_back.value,
+    }
+
+
 def _outcome_counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
     counts = dict.fromkeys((o.value for o in Outcome), 0)
     for outcome in outcomes:
@@ -120,6 +140,8 @@ def _step(step: StepResult, run_start: float) -> dict[str, Any]:
         "causeFirstLine": first_line(step.cause) or None,
         "diagnostics": list(step.diagnostics),
         "notes": list(step.notes),
+        "stage": step.stage,
+        "facts": dict(step.facts),
         "findings": [
             {
                 "subject": f.subject,
@@ -136,7 +158,11 @@ def _step(step: StepResult, run_start: float) -> dict[str, Any]:
 
 def _database(database: DatabaseResult, results: RunResults) -> dict[str, Any]:
     failing_step = next(
-        (s for s in results.steps if s.database == database.key and s.outcome not in (Outcome.PASSED, Outcome.SKIPPED)),
+        (
+            s
+            for s in results.steps
+            if s.database == database.key and s.stage is None and s.outcome not in (Outcome.PASSED, Outcome.SKIPPED)
+        ),
         None,
     )
     return {

@@ -17,6 +17,8 @@ PLATFORM_SECTION = "Platform"
 SMOKE_SECTION = "Smoke tests"
 BASE_PHASE = "Base"
 UPGRADE_PHASE = "Upgrade"
+STAGE_SECTIONS = {"backup": "Backup and restore"}
+"""A stage whose steps (run on deployed databases) get one section of their own, after the databases'."""
 MIN_TASK_MS = 1000
 """Every task is drawn at least a second long, so skipped steps stay visible."""
 _MERMAID_LOOKALIKES = str.maketrans(
@@ -46,15 +48,21 @@ def _task(section: str, name: str, outcome: Outcome, start: float, end: float | 
 
 
 def timeline_tasks(results: RunResults) -> list[Task]:
-    """Every step that started, grouped Platform first, then one section per database, then the smoke tests. An
-    upgrade test has these twice, the base's (`Base · ...`) and the upgrade's (`Upgrade · ...`: each database's
-    markers written, its upgrade, its markers read back)."""
+    """Every step that started, grouped Platform first, then one section per database, then each stage with a
+    section of its own (backup and restore), then the smoke tests. An upgrade test has the first ones twice, the
+    base's (`Base · ...`) and the upgrade's (`Upgrade · ...`: each database's markers written, its upgrade, its
+    markers read back)."""
     upgrade = results.upgrade
+    steps = [s for s in results.steps if s.stage not in STAGE_SECTIONS]
     if upgrade is None:
-        tasks = _step_tasks(results, results.steps, "")
+        tasks = _step_tasks(results, steps, "")
     else:
-        tasks = _step_tasks(results, [s for s in results.steps if not in_upgrade_stage(s)], f"{BASE_PHASE} · ")
-        tasks += _step_tasks(results, [s for s in results.steps if in_upgrade_stage(s)], f"{UPGRADE_PHASE} · ")
+        tasks = _step_tasks(results, [s for s in steps if not in_upgrade_stage(s)], f"{BASE_PHASE} · ")
+        tasks += _step_tasks(results, [s for s in steps if in_upgrade_stage(s)], f"{UPGRADE_PHASE} · ")
+    for stage, section in STAGE_SECTIONS.items():
+        started = [(s.started_at, s) for s in results.steps if s.stage == stage and s.started_at is not None]
+        for start, step in sorted(started, key=lambda pair: pair[0]):
+            tasks.append(_task(section, step.title, step.outcome, start, step.ended_at, results.started_at))
     if results.smoke_started_at is not None:
         tasks.append(
             _task(

@@ -66,6 +66,7 @@ def verdict(results: RunResults) -> str:
         parts.append("run cancelled")
     parts += [f"{s.title} {OUTCOME_WORDS[s.outcome]}" for s in failed_steps(results) if s.database is None]
     parts += _database_parts(results.databases)
+    parts += _backup_parts(results)
     if checks.failed:
         owners = sorted({d.key for d in results.databases for c in d.checks if not c.outcome.ok})
         parts.append(f"{checks.failed} of {plural(checks.total, 'check')} failed ({', '.join(owners)})")
@@ -102,7 +103,22 @@ def _success_line(results: RunResults, checks: CheckCounts) -> str:
     line += f", {checks.skipped} skipped" if checks.skipped else ""
     upgrade = results.upgrade
     survived = [s for s in upgrade.survival if s.outcome is Outcome.PASSED] if upgrade else []
-    return line + (f", {len(survived)} of {len(upgrade.survival)} {SURVIVED}" if upgrade and survived else "")
+    line += f", {len(survived)} of {len(upgrade.survival)} {SURVIVED}" if upgrade and survived else ""
+    restored = sum(1 for b in results.backups if b.outcome is Outcome.PASSED)
+    return line + (f", {plural(restored, 'backup')} restored and read back" if restored else "")
+
+
+def _backup_parts(results: RunResults) -> list[str]:
+    """The backup stage's databases that did not get through it (their own deployment aside)."""
+    total = sum(1 for b in results.backups if b.method is not None)
+    failed = [
+        b.database
+        for b in results.backups
+        if b.method is not None and b.outcome in (*FAILED_OUTCOMES, Outcome.CANCELLED)
+    ]
+    if not failed:
+        return []
+    return [f"backup and restore failed for {len(failed)} of {plural(total, 'database')} ({', '.join(failed)})"]
 
 
 def _database_parts(databases: list[DatabaseResult]) -> list[str]:

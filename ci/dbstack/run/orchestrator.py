@@ -777,7 +777,9 @@ def new_results(plan: Plan, cluster_kind: str, started_at: float) -> RunResults:
         namespace=plan.namespace,
         versions=dict(plan.versions),
         steps=[
-            StepResult(id=s.id, title=s.title, kind=s.kind.value, database=s.database, outcome=Outcome.NOT_RUN)
+            StepResult(
+                id=s.id, title=s.title, kind=s.kind.value, database=s.database, outcome=Outcome.NOT_RUN, stage=s.stage
+            )
             for s in plan.steps
         ],
         databases=[

@@ -75,6 +75,8 @@ class StepResult:
     """What the run did beyond the plan's commands, one line each (a Helm release a killed helm left pending, freed)."""
     facts: dict[str, str] = field(default_factory=dict)
     """What the step read off the cluster once done (a Backup's `size` and `duration`, as KubeBlocks reports them)."""
+    stage: str | None = None
+    """The stage it belongs to (`backup`), run on deployed databases; None for the deployment's own steps."""
     findings: list[Finding] = field(default_factory=list)
     """For a failed database: the concrete reasons read from the cluster after the failure, most telling first."""
 
