@@ -260,3 +260,34 @@ def test_a_k3s_start_or_kubeconfig_read_that_never_answers_is_a_failed_cluster_s
     assert smoke_passes == []
     assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "1\n"
     assert {"summary.md", "summary.json", "junit.xml"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_the_full_profile_runs_the_backup_stage_through_the_module_s_marker_runner(
+    tmp_path: Path, smoke_passes: list[RunResults], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbstack.plan.backup import ON_K3S
+    from dbstack.sim.backups import SimMarkers
+
+    sim = SimCluster()
+    runners: list[SimMarkers] = []
+
+    def marker_runner(run: pipeline._Run, toolbox: dagger.Container) -> SimMarkers:
+        runners.append(SimMarkers(sim))
+        return runners[-1]
+
+    monkeypatch.setattr(pipeline, "_marker_runner", marker_runner)
+    toolbox = FakeToolbox(k3s_then(sim))
+    run = OfflineRun(toolbox, tmp_path)
+    run.config = load_config(VALUES, "full")
+    run.plan = build_plan(run.config, ON_K3S)
+
+    async def main() -> dagger.Directory:
+        return await pipeline._deploy_and_test(run, None)
+
+    in_virtual_time(main)
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert [s["id"] for s in results["steps"] if s["outcome"] != "passed" and s["outcome"] != "skipped"] == []
+    assert [b["outcome"] for b in results["backups"]] == ["passed", "passed", "passed", "skipped"]
+    (used,) = runners
+    assert [m.phase for m in used.calls].count("verify") == 3
+    assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "0\n"

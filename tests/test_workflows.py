@@ -316,3 +316,17 @@ def test_every_dbstack_command_in_a_workflow_parses(path: Path) -> None:
                 build_parser().parse_args(concrete)
             except SystemExit:
                 pytest.fail(f"{path.name}: `dbstack {' '.join(argv)}` does not parse")
+
+
+def test_the_full_profile_runs_on_a_schedule_and_by_hand_with_the_backup_stage() -> None:
+    workflow = _load(WORKFLOWS / "full.yml")
+    on = _triggers(workflow)
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    assert on["schedule"][0]["cron"]
+    (job,) = workflow["jobs"].values()
+    dagger = next(s for s in job["steps"] if s.get("uses", "").startswith(DAGGER_ACTION))
+    assert dagger["with"]["args"].startswith("deploy-and-test --profile full ")
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    from dbstack.config.validate import validate
+
+    assert validate(REPO / "values", "full").config.backup.enabled
