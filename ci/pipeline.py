@@ -778,7 +778,7 @@ def _marker_runner(run: _Run, toolbox: dagger.Container) -> "MarkerRunner":
                 return CheckResult(endpoint.database, name, Outcome.FAILED, message=f"not reached: {exc}")
             try:
                 limit = max(MARKER_MIN_LIMIT_S, min(run.config.timeouts.smoke, int(seconds) - MARKER_MARGIN_S))
-                folder = run.out_dir / "markers" / f"{step.phase}-{endpoint.release}"
+                folder = run.out_dir / "smoke" / f"markers-{step.phase}-{endpoint.release}"  # masked as smoke/ is
                 variables = smokeenv.marker_environment([endpoint], run.config, step.phase, marker)
                 argv = smokeenv.marker_command(SMOKE_JUNIT, limit, [endpoint.database])
                 ended = await _pytest(run, [reached], variables, argv, folder, limit)

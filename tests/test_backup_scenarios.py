@@ -302,3 +302,34 @@ def test_reports_of_a_backup_run_are_written(tmp_path: Path) -> None:
     run = simulate(full_plan(), BackupScenario(backup_failures={"redis": "boom"}), tmp_path / "run")
     write_reports(run.results, tmp_path / "reports", [])
     assert (tmp_path / "reports" / "summary.md").exists()
+
+
+def test_a_teardown_removes_what_a_stage_that_never_finished_left(tmp_path: Path) -> None:
+    from dbstack.plan.build import build_teardown_plan
+    from dbstack.run.orchestrator import run_plan
+    from dbstack.sim.cluster import in_virtual_time
+
+    config = validate(VALUES, "full").config
+    teardown = build_teardown_plan(config, remove_kubeblocks=False)
+    assert [s.id for s in teardown.steps if s.stage == "backup"] == [
+        "backup-cleanup:postgresql",
+        "backup-cleanup:redis",
+        "backup-cleanup:qdrant",
+    ]
+    assert [s.id for s in build_teardown_plan(validate(VALUES, "ci").config, False).steps if s.stage] == []
+    # The restore of Redis hangs and the run is cut short before its cleanup: the teardown finds and removes it.
+    sim = SimCluster(Scenario(backup=BackupScenario(restore_stuck=frozenset({"redis"}))))
+    plan = full_plan()
+    plan = dataclasses.replace(plan, steps=tuple(s for s in plan.steps if s.id != "backup-cleanup:redis"))
+
+    async def deploy_then_teardown() -> tuple[RunResults, RunResults]:
+        deployed = await run_plan(plan, sim, tmp_path / "deploy", cluster_kind="simulated", markers=SimMarkers(sim))
+        return deployed, await run_plan(teardown, sim, tmp_path / "teardown", cluster_kind="simulated")
+
+    deployed, removed = in_virtual_time(deploy_then_teardown)
+    assert next(s for s in deployed.steps if s.id == "restore:redis").outcome is Outcome.TIMED_OUT
+    assert [(s.id, s.outcome) for s in removed.steps if not s.outcome.ok] == []
+    run = Run(removed, sim, None, tmp_path)
+    assert "redis-cluster-r" not in run.alive("cluster")
+    assert all(b.name != "redis-cluster-backup" or b.deleted_at < 1e18 for b in sim.backups.backups.values())
+    assert sim.unknown == []

@@ -120,7 +120,9 @@ def test_a_verify_reaches_the_restored_cluster_s_own_service_and_secret_and_runs
     assert "POSTGRES_PASSWORD" in smoke.secrets and "POSTGRES_PASSWORD" not in smoke.env
     assert smoke.argv is not None and " -m postgresql;" in smoke.argv[-1]
     assert phase.service is not None and phase.service.stopped, "the forward to a cluster about to go stays up"
-    assert (tmp_path / "markers" / "verify-pg-cluster-r" / "pytest.log").read_text(encoding="utf-8") == "1 passed\n"
+    assert (tmp_path / "smoke" / "markers-verify-pg-cluster-r" / "pytest.log").read_text(
+        encoding="utf-8"
+    ) == "1 passed\n"
 
 
 def test_a_failed_read_back_returns_the_suite_s_cause(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

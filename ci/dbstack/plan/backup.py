@@ -577,6 +577,40 @@ def _database_steps(
     ]
 
 
+def teardown_steps(config: Config, timeout_s: int) -> list[Step]:
+    """What a run of the stage may have left when its cleanup could not run (a cancelled run): each backed-up
+    database's restored Cluster and Backup, deleted if there. The BackupRepo, the CSI driver and its classes stay,
+    as snapshot support does."""
+    if not config.backup.enabled:
+        return []
+    ns = config.namespace
+    steps = []
+    for d in config.enabled:
+        if backupcatalog.method(d.key, config.backup.method(d.key)) is None:
+            continue
+        restored, backup = restored_name(d), backup_name(d)
+        steps.append(
+            Step(
+                id=f"backup-cleanup:{d.key}",
+                title=f"Delete the restored {restored} and Backup {backup}, if there",
+                kind=StepKind.BACKUP_CLEANUP,
+                database=d.key,
+                needs=(),
+                commands=(
+                    kubectl("delete", CLUSTER_RESOURCE, restored, "-n", ns, "--ignore-not-found", "--wait=false"),
+                    kubectl("delete", BACKUP_RESOURCE, backup, "-n", ns, "--ignore-not-found", "--wait=false"),
+                ),
+                done_when=(
+                    Wait(f"{CLUSTER_RESOURCE}/{restored}", ns, "delete"),
+                    Wait(f"{BACKUP_RESOURCE}/{backup}", ns, "delete"),
+                ),
+                timeout_s=timeout_s,
+                stage=STAGE,
+            )
+        )
+    return steps
+
+
 MARKER_MARGIN_S = 300
 """A marker step's time beyond the suite's own limit (`timeouts.smoke`): reaching the database (its forward, its
 account) and installing the suite's container."""

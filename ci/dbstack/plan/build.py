@@ -6,6 +6,7 @@ from __future__ import annotations
 from dbstack.config.catalog import service_releases
 from dbstack.config.load import REUSE_ANY, Config, DatabaseConfig
 from dbstack.plan.backup import ON_K3S, backup_stage
+from dbstack.plan.backup import teardown_steps as backup_teardown_steps
 from dbstack.plan.model import (
     Command,
     Diagnostic,
@@ -415,8 +416,9 @@ TEARDOWN_TIMEOUT_S = 300
 
 
 def build_teardown_plan(config: Config, remove_kubeblocks: bool) -> Plan:
-    """The reverse of `build_plan`: clusters first (their definitions cannot go while they exist), then, with
-    `remove_kubeblocks`, the addons, KubeBlocks and the KubeBlocks namespace. Every command tolerates what is
+    """The reverse of `build_plan`: clusters first (their definitions cannot go while they exist), with the backup
+    stage's restored clusters and Backups when it is on, then, with `remove_kubeblocks`, the addons, KubeBlocks and
+    the KubeBlocks namespace. Every command tolerates what is
     already gone, so a teardown can be re-run after a partial one.
 
     The CRDs and snapshot support are never removed: dbstack cannot know it installed them (deploy skips what is
@@ -446,6 +448,7 @@ def build_teardown_plan(config: Config, remove_kubeblocks: bool) -> Plan:
         )
         for d in config.enabled
     ]
+    steps.extend(backup_teardown_steps(config, TEARDOWN_TIMEOUT_S))
     if remove_kubeblocks:
         steps.extend(_kubeblocks_teardown_steps(config, tuple(s.id for s in steps)))
     return Plan(
