@@ -347,3 +347,13 @@ def test_the_platform_and_previews_run_no_backup_stage() -> None:
         "namespaced) (allowed: false; `dagger call deploy-and-test --profile full` runs it)"
     )
     assert not [p for p in quota_problems(validate(VALUES, "ci").config) if "backup" in p]
+
+
+def test_an_upgrade_test_refuses_the_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["plan", "--values", str(VALUES), "--base-values", str(VALUES), "--profile", "full"])
+    err = capsys.readouterr().err
+    assert code == EXIT_INVALID
+    assert (
+        "backup.enabled: an upgrade test runs no backup stage (allowed: false here; `dagger call deploy-and-test "
+        in err
+    )

@@ -164,6 +164,7 @@ def build_upgrade_plan(
     whether the cluster's StorageClass can grow volumes (False on k3s), None when it is not known here (a caution
     then says what a larger volume needs). Raises InvalidInput with every change that cannot be applied in place."""
     problems, cautions = upgrade_problems(base, new, volume_expansion)
+    problems += _backup_problems(new)
     if problems:
         raise InvalidInput(problems)
     base_plan, target = build_plan(base), build_plan(new)
@@ -180,6 +181,22 @@ def build_upgrade_plan(
         cautions=tuple(cautions),
         config=new,
     )
+
+
+def _backup_problems(new: Config) -> list[Problem]:
+    """An upgrade test runs no backup stage (plan/backup.py): its steps are no releases to upgrade."""
+    if not new.backup.enabled:
+        return []
+    where = new.where("backup.enabled")
+    return [
+        Problem(
+            where.file,
+            where.line,
+            "backup.enabled",
+            "an upgrade test runs no backup stage",
+            "false here; `dagger call deploy-and-test --profile full` runs it",
+        )
+    ]
 
 
 # --- what changes ------------------------------------------------------------------------------------------------
