@@ -30,6 +30,7 @@ from dbstack.plan.backup import (
     CSI_SIDECAR_RBAC,
     HOSTPATH_DRIVER,
     HOSTPATH_NAMESPACE,
+    HOSTPATH_PLUGIN,
     HOSTPATH_SNAPSHOT_CLASS,
     HOSTPATH_STORAGE_CLASS,
     REPO_LABEL,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 NEVER = math.inf
 DP = "dataprotection.kubeblocks.io"
-HOSTPATH_PLUGIN = "csi-hostpathplugin"
+PLUGIN_NAME = HOSTPATH_PLUGIN.partition("/")[2]
 HOSTPATH_POD_LABELS = {
     "app.kubernetes.io/instance": "hostpath.csi.k8s.io",
     "app.kubernetes.io/part-of": "csi-driver-host-path",
@@ -252,7 +253,7 @@ class SimBackups:
             return []
         if not _matches(HOSTPATH_POD_LABELS, selector):
             return []
-        pod = _running_pod(f"{HOSTPATH_PLUGIN}-0", HOSTPATH_NAMESPACE, "hostpath", now >= self.plugin_ready_at)
+        pod = _running_pod(f"{PLUGIN_NAME}-0", HOSTPATH_NAMESPACE, "hostpath", now >= self.plugin_ready_at)
         pod["metadata"]["labels"] = dict(HOSTPATH_POD_LABELS)
         return [pod]
 
@@ -287,7 +288,7 @@ class SimBackups:
             target = rest[0].split("/")[-1] if len(rest) == 1 else rest[-1]
             return _ok(f"Name:         {target}\nNamespace:    {args.flags.get('-n', 'default')}\n")
         if verb == "logs":
-            return _ok(f"{HOSTPATH_PLUGIN} hostpath: GRPC call: /csi.v1.Controller/CreateSnapshot\n")
+            return _ok(f"{PLUGIN_NAME} hostpath: GRPC call: /csi.v1.Controller/CreateSnapshot\n")
         from dbstack.sim.cluster import UnknownCommand
 
         raise UnknownCommand(f"kubectl {' '.join(args.positional)} (backups)")
@@ -326,13 +327,13 @@ class SimBackups:
         from dbstack.sim.cluster import _seconds
 
         name = target.partition("/")[2]
-        if name != HOSTPATH_PLUGIN or self.sim._now() < self.plugin_created_at:
+        if name != PLUGIN_NAME or self.sim._now() < self.plugin_created_at:
             return _error(f'Error from server (NotFound): statefulsets.apps "{name}" not found')
         timeout = _seconds(args.flags.get("--timeout", "0s")) or NEVER
         waiting = "Waiting for 1 pods to be ready...\n"
         ready_at_once = self.sim._now() >= self.plugin_ready_at
         if await self.sim._until(lambda now: now >= self.plugin_ready_at, timeout):
-            done = f"statefulset rolling update complete 1 pods at revision {HOSTPATH_PLUGIN}-6b7f8d9c4d...\n"
+            done = f"statefulset rolling update complete 1 pods at revision {PLUGIN_NAME}-6b7f8d9c4d...\n"
             return _ok(("" if ready_at_once else waiting) + done)
         return CommandResult(1, waiting, "error: timed out waiting for the condition")
 
