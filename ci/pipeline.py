@@ -90,6 +90,10 @@ BaseValues = Annotated[
 ]
 ClusterName = Annotated[str, Doc("names the k3s cluster: the same name gives the same service within a session")]
 Kubeconfig = Annotated[dagger.Secret, Doc("kubeconfig of the cluster, e.g. env://PREVIEW_KUBECONFIG")]
+ExistingCluster = Annotated[
+    dagger.Secret | None,
+    Doc("kubeconfig of an existing cluster to deploy to instead of k3s, e.g. file:$HOME/.kube/config"),
+]
 PullRequest = Annotated[int, Doc("pull request number; the preview lives in namespace pr-<number>")]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -972,10 +976,7 @@ class Dbstack:
         kubeblocks_version: KubeblocksVersion = "",
         chart_version: ChartVersion = "",
         settings: Settings = None,
-        kubeconfig: Annotated[
-            dagger.Secret | None,
-            Doc("kubeconfig of an existing cluster to deploy to instead of k3s, e.g. file:$HOME/.kube/config"),
-        ] = None,
+        kubeconfig: ExistingCluster = None,
     ) -> dagger.Directory:
         """Deploy and smoke-test everything; returns the reports (exit-code holds 0 or 1), also on failure."""
         from dbstack.plan.backup import ON_EXISTING, ON_K3S
@@ -999,10 +1000,7 @@ class Dbstack:
         kubeblocks_version: KubeblocksVersion = "",
         chart_version: ChartVersion = "",
         settings: Settings = None,
-        kubeconfig: Annotated[
-            dagger.Secret | None,
-            Doc("kubeconfig of an existing cluster to deploy to instead of k3s, e.g. file:$HOME/.kube/config"),
-        ] = None,
+        kubeconfig: ExistingCluster = None,
     ) -> dagger.Directory:
         """Deploy --base-values, write markers, upgrade in place to the values, read them back, smoke-test; reports."""
         overrides = _overrides(enable, disable, namespace, kubeblocks_version, chart_version, settings)

@@ -15,7 +15,7 @@ from typing import Any
 
 from dbstack.masking import mask
 from dbstack.plan.model import Diagnostic
-from dbstack.run.kube import parse_json
+from dbstack.run.kube import get_in, items_of, mappings, parse_json
 from dbstack.run.results import Finding
 from dbstack.run.runner import CommandResult
 
@@ -81,7 +81,7 @@ class Evidence:
 def explain(evidence: Evidence, masker: Callable[[str], str] = mask) -> list[Finding]:
     """The concrete reasons the pods and events give, most telling first, at most `MAX_FINDINGS`, masked."""
     events = parse_events(evidence.events)
-    findings = [f for pod in _items(parse_json(evidence.pods_json)) for f in _pod_findings(pod, events, evidence)]
+    findings = [f for pod in items_of(parse_json(evidence.pods_json)) for f in _pod_findings(pod, events, evidence)]
     findings.sort(key=_rank)
     if any(f.reason != "NotReady" for f in findings):  # "running but not ready" is a symptom beside a cause
         findings = [f for f in findings if f.reason != "NotReady"]
@@ -106,7 +106,7 @@ def parse_events(text: str) -> list[Event]:
 
 
 def _pod_findings(pod: Mapping[str, Any], events: list[Event], evidence: Evidence) -> Iterator[Finding]:
-    name = str(_get(pod, "metadata", "name") or "pod")
+    name = str(get_in(pod, "metadata", "name") or "pod")
     own_events = [e for e in events if e.subject == f"pod/{name}"]
     used: set[Event] = set()
     unschedulable = _unschedulable(pod)
@@ -140,9 +140,9 @@ def _pod_findings(pod: Mapping[str, Any], events: list[Event], evidence: Evidenc
 def _container_finding(pod: str, container: str, status: Mapping[str, Any], image: str) -> Finding | None:
     subject = f"pod/{pod} container {container}"
     restarts = _restarts(status)
-    last = _get(status, "lastState", "terminated")
-    waiting = _get(status, "state", "waiting")
-    terminated = _get(status, "state", "terminated")
+    last = get_in(status, "lastState", "terminated")
+    waiting = get_in(status, "state", "waiting")
+    terminated = get_in(status, "state", "terminated")
     if isinstance(waiting, Mapping) and waiting.get("reason") and waiting["reason"] not in STARTING:
         reason, message = str(waiting["reason"]), _one_line(waiting.get("message"))
         if reason in PULL_REASONS and image and image not in message:
@@ -159,7 +159,7 @@ def _container_finding(pod: str, container: str, status: Mapping[str, Any], imag
         return Finding(subject, reason, _joined(_one_line(terminated.get("message")), _exit(terminated, restarts)))
     if isinstance(last, Mapping) and last.get("reason") == "OOMKilled":
         return Finding(subject, "OOMKilled", _oom(last, restarts, None))
-    if status.get("ready") is False and isinstance(_get(status, "state", "running"), Mapping):
+    if status.get("ready") is False and isinstance(get_in(status, "state", "running"), Mapping):
         return Finding(subject, "NotReady", "running but not ready")
     return None
 
@@ -228,31 +228,14 @@ def _namespace(argv: tuple[str, ...]) -> str | None:
     return None
 
 
-def _items(data: Any) -> list[Mapping[str, Any]]:
-    items = data.get("items") if isinstance(data, Mapping) else None
-    return [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _list(data: Any) -> list[Mapping[str, Any]]:
-    return [x for x in data if isinstance(x, Mapping)] if isinstance(data, list) else []
-
-
 def _spec_containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     spec = pod.get("spec")
-    return [*_list(_get(spec, "initContainers")), *_list(_get(spec, "containers"))]
+    return [*mappings(get_in(spec, "initContainers")), *mappings(get_in(spec, "containers"))]
 
 
 def _container_statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     status = pod.get("status")
-    return [*_list(_get(status, "initContainerStatuses")), *_list(_get(status, "containerStatuses"))]
+    return [*mappings(get_in(status, "initContainerStatuses")), *mappings(get_in(status, "containerStatuses"))]
 
 
 def _restarts(status: Mapping[str, Any]) -> int:
@@ -261,7 +244,7 @@ def _restarts(status: Mapping[str, Any]) -> int:
 
 
 def _unschedulable(pod: Mapping[str, Any]) -> str | None:
-    for condition in _list(_get(pod, "status", "conditions")):
+    for condition in mappings(get_in(pod, "status", "conditions")):
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
             # The scheduler appends a preemption note after the reason: keep the reason.
             return _one_line(condition.get("message") or "Unschedulable").split(" preemption:")[0].rstrip(". ")

@@ -101,8 +101,8 @@ def cluster_state(watch: Watch, cluster_json: str, pods_json: str) -> ClusterSta
     """Judge a Cluster (`kubectl get clusters.apps.kubeblocks.io <c> -o json --ignore-not-found`) and its pods
     (`kubectl get pods -l <selector> -o json`)."""
     cluster = parse_json(cluster_json)
-    pods = _items(parse_json(pods_json))
-    phase = _get(cluster, "status", "phase") if cluster else None
+    pods = items_of(parse_json(pods_json))
+    phase = get_in(cluster, "status", "phase") if cluster else None
     lines = [line for pod in pods if (line := _pod_problem(pod, watch))]
     fatal_signs = [sign for pod in pods if (sign := _pod_fatal(pod, watch))]
     fatal_lines = [sign.line for sign in fatal_signs]
@@ -135,7 +135,7 @@ def current_spec_conditions(cluster_json: str) -> list[tuple[str, str]]:
         ("componentSpecs", "components", "component"),
         ("shardings", "shardings", "sharding"),
     ):
-        for item in _list(_get(cluster, "spec", spec_key)):
+        for item in mappings(get_in(cluster, "spec", spec_key)):
             name = item.get("name")
             if isinstance(name, str) and name:
                 found.append((f"{kind} {name}", f"{{.status.{status_key}.{name}.upToDate}}"))
@@ -147,7 +147,7 @@ def cluster_generation(cluster_json: str) -> int | None:
     `status.observedGeneration` to it in the same status update that recomputes every component's `upToDate`
     (controllers/apps/cluster/transformer_cluster_status.go), so until it does, an `upToDate` may be the previous
     spec's."""
-    generation = _get(parse_json(cluster_json), "metadata", "generation")
+    generation = get_in(parse_json(cluster_json), "metadata", "generation")
     return generation if isinstance(generation, int) and not isinstance(generation, bool) else None
 
 
@@ -165,23 +165,25 @@ def pod_containers(pods_json: str) -> list[PodContainer] | None:
     if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
         return None
     found = []
-    for pod in _items(data):
+    for pod in items_of(data):
         restarts = {str(c.get("name")): c.get("restartCount") for c in _containers(pod)}
         spec = pod.get("spec")
-        for container in [*_list(_get(spec, "initContainers")), *_list(_get(spec, "containers"))]:
+        for container in [*mappings(get_in(spec, "initContainers")), *mappings(get_in(spec, "containers"))]:
             name = str(container.get("name") or "?")
             count = restarts.get(name)
             found.append(PodContainer(_name(pod), name, count if isinstance(count, int) else 0))
     return found
 
 
-def _items(data: Any) -> list[Mapping[str, Any]]:
+def items_of(data: Any) -> list[Mapping[str, Any]]:
+    """The objects of a `kubectl get -o json` List ([] for anything else)."""
     if isinstance(data, Mapping) and isinstance(data.get("items"), list):
         return [item for item in data["items"] if isinstance(item, Mapping)]
     return []
 
 
-def _get(data: Any, *path: str) -> Any:
+def get_in(data: Any, *path: str) -> Any:
+    """data[path[0]][path[1]]..., or None where a step is missing or not a mapping."""
     for key in path:
         if not isinstance(data, Mapping):
             return None
@@ -189,33 +191,36 @@ def _get(data: Any, *path: str) -> Any:
     return data
 
 
-def _list(data: Any) -> list[Mapping[str, Any]]:
+def mappings(data: Any) -> list[Mapping[str, Any]]:
+    """The mappings of a JSON list ([] for anything else)."""
     return [x for x in data if isinstance(x, Mapping)] if isinstance(data, list) else []
 
 
 def _name(pod: Mapping[str, Any]) -> str:
-    return str(_get(pod, "metadata", "name") or "pod")
+    return str(get_in(pod, "metadata", "name") or "pod")
 
 
 def _containers(pod: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
     status = pod.get("status")
-    yield from _list(_get(status, "initContainerStatuses"))
-    yield from _list(_get(status, "containerStatuses"))
+    yield from mappings(get_in(status, "initContainerStatuses"))
+    yield from mappings(get_in(status, "containerStatuses"))
 
 
 def _pod_ready(pod: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in _list(_get(pod, "status", "conditions")))
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in mappings(get_in(pod, "status", "conditions"))
+    )
 
 
 def _unschedulable(pod: Mapping[str, Any]) -> str | None:
-    for condition in _list(_get(pod, "status", "conditions")):
+    for condition in mappings(get_in(pod, "status", "conditions")):
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
             return str(condition.get("message") or "Unschedulable").strip()
     return None
 
 
 def _waiting(container: Mapping[str, Any]) -> tuple[str, str] | None:
-    waiting = _get(container, "state", "waiting")
+    waiting = get_in(container, "state", "waiting")
     if not isinstance(waiting, Mapping) or not waiting.get("reason"):
         return None
     return str(waiting["reason"]), str(waiting.get("message") or "").strip()
@@ -225,7 +230,7 @@ def _container_line(pod: Mapping[str, Any], container: Mapping[str, Any], reason
     line = f"{_name(pod)} container {container.get('name', '?')} {reason}"
     restarts = container.get("restartCount")
     if reason == "CrashLoopBackOff":
-        exit_code = _get(container, "lastState", "terminated", "exitCode")
+        exit_code = get_in(container, "lastState", "terminated", "exitCode")
         line += f" (restarted {restarts} times, last exit code {exit_code})"
     return f"{line}: {message}" if message else line
 
@@ -265,7 +270,7 @@ def _pod_problem(pod: Mapping[str, Any], watch: Watch) -> str | None:
         if waiting and waiting[0] not in ("PodInitializing", "ContainerCreating"):
             return _container_line(pod, container, *waiting)
     if not _pod_ready(pod):
-        return f"{_name(pod)} {_get(pod, 'status', 'phase') or 'Pending'}, not ready"
+        return f"{_name(pod)} {get_in(pod, 'status', 'phase') or 'Pending'}, not ready"
     return None
 
 
@@ -276,18 +281,18 @@ def _first_sentence(message: str) -> str:
 
 def _cluster_detail(cluster: Any) -> str:
     """The first message a Cluster's status gives: a component's, else a False condition's."""
-    components = _get(cluster, "status", "components")
+    components = get_in(cluster, "status", "components")
     if isinstance(components, Mapping):
         for name, component in components.items():
-            message = _get(component, "message")
-            phase = _get(component, "phase")
+            message = get_in(component, "message")
+            phase = get_in(component, "phase")
             if isinstance(message, Mapping) and message:
                 return f"component {name} {phase}: " + "; ".join(f"{k}: {v}" for k, v in message.items())
             if message:
                 return f"component {name} {phase}: {message}"
             if phase and phase != "Running":
                 return f"component {name} {phase}"
-    for condition in _list(_get(cluster, "status", "conditions")):
+    for condition in mappings(get_in(cluster, "status", "conditions")):
         if condition.get("status") == "False" and condition.get("message"):
             return f"{condition.get('type')}: {condition['message']}"
     return ""
