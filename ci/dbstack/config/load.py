@@ -15,7 +15,7 @@ from dbstack.config import backupcatalog, naming
 from dbstack.config.catalog import DATABASES, Database, service_releases
 from dbstack.config.chartrules import BOOL, RULES_CHART_VERSION, Rule, Unmodelled
 from dbstack.config.problems import InvalidInput, Problem
-from dbstack.config.topology import Component, components
+from dbstack.config.topology import Component, components, lookup
 from dbstack.config.yamlfile import YamlDocument, load_yaml, text_problem
 
 SETTINGS_FILE = "pipeline.yaml"
@@ -217,13 +217,7 @@ class DatabaseConfig:
 
     def effective(self, key: str) -> Any:
         """A chart value as the chart will see it: the merged values, else the chart's own default."""
-        for source in (self.values, self.db.chart_defaults):
-            node: Any = source
-            for part in key.split("."):
-                node = node.get(part) if isinstance(node, Mapping) else None
-            if node is not None:
-                return node
-        return None
+        return lookup(self.values, self.db.chart_defaults)(key)
 
     @property
     def version(self) -> str:

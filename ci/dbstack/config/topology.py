@@ -87,6 +87,8 @@ TOPOLOGIES: dict[str, Callable[[Lookup], tuple[Component, ...]]] = {
 
 
 def lookup(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> Lookup:
+    """A dotted chart key ("sentinel.replicas") as the chart sees it: the values, else the chart's default."""
+
     def value(key: str) -> Any:
         for source in (values, defaults):
             node: Any = source
