@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/hostile_input.py [--runs 5] [--target 1.0]
 
-Cases (the inputs issue 14 found hanging or exhausting memory, plus their neighbours): a FIFO as a values file, a
+Cases (inputs that once hung the CLI or exhausted its memory, plus their neighbours): a FIFO as a values file, a
 link to /dev/zero, an alias bomb, a 50 MiB file, a 1 MiB file of 500,000 values, 990 levels of nesting, `plan`
 into a closed pipe, `deploy --out` an existing file, `deploy --kubeconfig` a missing file. For each: best and
 median wall time of N runs (interpreter start and imports included), the exit code, and the peak memory of the
