@@ -83,9 +83,19 @@ def test_the_first_start_with_an_empty_cache_volume_just_runs(tmp_path: Path) ->
 
 def test_the_server_command_runs_with_a_bind_address_and_its_slot_appended(tmp_path: Path) -> None:
     done = run_entrypoint(tmp_path, "echo", *k3s.server_args("run1"))
-    assert done.stdout.split()[:-2] == k3s.server_args("run1")
+    assert done.stdout.split()[:-2] == [
+        "k3s",
+        "server",
+        "--disable=traefik",
+        "--disable=metrics-server",
+        "--egress-selector-mode=disabled",
+        "--tls-san=kubernetes",
+        "--write-kubeconfig=/etc/rancher/k3s/k3s-run1.yaml",
+        "--write-kubeconfig-mode=0600",
+    ]
     assert done.stdout.split()[-2].startswith("--bind-address=")
     assert done.stdout.split()[-2] != "--bind-address="
+    assert done.stdout.split()[-1] == f"--data-dir={tmp_path}/state/slots/0/k3s"
 
 
 def test_a_second_k3s_on_the_engine_takes_the_next_free_slot_and_a_finished_one_frees_its_own(
@@ -159,11 +169,19 @@ def test_on_cgroup_v2_processes_leave_the_root_group_and_controllers_are_delegat
     assert (cgroup / "cgroup.subtree_control").read_text(encoding="utf-8") == "+pids\n"
 
 
-def test_kubeconfig_names_and_server_arguments_are_unique_per_run() -> None:
-    assert k3s.kubeconfig_name("a") != k3s.kubeconfig_name("b")
-    assert k3s.server_args("a") != k3s.server_args("b")
-    assert f"--write-kubeconfig={k3s.KUBECONFIG_DIR}/{k3s.kubeconfig_name('a')}" in k3s.server_args("a")
-    assert f"--tls-san={k3s.API_ALIAS}" in k3s.server_args("a")
+def test_the_server_runs_with_traefik_and_metrics_server_off_and_a_kubeconfig_per_run() -> None:
+    assert k3s.kubeconfig_name("a") == "k3s-a.yaml"
+    assert k3s.server_args("a") == [
+        "k3s",
+        "server",
+        "--disable=traefik",
+        "--disable=metrics-server",
+        "--egress-selector-mode=disabled",
+        "--tls-san=kubernetes",
+        "--write-kubeconfig=/etc/rancher/k3s/k3s-a.yaml",
+        "--write-kubeconfig-mode=0600",
+    ]
+    assert k3s.server_args("b")[6] == "--write-kubeconfig=/etc/rancher/k3s/k3s-b.yaml"
 
 
 def run_reader(tmp_path: Path, wait_s: int) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -189,15 +207,41 @@ def test_reading_gives_up_with_a_message_when_k3s_writes_no_kubeconfig(tmp_path:
 
 
 def test_readiness_waits_for_the_api_then_the_node_then_coredns() -> None:
-    titles = [check.title for check in k3s.ready_checks(300)]
-    assert titles == [
-        "Wait for the k3s API server",
-        "Wait for the k3s node to register",
-        "Wait for the k3s node to be Ready",
-        "Wait for CoreDNS to be created",
-        "Wait for CoreDNS to roll out",
+    checks = k3s.ready_checks(300)
+    assert [(check.title, check.command.argv, check.timeout_s) for check in checks] == [
+        (
+            "Wait for the k3s API server",
+            ("sh", "-c", "until kubectl get --raw=/readyz >/dev/null; do sleep 2; done"),
+            300,
+        ),
+        (
+            "Wait for the k3s node to register",
+            ("sh", "-c", "until kubectl get nodes -o name | grep -q .; do sleep 2; done"),
+            300,
+        ),
+        (
+            "Wait for the k3s node to be Ready",
+            ("kubectl", "wait", "node", "--all", "--for=condition=Ready", "--timeout=300s"),
+            300,
+        ),
+        (
+            "Wait for CoreDNS to be created",
+            ("kubectl", "-n", "kube-system", "wait", "deployment/coredns", "--for=create", "--timeout=300s"),
+            300,
+        ),
+        (
+            "Wait for CoreDNS to roll out",
+            ("kubectl", "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=300s"),
+            300,
+        ),
     ]
-    assert all(check.timeout_s == 300 for check in k3s.ready_checks(300))
+    assert all(check.command.stdin is None for check in checks)
+
+
+def test_an_existing_cluster_only_has_to_answer() -> None:
+    assert [(c.title, c.command.argv, c.timeout_s) for c in k3s.reach_checks(20)] == [
+        ("Reach the cluster", ("kubectl", "version", "--request-timeout=20s"), 20)
+    ]
 
 
 def test_the_cluster_step_fails_with_its_cause_and_passes_without_one() -> None:
