@@ -206,6 +206,35 @@ def test_every_step_comes_after_the_steps_it_needs_and_cleanups_after_what_they_
         )
 
 
+def test_on_k3s_the_stage_adds_these_needs() -> None:
+    needs = {s.id: set(s.needs) for s in plan().steps}
+    assert {i: needs[i] for i in needs if not i.endswith((":redis", ":elasticsearch"))} == {
+        "snapshot-crds": set(),
+        "snapshot-controller": {"snapshot-crds"},
+        "kubeblocks-crds": set(),
+        "kubeblocks": {"snapshot-crds", "kubeblocks-crds"},
+        "csi-driver": {"snapshot-crds"},
+        "backup-repo": {"kubeblocks"},
+        "addon:postgresql": {"kubeblocks"},
+        "addon:qdrant": {"kubeblocks"},
+        "cluster:postgresql": {"addon:postgresql", "csi-driver"},
+        "cluster:qdrant": {"addon:qdrant", "csi-driver"},
+        "markers-write:postgresql": {"cluster:postgresql"},
+        "backup:postgresql": {"markers-write:postgresql"},
+        "restore:postgresql": {"backup:postgresql"},
+        "markers-verify:postgresql": {"restore:postgresql"},
+        "markers-clean:postgresql": {"markers-write:postgresql", "backup:postgresql"},
+        "backup-cleanup:postgresql": {"backup:postgresql", "restore:postgresql", "markers-verify:postgresql"},
+        "markers-write:qdrant": {"cluster:qdrant"},
+        "backup:qdrant": {"markers-write:qdrant", "backup-repo"},
+        "restore:qdrant": {"backup:qdrant"},
+        "markers-verify:qdrant": {"restore:qdrant"},
+        "markers-clean:qdrant": {"markers-write:qdrant", "backup:qdrant"},
+        "backup-cleanup:qdrant": {"backup:qdrant", "restore:qdrant", "markers-verify:qdrant"},
+    }
+    assert needs["cluster:elasticsearch"] == {"addon:elasticsearch"}  # not backed up: waits for no driver
+
+
 def test_on_k3s_the_hostpath_driver_comes_first_and_the_backed_up_volumes_go_on_its_class() -> None:
     p = plan()
     assert "csi-driver" in ids(p) and "snapshot-support" not in ids(p)

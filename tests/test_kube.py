@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from dbstack.plan.model import Watch
 from dbstack.run.kube import FatalStreaks, cluster_state, is_transient
 
@@ -126,3 +127,20 @@ def test_a_blip_between_looks_starts_the_count_again() -> None:
 def test_a_crash_loop_that_restarted_often_enough_fails_on_first_sight() -> None:
     state = cluster_state(WATCH, cluster("Creating"), crashing(WATCH.crashloop_restarts))
     assert FatalStreaks(WATCH).judge(state) == state.fatal
+
+
+# CrashLoopBackOff, the fourth, names its restarts: the tests above.
+@pytest.mark.parametrize("reason", ["ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName"])
+def test_a_container_waiting_for_a_change_to_the_deployment_fails_the_wait_on_the_second_look(reason: str) -> None:
+    streaks = FatalStreaks(WATCH)
+    look = cluster_state(WATCH, cluster("Creating"), pods(pod("p-0", waiting=reason)))
+    assert look.fatal == f"p-0 container postgresql {reason}: m"
+    assert [streaks.judge(look), streaks.judge(look)] == [None, f"p-0 container postgresql {reason}: m"]
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ContainerCreating", "PodInitializing"])
+def test_a_container_still_starting_never_fails_the_wait(reason: str) -> None:
+    streaks = FatalStreaks(WATCH)
+    look = cluster_state(WATCH, cluster("Creating"), pods(pod("p-0", waiting=reason)))
+    assert look.fatal is None
+    assert [streaks.judge(look) for _ in range(3)] == [None, None, None]

@@ -728,6 +728,41 @@ def test_a_command_killed_by_the_runner_timeout_is_a_timeout(values_dir: Path, t
     assert (qdrant.cause or "").startswith("timed out after 600 s running helm upgrade --install qdrant-cluster")
 
 
+class Leaky:
+    """The simulated cluster, except that Redis's install fails and Qdrant's raises, both saying a credential."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        self.sim = sim
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        if command.argv[:4] == ("helm", "upgrade", "--install", "redis-cluster"):
+            stderr = (
+                "Error: INSTALLATION FAILED: https://ci:Hunter2pw@charts.example.com/index.yaml: password=Hunter2pw\n"
+            )
+            return CommandResult(1, "", stderr)
+        if command.argv[:4] == ("helm", "upgrade", "--install", "qdrant-cluster"):
+            raise RuntimeError("engine lost; token=abc123def")
+        return await self.sim.run(command, timeout_s=timeout_s)
+
+
+def test_the_orchestrator_masks_credentials_in_the_causes_it_records(values_dir: Path, tmp_path: Path) -> None:
+    """Before any report: results.json and the returned results already hold the masked causes."""
+    results = run_simulated(plan_for(values_dir), Leaky(SimCluster()), tmp_path)
+    saved = RunResults.from_json(json.loads((tmp_path / "results.json").read_text()))
+    for found in (results, saved):
+        causes = {s.id: s.cause for s in found.steps if s.outcome is Outcome.FAILED}
+        assert causes == {
+            "cluster:redis": (
+                "Error: INSTALLATION FAILED: https://ci:***@charts.example.com/index.yaml: password=***\n"
+                "command: helm upgrade --install redis-cluster redis-cluster --repo https://apecloud.github.io/helm-charts"
+                " --version 1.0.1 -n default --create-namespace --timeout=600s -f - < values"
+            ),
+            "cluster:qdrant": "runner error: RuntimeError: engine lost; token=***",
+        }
+    text = (tmp_path / "results.json").read_text()
+    assert "Hunter2pw" not in text and "abc123def" not in text
+
+
 # --- cancellation ------------------------------------------------------------------------------------------
 
 

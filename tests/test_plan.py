@@ -156,3 +156,49 @@ def test_snapshot_controller_step_is_left_out_where_the_platform_runs_its_own(va
     assert "snapshot-controller" not in ids
     assert "snapshot-crds" in ids
     assert plan.step("kubeblocks").needs == ("snapshot-crds", "kubeblocks-crds")
+
+
+HELM_REFUSALS_WHILE_ANOTHER_CLIENT_INSTALLS = (
+    "another operation (install/upgrade/rollback) is in progress",
+    "cannot re-use a name that is still in use",
+    "cannot reuse a name that is still in use",
+    "release: already exists",
+)
+
+
+def test_the_plan_is_this_graph_of_needs(values_dir: Path) -> None:
+    plan = _plan(values_dir, "databases.neo4j.enabled=true")
+    assert {s.id: set(s.needs) for s in plan.steps} == {
+        "snapshot-crds": set(),
+        "snapshot-controller": {"snapshot-crds"},
+        "kubeblocks-crds": set(),
+        # The dataprotection controller crashes when the VolumeSnapshot CRDs are missing at its start.
+        "kubeblocks": {"snapshot-crds", "kubeblocks-crds"},
+        "addon:postgresql": {"kubeblocks"},
+        "addon:redis": {"kubeblocks"},
+        "addon:qdrant": {"kubeblocks"},
+        "addon:elasticsearch": {"kubeblocks"},
+        "addon:neo4j": {"kubeblocks"},
+        "cluster:postgresql": {"addon:postgresql"},
+        "cluster:redis": {"addon:redis"},
+        "cluster:qdrant": {"addon:qdrant"},
+        "cluster:elasticsearch": {"addon:elasticsearch"},
+        "cluster:neo4j": {"addon:neo4j"},
+    }
+
+
+def test_every_helm_install_waits_out_another_clients_install_of_the_same_release(values_dir: Path) -> None:
+    plan = _plan(values_dir)
+    racing = {s.id for s in plan.steps if s.retry_while == HELM_REFUSALS_WHILE_ANOTHER_CLIENT_INSTALLS}
+    assert racing == {
+        "kubeblocks",
+        "addon:postgresql",
+        "addon:redis",
+        "addon:qdrant",
+        "addon:elasticsearch",
+        "cluster:postgresql",
+        "cluster:redis",
+        "cluster:qdrant",
+        "cluster:elasticsearch",
+    }
+    assert {s.id for s in plan.steps if s.retry_while or s.retry_on} == racing
