@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from dbstack.masking import mask
+from dbstack.masking import Masker, mask
+from dbstack.report.masking import mask_files
 
 
 @pytest.mark.parametrize(
@@ -65,3 +68,23 @@ def test_mask_hides_a_quoted_flag_value_whole() -> None:
 def test_mask_hides_known_values_in_their_encoded_forms() -> None:
     text = "url=redis://u:p%40ss%26w0rd@h b64=cEBzcyZ3MHJk xml=p@ss&amp;w0rd"
     assert mask(text, known=["p@ss&w0rd"]) == "url=redis://u:***@h b64=*** xml=***"
+
+
+def test_mask_hides_a_known_value_as_a_form_body_or_query_string_encodes_it() -> None:
+    secret = "p ss&w0rd/x"
+    text = "form=p+ss%26w0rd%2Fx path=p%20ss%26w0rd%2Fx raw=p ss&w0rd/x"
+    assert mask(text, known=[secret]) == "form=*** path=*** raw=***"
+
+
+def test_collected_files_are_masked_in_place_and_links_are_left_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "diagnostics"
+    (folder / "postgresql").mkdir(parents=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("p ss&w0rd/x\n", encoding="utf-8")
+    (folder / "postgresql" / "logs.txt").write_bytes(b"GET /login?pw=p+ss%26w0rd%2Fx \xff\nok\n")
+    (folder / "events.txt").write_text("nothing secret\n", encoding="utf-8")
+    (folder / "link.txt").symlink_to(outside)
+    mask_files(folder, Masker(["p ss&w0rd/x"]))
+    assert (folder / "postgresql" / "logs.txt").read_bytes() == b"GET /login?pw=*** \xff\nok\n"
+    assert (folder / "events.txt").read_text(encoding="utf-8") == "nothing secret\n"
+    assert outside.read_text(encoding="utf-8") == "p ss&w0rd/x\n"

@@ -895,6 +895,35 @@ def test_untrusted_text_cannot_add_a_second_marker_html_or_break_the_table(cause
     assert all(line.count(" | ") <= 4 for line in text.splitlines() if line.startswith("| "))
 
 
+@pytest.mark.parametrize(
+    ("head_sha", "facts"),
+    [
+        (SHA, "namespace `pr-42` · commit `0123456789ab`"),
+        ("0123456", "namespace `pr-42` · commit `0123456`"),
+        ("012345", "namespace `pr-42`"),  # too short to name a commit
+        (SHA.upper(), "namespace `pr-42`"),
+        ("0123456789ab` [click](https://evil.example)", "namespace `pr-42`"),
+        ("0123456789abcdef\n### injected", "namespace `pr-42`"),
+        ("g123456789abcdef", "namespace `pr-42`"),
+        ("", "namespace `pr-42`"),
+        (None, "namespace `pr-42`"),
+    ],
+)
+def test_the_comment_names_the_head_commit_only_when_it_is_a_commit_hash(head_sha: str | None, facts: str) -> None:
+    assert render_comment(_results(), pr=42, head_sha=head_sha).splitlines()[3] == facts
+
+
+def test_pipes_in_table_cells_are_escaped_so_the_row_keeps_its_four_columns() -> None:
+    results = _results()
+    results.databases[0].title = "Postgre|SQL"
+    results.databases[0].version = "16|4"
+    row = next(line for line in render_comment(results, pr=42).splitlines() if line.startswith("| Postgre"))
+    assert row == (
+        "| Postgre\\|SQL 16\\|4 | ✅ passed (1/1 checks passed) | `pg-cluster-postgresql-postgresql.pr-42.svc.cluster."
+        "local:5432` | `pg-cluster-postgresql-account-postgres` |"
+    )
+
+
 def test_names_that_are_not_kubernetes_names_never_reach_the_shell_hints() -> None:
     results = _results()
     results.databases[0].service = "x; rm -rf ~ #"
@@ -1061,6 +1090,19 @@ def test_a_deploy_envelope_creates_the_comment_and_records_the_commit_checked_ou
     assert data["createIfMissing"] is True
     assert data["deployment"]["state"] == "success" and data["deployment"]["ref"] == SHA
     assert f"commit `{SHA[:12]}`" in data["body"] and f"[Dagger trace]({trace})" in data["body"]
+
+
+@pytest.mark.parametrize("head_sha", ["not-a-sha", SHA.upper(), SHA + "\n"])
+def test_a_deploy_envelope_records_no_deployment_for_a_head_that_is_not_a_commit_hash(
+    tmp_path: Path, head_sha: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_results().to_json()), encoding="utf-8")
+    argv = ["preview-comment", "--results", str(results), "--pr", "42", "--head-sha", head_sha, "--format", "json"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["deployment"] is None
+    assert data["body"].splitlines()[3] == "namespace `pr-42`"
 
 
 def test_the_idle_limit_in_the_comment_comes_from_values_when_not_given(capsys: pytest.CaptureFixture[str]) -> None:
