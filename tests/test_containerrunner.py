@@ -21,7 +21,7 @@ from dbstack.run.orchestrator import run_plan
 from dbstack.run.results import Outcome, RunResults
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import SimCluster, in_virtual_time
-from fake_toolbox import Answer, FakeToolbox, query_error, scripted, simulated
+from fake_toolbox import Answer, Exec, FakeToolbox, query_error, scripted, simulated
 
 
 def deploy_over_fake(
@@ -66,13 +66,105 @@ def test_the_orchestrator_over_the_container_runner_deploys_the_simulated_cluste
     assert {d.key: d.outcome for d in results.databases} == {e.database: Outcome.PASSED for e in plan.endpoints}
 
 
-def test_every_command_reaches_the_container_unchanged_under_a_timeout(
-    deployed: tuple[FakeToolbox, SimCluster, RunResults],
-) -> None:
-    toolbox, sim, _ = deployed
-    # The simulator records a command when it ends, the container when it starts: compare as collections.
-    assert sorted(tuple(e.argv[2:]) for e in toolbox.log) == sorted(call.argv for call in sim.calls)
-    assert all(e.argv[0] == "timeout" and int(e.argv[1]) >= 1 for e in toolbox.log)
+def test_each_command_is_one_exec_under_timeout_with_its_stdin_a_fresh_nonce_and_any_exit() -> None:
+    toolbox = FakeToolbox(scripted(CommandResult(0, "", "")))
+    runner = ContainerRunner(toolbox, clock=trio.current_time, nonce=iter(["n1", "n2"]).__next__)
+    values = Command(("helm", "upgrade", "--install", "r", "c", "-f", "-"), stdin="replicas: 1\n")
+
+    async def main() -> None:
+        await runner.run(helm("list", "-A"), timeout_s=30)
+        await runner.run(values, timeout_s=0.2)
+
+    in_virtual_time(main)
+    assert toolbox.log == [
+        Exec(["timeout", "30", "helm", "list", "-A"], "", ReturnType.ANY, {NONCE_VARIABLE: "n1"}),
+        Exec(
+            ["timeout", "1", "helm", "upgrade", "--install", "r", "c", "-f", "-"],
+            "replicas: 1\n",
+            ReturnType.ANY,
+            {NONCE_VARIABLE: "n2"},
+        ),
+    ]
+
+
+def test_a_deploy_sends_the_plans_commands_as_these_execs(deployed: tuple[FakeToolbox, SimCluster, RunResults]) -> None:
+    toolbox, _, _ = deployed
+
+    def sent(*start: str) -> list[tuple[list[str], str | None]]:
+        return [(e.argv, e.stdin) for e in toolbox.log if e.argv[2 : 2 + len(start)] == list(start)]
+
+    # The step's budget plus the orchestrator's 15 s grace, as the outer limit; the command's own --timeout inside.
+    snapshotter = "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/v8.2.0"
+    crds = ["timeout", "195", "kubectl", "apply", "--server-side", "--force-conflicts", "-f"]
+    controller = ["timeout", "135", "kubectl", "apply", "-f"]
+    # Steps run concurrently, so the order between them is the scheduler's: compare sorted.
+    assert sorted(sent("kubectl", "apply")) == [
+        ([*controller, f"{snapshotter}/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml"], ""),
+        ([*controller, f"{snapshotter}/deploy/kubernetes/snapshot-controller/setup-snapshot-controller.yaml"], ""),
+        ([*crds, "https://github.com/apecloud/kubeblocks/releases/download/v1.0.1/kubeblocks_crds.yaml"], ""),
+        ([*crds, f"{snapshotter}/client/config/crd/snapshot.storage.k8s.io_volumesnapshotclasses.yaml"], ""),
+        ([*crds, f"{snapshotter}/client/config/crd/snapshot.storage.k8s.io_volumesnapshotcontents.yaml"], ""),
+        ([*crds, f"{snapshotter}/client/config/crd/snapshot.storage.k8s.io_volumesnapshots.yaml"], ""),
+    ]
+    assert sent("helm", "upgrade", "--install", "kubeblocks") == [
+        (
+            [
+                "timeout",
+                "615",
+                "helm",
+                "upgrade",
+                "--install",
+                "kubeblocks",
+                "kubeblocks",
+                "--repo",
+                "https://apecloud.github.io/helm-charts",
+                "--version",
+                "1.0.1",
+                "-n",
+                "kb-system",
+                "--create-namespace",
+                "--set",
+                "image.registry=docker.io",
+                "--set",
+                "dataProtection.image.registry=docker.io",
+                "--set",
+                "addonChartsImage.registry=docker.io",
+                "--set",
+                "registryConfig.defaultRegistry=docker.io",
+                "--set",
+                "registryConfig.defaultNamespace=apecloud",
+                "--set",
+                "autoInstalledAddons={}",
+                "--timeout=600s",
+            ],
+            "",
+        )
+    ]
+    assert sent("helm", "upgrade", "--install", "redis-cluster") == [
+        (
+            [
+                "timeout",
+                "615",
+                "helm",
+                "upgrade",
+                "--install",
+                "redis-cluster",
+                "redis-cluster",
+                "--repo",
+                "https://apecloud.github.io/helm-charts",
+                "--version",
+                "1.0.1",
+                "-n",
+                "default",
+                "--create-namespace",
+                "--timeout=600s",
+                "-f",
+                "-",
+            ],
+            "version: 7.2.7\nmode: standalone\nreplicas: 1\ncpu: 0.5\nmemory: 0.5\nstorage: 20\n"
+            "extra:\n  disableExporter: true\n",
+        )
+    ]
 
 
 def without_timeout(argv: tuple[str, ...]) -> tuple[str, ...]:
