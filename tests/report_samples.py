@@ -363,6 +363,130 @@ def backup_run() -> RunResults:
     return results
 
 
+ES_ADDON_CAUSE = "Error: INSTALLATION FAILED: chart kb-addon-elasticsearch 1.0.1 not found in the repository"
+QDRANT_CHECKS = (
+    ("test_create_cosine_collection", Outcome.PASSED, None),
+    ("test_upsert_points", Outcome.PASSED, None),
+    ("test_top1_search_returns_the_nearest_point", Outcome.FAILED, "AssertionError: nearest point was 7, expected 3"),
+    ("test_payload_filter", Outcome.FAILED, "AssertionError: filter matched 0 points, expected 2\nassert 0 == 2"),
+    ("test_grpc_port", Outcome.SKIPPED, "gRPC not exposed"),
+    ("test_delete_collection", Outcome.PASSED, None),
+)
+
+
+def counted_run() -> RunResults:
+    """A run with every outcome in known numbers, spelled out here so tests can assert them literally.
+
+    Steps (12): 5 passed, 2 failed, 1 timed out, 3 skipped, 1 not run, 0 cancelled.
+    Databases (4): PostgreSQL timed out (Pending), Redis failed (Abnormal), Elasticsearch failed (its addon),
+    Qdrant ready. Checks (6, all Qdrant's): 3 passed, 2 failed, 1 skipped. The smoke suite failed.
+    """
+    pg, redis, qdrant, es = DATABASES
+
+    def step(
+        step_id: str,
+        title: str,
+        kind: str,
+        database: str | None,
+        outcome: Outcome,
+        start: float,
+        end: float | None,
+        cause: str | None = None,
+    ) -> StepResult:
+        ran = end is not None
+        return StepResult(
+            step_id,
+            title,
+            kind,
+            database,
+            outcome,
+            RUN_START + start if ran else None,
+            RUN_START + end if end is not None else None,
+            cause=cause,
+            attempts=1 if ran and outcome is not Outcome.SKIPPED else 0,
+        )
+
+    steps = [
+        step("snapshot-crds", "Install VolumeSnapshot CRDs (v8.2.0)", "snapshot-crds", None, Outcome.SKIPPED, 0, 0.5),
+        step(
+            "snapshot-controller",
+            "Install the snapshot controller (v8.2.0)",
+            "snapshot-controller",
+            None,
+            Outcome.SKIPPED,
+            0.5,
+            1,
+        ),
+        step("kubeblocks-crds", "Install KubeBlocks CRDs (v1.0.1)", "kubeblocks-crds", None, Outcome.SKIPPED, 1, 1.5),
+        step("kubeblocks", "Install KubeBlocks 1.0.1", "kubeblocks", None, Outcome.PASSED, 1.5, 31.5),
+        step("addon:postgresql", "Install addon postgresql 1.0.1", "addon", "postgresql", Outcome.PASSED, 31.5, 43.5),
+        step(
+            "cluster:postgresql",
+            "Deploy PostgreSQL (pg-cluster) and wait until Running",
+            "cluster",
+            "postgresql",
+            Outcome.TIMED_OUT,
+            43.5,
+            643.5,
+            f"{PENDING_CAUSE}\nwaited 600s for clusters.apps.kubeblocks.io/pg-cluster",
+        ),
+        step("addon:redis", "Install addon redis 1.0.1", "addon", "redis", Outcome.PASSED, 31.5, 43.5),
+        step(
+            "cluster:redis",
+            "Deploy Redis (redis-cluster) and wait until Running",
+            "cluster",
+            "redis",
+            Outcome.FAILED,
+            43.5,
+            163.5,
+            ABNORMAL_CAUSE,
+        ),
+        step("addon:qdrant", "Install addon qdrant 1.0.1", "addon", "qdrant", Outcome.PASSED, 31.5, 43.5),
+        step(
+            "cluster:qdrant",
+            "Deploy Qdrant (qdrant-cluster) and wait until Running",
+            "cluster",
+            "qdrant",
+            Outcome.PASSED,
+            43.5,
+            139.0,
+        ),
+        step(
+            "addon:elasticsearch",
+            "Install addon elasticsearch 1.0.1",
+            "addon",
+            "elasticsearch",
+            Outcome.FAILED,
+            31.5,
+            36.5,
+            ES_ADDON_CAUSE,
+        ),
+        step(
+            "cluster:elasticsearch",
+            "Deploy Elasticsearch (es-cluster) and wait until Running",
+            "cluster",
+            "elasticsearch",
+            Outcome.NOT_RUN,
+            0,
+            None,
+            "not run: addon:elasticsearch did not succeed",
+        ),
+    ]
+    checks = [CheckResult("qdrant", name, outcome, 0.5, message) for name, outcome, message in QDRANT_CHECKS]
+    databases = [
+        database_result(pg, Outcome.TIMED_OUT, []),
+        database_result(redis, Outcome.FAILED, []),
+        database_result(qdrant, Outcome.PASSED, checks),
+        database_result(es, Outcome.FAILED, []),
+    ]
+    results = new_run(Clock(), steps, databases)
+    results.smoke_started_at, results.smoke_ended_at = RUN_START + 643.5, RUN_START + 663.5
+    results.smoke_outcome = Outcome.FAILED
+    results.smoke_cause = "2 checks failed"
+    results.ended_at = RUN_START + 665.0
+    return results
+
+
 ALL_SAMPLES = {
     "success": successful_run,
     "failure": failed_run,

@@ -16,6 +16,7 @@ from report_samples import (
     ALL_SAMPLES,
     PENDING_CAUSE,
     cancelled_run,
+    counted_run,
     empty_run,
     failed_run,
     parse_gantt,
@@ -161,3 +162,142 @@ def test_suite_time_is_wall_time_not_the_sum_of_parallel_steps() -> None:
     assert float(suite.get("time", "")) == pytest.approx(wall, abs=0.001)
     assert wall < added_up - 100
     assert float(root.get("time", "")) == pytest.approx(results.ended_at - results.started_at, abs=0.001)
+
+
+def _outline(suite: ET.Element) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    """Each case as (classname, name, child tag, child message, child type); no child: a passing case."""
+    rows = []
+    for case in suite.iter("testcase"):
+        children = list(case)
+        assert len(children) <= 1, case.get("name")
+        child = children[0] if children else None
+        rows.append(
+            (
+                case.get("classname", ""),
+                case.get("name", ""),
+                None if child is None else child.tag,
+                None if child is None else child.get("message"),
+                None if child is None else child.get("type"),
+            )
+        )
+    return rows
+
+
+def _counters(element: ET.Element) -> tuple[str | None, ...]:
+    return tuple(element.get(counter) for counter in ("tests", "failures", "errors", "skipped"))
+
+
+def test_a_failed_smoke_suite_is_a_failure_in_both_suites() -> None:
+    root = _parse(counted_run())
+    pipeline = root.find(f"testsuite[@name='{PIPELINE_SUITE}']")
+    assert pipeline is not None
+    assert _outline(pipeline)[-1] == ("pipeline.smoke", "Run the smoke tests", "failure", "2 checks failed", "failed")
+    smoke = root.find("testsuite[@name='smoke qdrant']")
+    assert smoke is not None
+    assert _counters(smoke) == ("6", "2", "0", "1")
+    assert _outline(smoke) == [
+        ("smoke.qdrant", "test_create_cosine_collection", None, None, None),
+        ("smoke.qdrant", "test_upsert_points", None, None, None),
+        (
+            "smoke.qdrant",
+            "test_top1_search_returns_the_nearest_point",
+            "failure",
+            "AssertionError: nearest point was 7, expected 3",
+            "failed",
+        ),
+        (
+            "smoke.qdrant",
+            "test_payload_filter",
+            "failure",
+            "AssertionError: filter matched 0 points, expected 2",
+            "failed",
+        ),
+        ("smoke.qdrant", "test_grpc_port", "skipped", "gRPC not exposed", None),
+        ("smoke.qdrant", "test_delete_collection", None, None, None),
+    ]
+    payload = smoke.find("testcase[@name='test_payload_filter']/failure")
+    assert payload is not None and payload.text == "AssertionError: filter matched 0 points, expected 2\nassert 0 == 2"
+
+
+def test_every_step_outcome_is_its_own_kind_of_case_and_counted() -> None:
+    root = _parse(counted_run())
+    assert _counters(root) == ("19", "6", "0", "5")
+    pipeline = root.find(f"testsuite[@name='{PIPELINE_SUITE}']")
+    assert pipeline is not None
+    assert _counters(pipeline) == ("13", "4", "0", "4")
+    assert pipeline.get("time") == "663.500"
+    skipped = ("skipped", "already installed", None)
+    assert _outline(pipeline) == [
+        ("pipeline.snapshot-crds", "Install VolumeSnapshot CRDs (v8.2.0)", *skipped),
+        ("pipeline.snapshot-controller", "Install the snapshot controller (v8.2.0)", *skipped),
+        ("pipeline.kubeblocks-crds", "Install KubeBlocks CRDs (v1.0.1)", *skipped),
+        ("pipeline.kubeblocks", "Install KubeBlocks 1.0.1", None, None, None),
+        ("pipeline.addon.postgresql", "Install addon postgresql 1.0.1", None, None, None),
+        (
+            "pipeline.cluster.postgresql",
+            "Deploy PostgreSQL (pg-cluster) and wait until Running",
+            "failure",
+            "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu",
+            "timed_out",
+        ),
+        ("pipeline.addon.redis", "Install addon redis 1.0.1", None, None, None),
+        (
+            "pipeline.cluster.redis",
+            "Deploy Redis (redis-cluster) and wait until Running",
+            "failure",
+            "Cluster redis-cluster is Abnormal: redis-cluster-redis-0 CrashLoopBackOff",
+            "failed",
+        ),
+        ("pipeline.addon.qdrant", "Install addon qdrant 1.0.1", None, None, None),
+        ("pipeline.cluster.qdrant", "Deploy Qdrant (qdrant-cluster) and wait until Running", None, None, None),
+        (
+            "pipeline.addon.elasticsearch",
+            "Install addon elasticsearch 1.0.1",
+            "failure",
+            "Error: INSTALLATION FAILED: chart kb-addon-elasticsearch 1.0.1 not found in the repository",
+            "failed",
+        ),
+        (
+            "pipeline.cluster.elasticsearch",
+            "Deploy Elasticsearch (es-cluster) and wait until Running",
+            "skipped",
+            "not run: addon:elasticsearch did not succeed",
+            None,
+        ),
+        ("pipeline.smoke", "Run the smoke tests", "failure", "2 checks failed", "failed"),
+    ]
+
+
+SUITE_COUNTERS = {
+    "success": {
+        "dbstack": ("23", "0", "0", "3"),
+        PIPELINE_SUITE: ("13", "0", "0", "2"),
+        "smoke postgresql": ("3", "0", "0", "0"),
+        "smoke redis": ("2", "0", "0", "0"),
+        "smoke qdrant": ("3", "0", "0", "1"),
+        "smoke elasticsearch": ("2", "0", "0", "0"),
+    },
+    "failure": {
+        "dbstack": ("17", "4", "0", "2"),
+        PIPELINE_SUITE: ("13", "3", "0", "2"),
+        "smoke qdrant": ("2", "1", "0", "0"),
+        "smoke elasticsearch": ("2", "0", "0", "0"),
+    },
+    "cancelled": {"dbstack": ("13", "0", "1", "11"), PIPELINE_SUITE: ("13", "0", "1", "11")},
+    "no-databases": {"dbstack": ("5", "0", "0", "1"), PIPELINE_SUITE: ("5", "0", "0", "1")},
+    "upgrade": {
+        "dbstack": ("34", "2", "0", "3"),
+        PIPELINE_SUITE: ("23", "1", "0", "3"),
+        "smoke postgresql": ("3", "0", "0", "0"),
+        "smoke qdrant": ("2", "0", "0", "0"),
+        "smoke elasticsearch": ("2", "0", "0", "0"),
+        "dbstack upgrade": ("4", "1", "0", "0"),
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(SUITE_COUNTERS))
+def test_each_sample_has_the_counted_suites(name: str) -> None:
+    root = _parse(ALL_SAMPLES[name]())
+    found = {"dbstack": _counters(root), **{s.get("name", ""): _counters(s) for s in root.iter("testsuite")}}
+    assert found == SUITE_COUNTERS[name]

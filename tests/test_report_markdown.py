@@ -14,6 +14,7 @@ from report_samples import (
     PENDING_CAUSE,
     GanttTask,
     cancelled_run,
+    counted_run,
     empty_run,
     failed_run,
     parse_gantt,
@@ -22,21 +23,17 @@ from report_samples import (
 
 
 def test_first_line_says_all_databases_ready_with_the_number_of_checks() -> None:
-    results = successful_run()
-    passed = sum(1 for d in results.databases for c in d.checks if c.outcome is Outcome.PASSED)
-    skipped = sum(1 for d in results.databases for c in d.checks if c.outcome is Outcome.SKIPPED)
-    first = render_markdown(results).splitlines()[0]
-    ready = f"all {len(results.databases)} databases ready"
-    assert first == f"## ✅ dbstack: {ready}, {passed} checks passed, {skipped} skipped"
+    first = render_markdown(successful_run()).splitlines()[0]
+    assert first == "## ✅ dbstack: all 4 databases ready, 9 checks passed, 1 skipped"
 
 
 def test_first_line_names_the_failed_databases_and_failed_checks() -> None:
-    results = failed_run()
-    first = render_markdown(results).splitlines()[0]
-    checks = sum(len(d.checks) for d in results.databases)
-    assert first.startswith("## ❌ dbstack: ")
-    assert f"2 of {len(results.databases)} databases failed (postgresql, redis)" in first
-    assert f"1 of {checks} checks failed (qdrant)" in first
+    first = render_markdown(failed_run()).splitlines()[0]
+    assert first == "## ❌ dbstack: 2 of 4 databases failed (postgresql, redis); 1 of 4 checks failed (qdrant)"
+    first = render_markdown(counted_run()).splitlines()[0]
+    assert first == (
+        "## ❌ dbstack: 3 of 4 databases failed (postgresql, redis, elasticsearch); 2 of 6 checks failed (qdrant)"
+    )
 
 
 def test_first_line_of_a_cancelled_run_says_cancelled_and_nothing_deployed() -> None:
@@ -70,9 +67,33 @@ def test_every_step_and_every_check_is_in_the_summary(sample: Callable[[], RunRe
             assert f"`{check.name}`" in markdown
 
 
-@pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
-def test_the_first_screen_is_one_row_per_database_under_the_verdict(sample: Callable[[], RunResults]) -> None:
-    results = sample()
+FIRST_SCREEN = {
+    "success": [
+        ("✅ ready", "3 passed, 0 failed"),
+        ("✅ ready", "2 passed, 0 failed"),
+        ("✅ ready", "2 passed, 0 failed, 1 skipped"),
+        ("✅ ready", "2 passed, 0 failed"),
+    ],
+    "failure": [
+        ("⏱️ timed out", "-"),
+        ("❌ failed", "-"),
+        ("❌ ready, checks failed", "1 passed, 1 failed"),
+        ("✅ ready", "2 passed, 0 failed"),
+    ],
+    "cancelled": [("⚪ not run", "-")] * 4,
+    "no-databases": [],
+    "upgrade": [
+        ("✅ ready", "3 passed, 0 failed"),
+        ("❌ failed", "-"),
+        ("✅ ready", "2 passed, 0 failed"),
+        ("✅ ready", "2 passed, 0 failed"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(FIRST_SCREEN))
+def test_the_first_screen_is_one_row_per_database_under_the_verdict(name: str) -> None:
+    results = ALL_SAMPLES[name]()
     lines = render_markdown(results).splitlines()
     if not results.databases:
         assert lines[2] == "No database was enabled for this run."
@@ -82,15 +103,88 @@ def test_the_first_screen_is_one_row_per_database_under_the_verdict(sample: Call
         "|---|---|---|---|---|---|",
     ]
     rows = lines[4 : 4 + len(results.databases)]
+    status_and_checks = []
     for database, row in zip(results.databases, rows, strict=True):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[0] == database.title
         assert cells[2] == f"{database.version} (chart {database.chart_version})"
         assert cells[3].startswith(database.mode or "default")
         assert cells[4] == ("1m 36s" if database.outcome is Outcome.PASSED else "-")
-        passed = sum(1 for c in database.checks if c.outcome is Outcome.PASSED)
-        assert cells[5].startswith(f"{passed} passed, " if database.checks else "-")
+        status_and_checks.append((cells[1], cells[5]))
+    assert status_and_checks == FIRST_SCREEN[name]
     assert lines[4 + len(results.databases)] == ""
+
+
+def test_the_first_screen_of_a_run_with_every_outcome() -> None:
+    lines = render_markdown(counted_run()).splitlines()
+    assert lines[2:9] == [
+        "| Database | Status | Version | Mode | Ready after | Checks |",
+        "|---|---|---|---|---|---|",
+        "| PostgreSQL | ⏱️ timed out | 16.4.0 (chart 1.0.1) | replication, 2 replicas | - | - |",
+        "| Redis | ❌ failed | 7.2.7 (chart 1.0.1) | standalone, 1 replica | - | - |",
+        "| Qdrant | ❌ ready, checks failed | 1.10.0 (chart 1.0.1) | default, 1 replica | 1m 36s "
+        "| 3 passed, 2 failed, 1 skipped |",
+        "| Elasticsearch | ❌ failed | 8.8.2 (chart 1.0.1) | single-node, 1 replica | - | - |",
+        "",
+    ]
+
+
+def test_why_it_failed_gives_each_databases_cause_whether_failed_or_timed_out() -> None:
+    markdown = render_markdown(counted_run())
+    section = markdown.split("### Why it failed\n\n", 1)[1].split("\n\nRun `", 1)[0]
+    assert section.split("\n\n") == [
+        "**Deploy PostgreSQL (pg-cluster) and wait until Running** timed out after 10m 00s: "
+        "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu",
+        "```text\npg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu\n"
+        "waited 600s for clusters.apps.kubeblocks.io/pg-cluster\n```",
+        "**Deploy Redis (redis-cluster) and wait until Running** failed after 2m 00s: "
+        "Cluster redis-cluster is Abnormal: redis-cluster-redis-0 CrashLoopBackOff",
+        "**Install addon elasticsearch 1.0.1** failed after 5.00s: "
+        "Error: INSTALLATION FAILED: chart kb-addon-elasticsearch 1.0.1 not found in the repository",
+        "**Run the smoke tests** failed: 2 checks failed",
+        "**Qdrant check** `test_top1_search_returns_the_nearest_point` failed: "
+        "AssertionError: nearest point was 7, expected 3",
+        "**Qdrant check** `test_payload_filter` failed: AssertionError: filter matched 0 points, expected 2",
+    ]
+
+
+def test_the_steps_table_gives_each_outcome_and_the_smoke_suite() -> None:
+    markdown = render_markdown(counted_run())
+    table = markdown.split("### Steps\n\n", 1)[1].split("\n\n", 1)[0]
+    assert table.splitlines() == [
+        "| Step | Result | Start | Took | Attempts |",
+        "|---|---|---|---|---|",
+        "| Install VolumeSnapshot CRDs (v8.2.0) | ⏭️ skipped | +0.00s | 0.50s | 0 |",
+        "| Install the snapshot controller (v8.2.0) | ⏭️ skipped | +0.50s | 0.50s | 0 |",
+        "| Install KubeBlocks CRDs (v1.0.1) | ⏭️ skipped | +1.00s | 0.50s | 0 |",
+        "| Install KubeBlocks 1.0.1 | ✅ passed | +1.50s | 30.0s | 1 |",
+        "| Install addon postgresql 1.0.1 | ✅ passed | +31.5s | 12.0s | 1 |",
+        "| Deploy PostgreSQL (pg-cluster) and wait until Running | ⏱️ timed out | +43.5s | 10m 00s | 1 |",
+        "| Install addon redis 1.0.1 | ✅ passed | +31.5s | 12.0s | 1 |",
+        "| Deploy Redis (redis-cluster) and wait until Running | ❌ failed | +43.5s | 2m 00s | 1 |",
+        "| Install addon qdrant 1.0.1 | ✅ passed | +31.5s | 12.0s | 1 |",
+        "| Deploy Qdrant (qdrant-cluster) and wait until Running | ✅ passed | +43.5s | 1m 36s | 1 |",
+        "| Install addon elasticsearch 1.0.1 | ❌ failed | +31.5s | 5.00s | 1 |",
+        "| Deploy Elasticsearch (es-cluster) and wait until Running | ⚪ not run | - | - | 0 |",
+        "| Run the smoke tests | ❌ failed | +10m 44s | 20.0s | - |",
+    ]
+
+
+def test_the_checks_of_a_database_are_counted_and_listed() -> None:
+    markdown = render_markdown(counted_run())
+    assert (
+        "<details open><summary>Qdrant: 6 checks: 3 passed, 2 failed, 1 skipped</summary>\n\n"
+        "| Check | Result | Time | Message |\n"
+        "|---|---|---|---|\n"
+        "| `test_create_cosine_collection` | ✅ passed | 0.50s |  |\n"
+        "| `test_upsert_points` | ✅ passed | 0.50s |  |\n"
+        "| `test_top1_search_returns_the_nearest_point` | ❌ failed | 0.50s "
+        "| AssertionError: nearest point was 7, expected 3 |\n"
+        "| `test_payload_filter` | ❌ failed | 0.50s | AssertionError: filter matched 0 points, expected 2 |\n"
+        "| `test_grpc_port` | ⏭️ skipped | 0.50s | gRPC not exposed |\n"
+        "| `test_delete_collection` | ✅ passed | 0.50s |  |\n\n"
+        "</details>"
+    ) in markdown
 
 
 @pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))

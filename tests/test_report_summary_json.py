@@ -10,7 +10,15 @@ import pytest
 from dbstack.report import write_reports
 from dbstack.report.summary_json import SUMMARY_SCHEMA_VERSION, render_summary
 from dbstack.run.results import Outcome, RunResults
-from report_samples import ALL_SAMPLES, PENDING_CAUSE, failed_run, successful_run
+from report_samples import (
+    ABNORMAL_CAUSE,
+    ALL_SAMPLES,
+    ES_ADDON_CAUSE,
+    PENDING_CAUSE,
+    counted_run,
+    failed_run,
+    successful_run,
+)
 
 DOCS = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -34,15 +42,30 @@ def _key_paths(value: Any, prefix: str = "") -> Iterator[str]:
             yield from _key_paths(item, f"{prefix}[]")
 
 
-@pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
-def test_summary_is_versioned_and_agrees_with_the_verdict(sample: Callable[[], RunResults], tmp_path: Path) -> None:
-    results = sample()
-    summary = _summary(results, tmp_path)
-    assert summary["schemaVersion"] == SUMMARY_SCHEMA_VERSION
-    assert summary["passed"] is results.passed
-    first_line = (tmp_path / "summary.md").read_text().splitlines()[0]
-    assert first_line == f"## {summary['headline']}"
-    assert summary["verdict"] in summary["headline"]
+HEADLINES = {
+    "success": (True, "✅ dbstack: all 4 databases ready, 9 checks passed, 1 skipped"),
+    "failure": (False, "❌ dbstack: 2 of 4 databases failed (postgresql, redis); 1 of 4 checks failed (qdrant)"),
+    "cancelled": (
+        False,
+        "⏹️ dbstack: run cancelled; 4 of 4 databases not deployed (postgresql, redis, qdrant, elasticsearch)",
+    ),
+    "no-databases": (True, "✅ dbstack: no databases enabled, 4 of 4 steps done"),
+    "upgrade": (
+        False,
+        "❌ dbstack: 1 of 4 databases failed (redis); 1 of 4 databases did not survive the upgrade (redis)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HEADLINES))
+def test_summary_is_versioned_and_says_the_verdict(name: str, tmp_path: Path) -> None:
+    summary = _summary(ALL_SAMPLES[name](), tmp_path)
+    passed, headline = HEADLINES[name]
+    assert summary["schemaVersion"] == 1 == SUMMARY_SCHEMA_VERSION
+    assert summary["passed"] is passed
+    assert summary["headline"] == headline
+    assert summary["verdict"] == headline.split(" dbstack: ", 1)[1]
+    assert (tmp_path / "summary.md").read_text().splitlines()[0] == f"## {headline}"
 
 
 def test_run_metadata_names_versions_profile_and_cluster_kind(tmp_path: Path) -> None:
@@ -79,9 +102,13 @@ def test_database_status_has_what_an_application_needs_and_no_secret_value(tmp_p
         assert written["port"] == database.port
         assert written["secretName"] == database.secret
         assert written["ready"] is (database.outcome is Outcome.PASSED)
-        checks = written["checks"]
-        assert checks["passed"] + checks["failed"] + checks["skipped"] == len(database.checks)
         assert not any("password" in key.lower() for key in written)
+    assert [{k: v for k, v in d["checks"].items() if k != "failures"} for d in summary["databases"]] == [
+        {"total": 0, "passed": 0, "failed": 0, "skipped": 0},
+        {"total": 0, "passed": 0, "failed": 0, "skipped": 0},
+        {"total": 2, "passed": 1, "failed": 1, "skipped": 0},
+        {"total": 2, "passed": 2, "failed": 0, "skipped": 0},
+    ]
     postgresql = summary["databases"][0]
     assert postgresql["cause"] == PENDING_CAUSE
     qdrant = summary["databases"][2]
@@ -101,12 +128,61 @@ def test_smoke_warnings_are_listed_per_database(tmp_path: Path) -> None:
     assert [d["warnings"] for d in databases] == [[], ["maxmemory-policy is volatile-lru"], [], []]
 
 
-def test_totals_add_up(tmp_path: Path) -> None:
-    results = failed_run()
-    totals = _summary(results, tmp_path)["totals"]
-    assert sum(totals["steps"].values()) == len(results.steps)
-    assert totals["databases"]["ready"] + totals["databases"]["notReady"] == len(results.databases)
-    assert totals["checks"]["total"] == sum(len(d.checks) for d in results.databases)
+def test_totals_count_each_outcome(tmp_path: Path) -> None:
+    assert _summary(counted_run(), tmp_path)["totals"] == {
+        "steps": {"passed": 5, "failed": 2, "timed_out": 1, "skipped": 3, "not_run": 1, "cancelled": 0},
+        "databases": {"total": 4, "ready": 1, "notReady": 3},
+        "checks": {"total": 6, "passed": 3, "failed": 2, "skipped": 1},
+    }
+
+
+def test_totals_of_the_failed_sample(tmp_path: Path) -> None:
+    assert _summary(failed_run(), tmp_path)["totals"] == {
+        "steps": {"passed": 8, "failed": 1, "timed_out": 1, "skipped": 2, "not_run": 0, "cancelled": 0},
+        "databases": {"total": 4, "ready": 2, "notReady": 2},
+        "checks": {"total": 4, "passed": 3, "failed": 1, "skipped": 0},
+    }
+
+
+def test_each_database_says_why_whether_its_step_failed_or_timed_out(tmp_path: Path) -> None:
+    databases = _summary(counted_run(), tmp_path)["databases"]
+    assert [(d["key"], d["outcome"], d["ready"], d["cause"]) for d in databases] == [
+        ("postgresql", "timed_out", False, PENDING_CAUSE),
+        ("redis", "failed", False, ABNORMAL_CAUSE),
+        ("qdrant", "passed", True, None),
+        ("elasticsearch", "failed", False, ES_ADDON_CAUSE),
+    ]
+
+
+def test_failed_checks_are_counted_and_listed_on_their_database(tmp_path: Path) -> None:
+    qdrant = _summary(counted_run(), tmp_path)["databases"][2]
+    assert qdrant["checks"] == {
+        "total": 6,
+        "passed": 3,
+        "failed": 2,
+        "skipped": 1,
+        "failures": [
+            {
+                "name": "test_top1_search_returns_the_nearest_point",
+                "outcome": "failed",
+                "message": "AssertionError: nearest point was 7, expected 3",
+            },
+            {
+                "name": "test_payload_filter",
+                "outcome": "failed",
+                "message": "AssertionError: filter matched 0 points, expected 2",
+            },
+        ],
+    }
+
+
+def test_the_smoke_suite_is_summed_up_with_its_cause_and_time(tmp_path: Path) -> None:
+    assert _summary(counted_run(), tmp_path)["smoke"] == {
+        "outcome": "failed",
+        "cause": "2 checks failed",
+        "startSeconds": 643.5,
+        "durationSeconds": 20.0,
+    }
 
 
 @pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
