@@ -495,6 +495,14 @@ ALL_SAMPLES = {
     "upgrade": upgraded_run,
 }
 """Samples every report test runs on (`backup_run` has tests of its own: tests/test_backup_reports.py)."""
+SAMPLE_HEADLINES = {
+    "success": "✅ dbstack: all 4 databases ready, 9 checks passed, 1 skipped",
+    "failure": "❌ dbstack: 2 of 4 databases failed (postgresql, redis); 1 of 4 checks failed (qdrant)",
+    "cancelled": "⏹️ dbstack: run cancelled; 4 of 4 databases not deployed (postgresql, redis, qdrant, elasticsearch)",
+    "no-databases": "✅ dbstack: no databases enabled, 4 of 4 steps done",
+    "upgrade": "❌ dbstack: 1 of 4 databases failed (redis); 1 of 4 databases did not survive the upgrade (redis)",
+}
+"""Each sample's headline, worked out by hand from how the sample is built."""
 
 
 def written_files(out_dir: Path) -> dict[str, bytes]:

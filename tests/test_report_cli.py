@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,9 +10,15 @@ import pytest
 from dbstack.cli.main import main
 from dbstack.report import write_reports
 from dbstack.run.results import RunResults
-from report_samples import ALL_SAMPLES, failed_run, written_files
+from report_samples import ALL_SAMPLES, SAMPLE_HEADLINES, failed_run, written_files
 
 PASSWORD = "cli-Secret-Value-42"
+GOLDEN_RUN = Path(__file__).resolve().parent / "golden" / "report-run"
+"""A saved run (results.json and one diagnostics file), written by hand-checked means and reviewed: PostgreSQL timed
+out Pending, Redis failed Abnormal, Elasticsearch's addon failed, two of Qdrant's six checks failed."""
+GOLDEN_HEADLINE = (
+    "❌ dbstack: 3 of 4 databases failed (postgresql, redis, elasticsearch); 2 of 6 checks failed (qdrant)"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -26,18 +34,124 @@ def _saved_run(folder: Path, results: RunResults) -> Path:
     return folder / "results.json"
 
 
-@pytest.mark.parametrize("sample", ALL_SAMPLES.values(), ids=list(ALL_SAMPLES))
-def test_report_renders_a_saved_run_into_identical_files(
-    sample: Callable[[], RunResults], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    results_file = _saved_run(tmp_path / "run", sample())
-    code = main(["report", "--results", str(results_file), "--out", str(tmp_path / "again")])
-    assert code == 0
-    assert written_files(tmp_path / "again") == written_files(tmp_path / "run")
-    assert (
-        capsys.readouterr().out.splitlines()[0]
-        == json.loads(results_file.with_name("summary.json").read_text())["headline"]
+@pytest.fixture
+def golden_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, str]:
+    """The golden run rendered by `dbstack report` into a new folder: the folder and what the command printed."""
+    run = tmp_path / "run"
+    shutil.copytree(GOLDEN_RUN, run)
+    out = tmp_path / "again"
+    assert main(["report", "--results", str(run / "results.json"), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return out, captured.out
+
+
+def test_report_prints_the_verdict_and_writes_every_file(golden_out: tuple[Path, str]) -> None:
+    out, printed = golden_out
+    assert printed == (
+        f"{GOLDEN_HEADLINE}\nReports written to {out}: junit.xml, summary.json, summary.md, results.json\n"
     )
+    assert sorted(written_files(out)) == [
+        "diagnostics/postgresql/pods.txt",
+        "junit.xml",
+        "results.json",
+        "summary.json",
+        "summary.md",
+    ]
+
+
+def test_report_brings_the_diagnostics_along_masked(golden_out: tuple[Path, str]) -> None:
+    out, _ = golden_out
+    assert (out / "diagnostics" / "postgresql" / "pods.txt").read_text() == (
+        "NAME                      READY   STATUS    RESTARTS   AGE\n"
+        "pg-cluster-postgresql-1   0/4     Pending   0          10m\n"
+        "Events:\n"
+        "  Warning  FailedScheduling  0/1 nodes are available: 1 Insufficient cpu\n"
+        "Environment:\n"
+        "  PGPASSWORD=***\n"
+    )
+    assert "Golden-Run-Secret-7" in (GOLDEN_RUN / "diagnostics" / "postgresql" / "pods.txt").read_text()
+
+
+def test_report_writes_the_summary_json_of_the_saved_run(golden_out: tuple[Path, str]) -> None:
+    out, _ = golden_out
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["passed"], summary["headline"]) == (False, GOLDEN_HEADLINE)
+    assert summary["totals"] == {
+        "steps": {"passed": 5, "failed": 2, "timed_out": 1, "skipped": 3, "not_run": 1, "cancelled": 0},
+        "databases": {"total": 4, "ready": 1, "notReady": 3},
+        "checks": {"total": 6, "passed": 3, "failed": 2, "skipped": 1},
+    }
+    assert [(d["key"], d["cause"]) for d in summary["databases"]] == [
+        ("postgresql", "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu"),
+        ("redis", "Cluster redis-cluster is Abnormal: redis-cluster-redis-0 CrashLoopBackOff"),
+        ("qdrant", None),
+        ("elasticsearch", "Error: INSTALLATION FAILED: chart kb-addon-elasticsearch 1.0.1 not found in the repository"),
+    ]
+    assert summary["smoke"] == {
+        "outcome": "failed",
+        "cause": "2 checks failed",
+        "startSeconds": 643.5,
+        "durationSeconds": 20.0,
+    }
+    assert summary["run"]["startedAt"] == "2026-09-21T14:13:20Z"
+    assert summary["run"]["durationSeconds"] == 665.0
+
+
+def test_report_writes_the_junit_of_the_saved_run(golden_out: tuple[Path, str]) -> None:
+    out, _ = golden_out
+    root = ET.parse(out / "junit.xml").getroot()  # noqa: S314 (our own output)
+    counters = ("tests", "failures", "errors", "skipped", "time")
+    assert [(s.get("name"), *(s.get(c) for c in counters)) for s in [root, *root.iter("testsuite")]] == [
+        ("dbstack", "19", "6", "0", "5", "665.000"),
+        ("dbstack pipeline", "13", "4", "0", "4", "663.500"),
+        ("smoke qdrant", "6", "2", "0", "1", "3.000"),
+    ]
+    smoke = root.find("testsuite[@name='dbstack pipeline']/testcase[@name='Run the smoke tests']/failure")
+    assert smoke is not None and (smoke.get("message"), smoke.get("type")) == ("2 checks failed", "failed")
+    pg = root.find(
+        "testsuite[@name='dbstack pipeline']/testcase[@name='Deploy PostgreSQL (pg-cluster) and wait until Running']"
+        "/failure"
+    )
+    assert pg is not None and pg.text == (
+        "pg-cluster-postgresql-1 Pending: 0/1 nodes are available: 1 Insufficient cpu\n"
+        "waited 600s for clusters.apps.kubeblocks.io/pg-cluster\n\n"
+        "Diagnostics:\n  diagnostics/postgresql/pods.txt"
+    )
+
+
+def test_report_writes_the_summary_md_of_the_saved_run(golden_out: tuple[Path, str]) -> None:
+    out, _ = golden_out
+    lines = (out / "summary.md").read_text().splitlines()
+    assert lines[0] == f"## {GOLDEN_HEADLINE}"
+    for line in (
+        "| Qdrant | ❌ ready, checks failed | 1.10.0 (chart 1.0.1) | default, 1 replica | 1m 36s "
+        "| 3 passed, 2 failed, 1 skipped |",
+        "**Deploy Redis (redis-cluster) and wait until Running** failed after 2m 00s: "
+        "Cluster redis-cluster is Abnormal: redis-cluster-redis-0 CrashLoopBackOff",
+        "Diagnostics in `diagnostics/postgresql/`: [pods.txt](diagnostics/postgresql/pods.txt)",
+        "**Run the smoke tests** failed: 2 checks failed",
+        "| Run the smoke tests | ❌ failed | +10m 44s | 20.0s | - |",
+        "Run `run-20260926-1` · cluster `k3s` · profile `ci` · namespace `default` · started 2026-09-21 14:13:20 UTC"
+        " · took 11m 05s",
+    ):
+        assert line in lines
+
+
+def test_report_saves_the_run_it_read(golden_out: tuple[Path, str]) -> None:
+    out, _ = golden_out
+    assert json.loads((out / "results.json").read_text()) == json.loads((GOLDEN_RUN / "results.json").read_text())
+
+
+@pytest.mark.parametrize("name", list(SAMPLE_HEADLINES))
+def test_report_prints_each_samples_verdict_first(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(ALL_SAMPLES[name]().to_json()), encoding="utf-8")
+    assert main(["report", "--results", str(saved), "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == SAMPLE_HEADLINES[name]
+    assert (tmp_path / "out" / "summary.md").read_text().splitlines()[0] == f"## {SAMPLE_HEADLINES[name]}"
 
 
 def test_report_into_its_own_folder_changes_nothing(tmp_path: Path) -> None:
