@@ -83,11 +83,23 @@ def test_every_summary_field_of_the_stage_is_documented(results: RunResults) -> 
     assert not missing, f"docs/reports.md does not describe: {missing}"
 
 
-def test_a_saved_backup_run_renders_again_into_identical_files(results: RunResults, tmp_path: Path) -> None:
+def test_a_saved_backup_run_renders_again_into_identical_files(
+    results: RunResults, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_reports(results, tmp_path / "run", [])
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["backups"][1]["cause"].startswith("backup: ")
     assert saved["steps"][-1]["stage"] == "backup"
     code = main(["report", "--results", str(tmp_path / "run" / "results.json"), "--out", str(tmp_path / "again")])
     assert code == 0
+    assert (
+        capsys.readouterr().out.splitlines()[0] == "❌ dbstack: backup and restore failed for 1 of 3 databases (redis)"
+    )
+    summary = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert [(b["database"], b["outcome"], b["markersReadBack"]) for b in summary["backups"]] == [
+        ("postgresql", "passed", "passed"),
+        ("redis", "failed", "not_run"),
+        ("qdrant", "passed", "passed"),
+        ("elasticsearch", "skipped", "not_run"),
+    ]
     assert written_files(tmp_path / "again") == written_files(tmp_path / "run")
