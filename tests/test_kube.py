@@ -129,6 +129,24 @@ def test_a_crash_loop_that_restarted_often_enough_fails_on_first_sight() -> None
     assert FatalStreaks(WATCH).judge(state) == state.fatal
 
 
+def test_a_crash_loop_line_names_its_restarts_and_last_exit_code_and_only_what_the_pod_reports() -> None:
+    container = {
+        "name": "postgresql",
+        "restartCount": 3,
+        "lastState": {"terminated": {"exitCode": 1}},
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+    }
+    full = {"metadata": {"name": "p-1"}, "status": {"phase": "Running", "containerStatuses": [container]}}
+    bare = {"name": "postgresql", "state": container["state"]}
+    silent = {"metadata": {"name": "p-1"}, "status": {"phase": "Running", "containerStatuses": [bare]}}
+    assert cluster_state(WATCH, cluster("Creating"), pods(full)).fatal == (
+        "p-1 container postgresql CrashLoopBackOff (restarted 3 times, last exit code 1): back-off"
+    )
+    assert cluster_state(WATCH, cluster("Creating"), pods(silent)).fatal == (
+        "p-1 container postgresql CrashLoopBackOff: back-off"
+    )
+
+
 # CrashLoopBackOff, the fourth, names its restarts: the tests above.
 @pytest.mark.parametrize("reason", ["ImagePullBackOff", "CreateContainerConfigError", "InvalidImageName"])
 def test_a_container_waiting_for_a_change_to_the_deployment_fails_the_wait_on_the_second_look(reason: str) -> None:

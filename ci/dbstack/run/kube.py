@@ -231,7 +231,12 @@ def _container_line(pod: Mapping[str, Any], container: Mapping[str, Any], reason
     restarts = container.get("restartCount")
     if reason == "CrashLoopBackOff":
         exit_code = get_in(container, "lastState", "terminated", "exitCode")
-        line += f" (restarted {restarts} times, last exit code {exit_code})"
+        known = [
+            f"restarted {restarts} times" if isinstance(restarts, int) else "",
+            f"last exit code {exit_code}" if exit_code is not None else "",
+        ]
+        details = ", ".join(part for part in known if part)
+        line += f" ({details})" if details else ""
     return f"{line}: {message}" if message else line
 
 
