@@ -5,7 +5,9 @@ container held (image, environment, secret variables, bound services), and answe
 The world: toolbox commands (`timeout N ...`) go to an Answer (the simulated cluster, with namespaces and the k3s
 readiness on top, see `ClusterAnswer`); an account-Secret read writes the account's files from `accounts`; the smoke
 suite's exec is answered by `standin_suite`, which logs in with the password it was handed and prints it bare (so
-only the pipeline's masking of the passwords it read can hide it). Engine failures are switches on `Engine`.
+only the pipeline's masking of the passwords it read can hide it). Its marker phases write, read back and remove
+marker ids in the simulated cluster's own store (the one its Backups copy and its restored Clusters get), found
+through the forward the exec was bound to. Engine failures are switches on `Engine`.
 
 Like the Dagger 0.21 engine: execs are lazy until `sync` (or a file read), an exit code the exec's `expect` does not
 accept raises dagger.ExecError, and 128-191 raise whatever `expect` says (fake_toolbox.accepted_exits).
@@ -117,6 +119,12 @@ class Service:
     def forwards(self) -> str | None:
         """The Kubernetes Service a port-forward service forwards to (None for k3s)."""
         found = re.search(r"svc/([a-z0-9-]+) ", " ".join(self.args))
+        return found.group(1) if found else None
+
+    @property
+    def namespace(self) -> str | None:
+        """The namespace of the Service a port-forward service forwards to (None for k3s)."""
+        found = re.search(r" -n ([a-z0-9-]+) svc/", " ".join(self.args))
         return found.group(1) if found else None
 
     async def start(self) -> Service:
@@ -283,8 +291,8 @@ class Engine:
     suite: Suite | None = None
     start_errors: dict[str, dagger.QueryError] = field(default_factory=dict)
     """Service (k3s image, or the Kubernetes Service a forward reaches) -> the engine's error starting it."""
-    exec_errors: dict[str, dagger.QueryError] = field(default_factory=dict)
-    """A fragment of an exec's command line -> the engine's error for that exec."""
+    exec_errors: dict[str, dagger.DaggerError] = field(default_factory=dict)
+    """A fragment of an exec's command line -> the engine's error for that exec (a lost connection too)."""
     hangs: set[str] = field(default_factory=set)
     """Services (as in `start_errors`) and fragments of exec command lines the engine never answers."""
     execs: list[Exec] = field(default_factory=list)
@@ -352,11 +360,21 @@ LOGIN = {
 """What the stand-in suite reads to reach each database: the host variable, the password variable."""
 
 
+MISSING = {
+    "postgresql": "table public.dbstack_marker_{id} is missing",
+    "redis": "DB 0 key dbstack-marker:{id}:queue is missing; DB 1 key dbstack-marker:{id}:string is missing",
+    "qdrant": "collection dbstack_marker_{id} is missing",
+    "elasticsearch": "index dbstack-marker-{id} is missing",
+}
+"""What the suite's marker check says (smokekit.markers) when a database holds none of the markers."""
+
+
 def standin_suite(failing: frozenset[str] = frozenset()) -> Suite:
     """A suite that, for every database in SMOKE_REQUIRE, finds its host bound to a started forward and logs in
     with the password it was handed (the account's, from `engine.accounts`); it prints that password bare, as a
-    careless driver would. With SMOKE_MARKERS it runs each database's marker check instead. `failing`: databases
-    whose check fails anyway."""
+    careless driver would. With SMOKE_MARKERS it runs each database's marker check instead, on the markers the
+    simulated cluster holds behind that forward (`ClusterAnswer.markers_behind`). `failing`: databases whose check
+    fails anyway."""
 
     def suite(engine: Engine, run: Exec) -> Done:
         phase = run.env.get("SMOKE_MARKERS")
@@ -375,6 +393,8 @@ def standin_suite(failing: frozenset[str] = frozenset()) -> Suite:
                 log.append(f"{database}: logging in to {host} with {said}")
                 if said not in passwords or database in failing:
                     problem = f"authentication failed using {said}"
+            if problem is None and forward is not None and phase is not None:
+                problem = _marker_phase(engine, forward, database, phase, run.env["SMOKE_MARKER_ID"])
             name = f"test_markers[{phase}]" if phase else "test_roundtrip"
             failure = f'<failure message="{problem}">{problem}</failure>' if problem else ""
             cases.append(
@@ -387,8 +407,25 @@ def standin_suite(failing: frozenset[str] = frozenset()) -> Suite:
     return suite
 
 
+def _marker_phase(engine: Engine, forward: Service, database: str, phase: str, marker: str) -> str | None:
+    """One database's marker check, as the suite does it; the problem it reports, if any."""
+    assert isinstance(engine.answer, ClusterAnswer), "marker phases need the simulated cluster"
+    held = engine.answer.markers_behind(forward)
+    if held is None:
+        return f"cannot reach svc/{forward.forwards}: its pod is not running"
+    if phase == "write":
+        held.add(marker)
+    elif phase == "clean":
+        held.discard(marker)
+    elif marker not in held:
+        return f"{database} markers {marker} do not read back as written: {MISSING[database].format(id=marker)}"
+    return None
+
+
 # --- the cluster the toolbox talks to ----------------------------------------------------------------------------
 
+PREVIEW_KINDS = {"Namespace", "RoleBinding", "List"}
+"""What previews apply that the simulator does not model (it applies the backup stage's objects itself)."""
 KUBECONFIG_VIEW = json.dumps({"users": [{"name": "preview", "user": {"token": "REDACTED"}}]})
 
 
@@ -401,10 +438,23 @@ class ClusterAnswer:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     """Namespace -> labels."""
     applied: list[dict[str, Any]] = field(default_factory=list)
+    wiped_by_upgrade: set[str] = field(default_factory=set)
+    """Releases whose in-place upgrade loses the data their Cluster held (the markers with it)."""
+
+    def markers_behind(self, forward: Service) -> set[str] | None:
+        """The markers the Cluster behind a port-forward holds (KubeBlocks names its Services `<cluster>-...`);
+        None when it cannot be reached (no such Cluster, or not Running)."""
+        service, namespace = forward.forwards or "", forward.namespace or ""
+        owners = [name for name in self.sim.live("cluster") if service.startswith(f"{name}-")]
+        return self.sim.backups.markers_of(namespace, max(owners, key=len)) if owners else None
 
     async def __call__(self, command: Command, timeout_s: float) -> CommandResult:
         argv = list(command.argv)
         match argv:
+            case ["helm", "upgrade", "--install", release, *rest] if (
+                release in self.wiped_by_upgrade and release in self.sim.live("cluster")
+            ):
+                self.sim.backups.markers.pop((rest[rest.index("-n") + 1], release), None)
             case ["sh", "-c", script] if script.startswith("until kubectl get"):
                 return CommandResult(0, "", "")
             case ["kubectl", "wait", "node", "--all", "--for=condition=Ready", _]:
@@ -438,7 +488,7 @@ class ClusterAnswer:
             case ["kubectl", "get", "namespaces", "-l", label, "-o", "json"]:
                 items = [self._namespace(n) for n, labels in sorted(self.namespaces.items()) if label in labels]
                 return CommandResult(0, json.dumps({"kind": "List", "items": items}), "")
-            case ["kubectl", "apply", "-f", "-"]:
+            case ["kubectl", "apply", "-f", "-"] if _kind(command.stdin) in PREVIEW_KINDS:
                 manifest = json.loads(command.stdin or "{}")
                 self.applied.append(manifest)
                 if manifest["kind"] == "Namespace":
@@ -465,3 +515,9 @@ class ClusterAnswer:
 
     def _namespace(self, name: str) -> dict[str, Any]:
         return {"metadata": {"name": name, "labels": self.namespaces[name]}, "status": {"phase": "Active"}}
+
+
+def _kind(manifest: str | None) -> str | None:
+    """The kind of a manifest sent on stdin (its first document's)."""
+    loaded = next(yaml.safe_load_all(manifest or ""), None)
+    return loaded.get("kind") if isinstance(loaded, dict) else None

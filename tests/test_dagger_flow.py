@@ -17,7 +17,7 @@ import pipeline
 import pytest
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import Failure, Scenario, SimCluster, in_virtual_time
-from engine_standins import ClusterAnswer, Dag, Directory, Engine, Exec, Secret, Service, standin_suite
+from engine_standins import ClusterAnswer, Directory, Engine, Exec, Secret, Service, standin_suite
 from fake_toolbox import exec_error, query_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,17 +57,6 @@ def world(scenario: Scenario | None = None, **switches: Any) -> tuple[Engine, Cl
     switches.setdefault("accounts", dict(ACCOUNTS))
     switches.setdefault("suite", standin_suite())
     return Engine(cluster, **switches), cluster
-
-
-@pytest.fixture
-def engine_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[Engine], None]:
-    """Point the module's `dag` at a stand-in engine; the report folder goes under tmp_path (the module's cwd)."""
-
-    def use(engine: Engine) -> None:
-        monkeypatch.setattr(pipeline, "dag", Dag(engine))
-        monkeypatch.chdir(tmp_path)
-
-    return use
 
 
 def values() -> dagger.Directory:
