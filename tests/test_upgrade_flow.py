@@ -1,109 +1,209 @@
-"""upgrade-test's flow in the Dagger layer, offline: the toolbox is a recording fake answered by the simulated
-cluster, so the readiness checks, the base's deployment, the upgrade stage, the marker steps (through the layer's
-MarkerRunner hook) and the report writing run as they would in Dagger."""
+"""upgrade-test end to end, offline, through the engine stand-ins (tests/engine_standins.py): k3s starts and stops as
+a service, the base is deployed on the simulated cluster, the marker phases and the whole smoke suite run in the
+smoke container, and the markers are written to, and read back from, the simulated cluster's own store. Nothing of
+the module itself is replaced."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import dagger
 import pipeline
 import pytest
-from dbstack.plan.model import Markers
-from dbstack.plan.upgrade import UpgradePlan, load_upgrade_plan
-from dbstack.run.results import CheckResult, Outcome, RunResults
-from dbstack.run.smokeenv import marker_check_name
-from dbstack.sim.cluster import SimCluster, in_virtual_time
-from fake_toolbox import FakeToolbox
-from test_pipeline_flow import API_CHECK, k3s_then
+from dbstack.sim.cluster import in_virtual_time
+from engine_standins import Directory, Engine, Exec
+from fake_toolbox import query_error
+from test_dagger_flow import ENGINE_DOWN, K3S, k3s_services, smoke_execs, smoke_suite, summary, values, world
 
-VALUES = Path(__file__).resolve().parents[1] / "values"
+CLUSTERS = ("pg-cluster", "redis-cluster", "qdrant-cluster", "es-cluster")
+ALL = "postgresql,redis,qdrant,elasticsearch"
 
 
-def change(tmp_path: Path) -> UpgradePlan:
-    base, new = tmp_path / "base", tmp_path / "new"
-    shutil.copytree(VALUES, base)
-    shutil.copytree(VALUES, new)
-    text = (new / "postgresql.yaml").read_text()
-    (new / "postgresql.yaml").write_text(text.replace("16.4.0", "16.9.0"))
-    return load_upgrade_plan(base, new, "ci", base_label="--base-values")
+def new_values(values_dir: Path) -> dagger.Directory:
+    """The change under test: PostgreSQL 16.4.0 -> 16.9.0, nothing else."""
+    text = (values_dir / "postgresql.yaml").read_text(encoding="utf-8")
+    assert "version: 16.4.0" in text
+    (values_dir / "postgresql.yaml").write_text(text.replace("16.4.0", "16.9.0"), encoding="utf-8")
+    return cast(dagger.Directory, Directory(values_dir))
 
 
-class OfflineUpgrade(pipeline._Run):
-    def __init__(self, toolbox: FakeToolbox, upgrade: UpgradePlan, out_dir: Path) -> None:
-        super().__init__(upgrade.config, upgrade.base, cast(dagger.Directory, object()), upgrade=upgrade)
-        self.fake = toolbox
-        self.out_dir = out_dir
-
-    async def toolbox(self, kubeconfig: dagger.Secret | None) -> dagger.Container:
-        return cast(dagger.Container, self.fake)
-
-
-@pytest.fixture
-def suite(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The smoke suite needs an engine: its marker runs and its whole run are recorded here, in order."""
-    ran: list[str] = []
-
-    def marker_runner(run: pipeline._Run, toolbox: dagger.Container) -> object:
-        async def markers(step: Markers, seconds: float) -> CheckResult:
-            ran.append(f"{step.phase} {step.endpoint.database}")
-            return CheckResult(step.endpoint.database, marker_check_name(step.phase), Outcome.PASSED)
-
-        return markers
-
-    async def smoke(run: pipeline._Run, toolbox: dagger.Container, results: RunResults) -> None:
-        ran.append("suite")
-        results.smoke_outcome = Outcome.PASSED
-
-    monkeypatch.setattr(pipeline, "_marker_runner", marker_runner)
-    monkeypatch.setattr(pipeline, "_smoke", smoke)
-    return ran
-
-
-def run(upgrade: UpgradePlan, sim: SimCluster, out: Path, broken: object = None) -> dict[str, object]:
-    toolbox = FakeToolbox(k3s_then(sim, broken=broken))  # type: ignore[arg-type]
-
+def upgrade_test(new: dagger.Directory) -> Directory:
     async def main() -> dagger.Directory:
-        return await pipeline._deploy_and_test(OfflineUpgrade(toolbox, upgrade, out), None)
+        return await pipeline.Dbstack().upgrade_test(new, smoke_suite(), values())
 
-    assert isinstance(in_virtual_time(main), dagger.Directory)
-    summary: dict[str, object] = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    return summary
+    reports = in_virtual_time(main)
+    assert isinstance(reports, Directory)
+    return reports
 
 
-def test_an_upgrade_test_deploys_the_base_writes_upgrades_reads_back_then_runs_the_suite(
-    tmp_path: Path, suite: list[str]
+def timeline(engine: Engine) -> list[str]:
+    """What the smoke container ran (`<phase> <databases>`, `suite <databases>`) and PostgreSQL's Helm release
+    (`helm pg-cluster <first values line>`), in the order the engine ran them."""
+    smoke = {id(e) for e in smoke_execs(engine)}
+    events = []
+    for run in engine.execs:
+        if id(run) in smoke:
+            events.append(f"{run.env.get('SMOKE_MARKERS', 'suite')} {run.env['SMOKE_REQUIRE']}")
+        elif run.argv[2:6] == ["helm", "upgrade", "--install", "pg-cluster"]:
+            events.append(f"helm pg-cluster {(run.stdin or '').splitlines()[0]}")
+    return events
+
+
+def marker_execs(engine: Engine) -> list[Exec]:
+    return [e for e in smoke_execs(engine) if "SMOKE_MARKERS" in e.env]
+
+
+def upgrade_steps(report: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    return [(s["id"], s["outcome"], s["cause"]) for s in report["steps"] if s["id"].startswith("upgrade:")]
+
+
+def test_markers_are_written_before_the_upgrade_read_back_after_it_then_the_whole_suite_runs(
+    engine_here: Callable[[Engine], None], values_dir: Path
 ) -> None:
-    upgrade = change(tmp_path)
-    summary = run(upgrade, SimCluster(), tmp_path / "out")
-    assert summary["passed"] is True, summary["verdict"]
-    keys = ("postgresql", "redis", "qdrant", "elasticsearch")
-    assert sorted(suite[:4]) == sorted(f"write {k}" for k in keys)
-    assert sorted(suite[4:8]) == sorted(f"verify {k}" for k in keys)
-    assert suite[8:] == ["suite"]
-    steps = cast(list[dict[str, object]], summary["steps"])
-    assert steps[0]["id"] == "cluster"
-    assert [s["id"] for s in steps[1:]] == [s.id for s in upgrade.base.steps] + [s.id for s in upgrade.stage.steps]
-    upgraded = cast(dict[str, object], summary["upgrade"])
-    assert upgraded["baseValues"] == "--base-values"
-    survival = cast(list[dict[str, object]], upgraded["survival"])
-    assert {s["outcome"] for s in survival} == {"passed"}
-    assert (tmp_path / "out" / "exit-code").read_text() == "0\n"
-    junit = (tmp_path / "out" / "junit.xml").read_text()
-    assert 'name="PostgreSQL survived the upgrade"' in junit
+    engine, cluster = world()
+    engine_here(engine)
+    reports = upgrade_test(new_values(values_dir))
+
+    events = timeline(engine)
+    assert [e for e in events if "postgresql" in e or "pg-cluster" in e] == [
+        "helm pg-cluster version: 16.4.0",
+        "write postgresql",
+        "helm pg-cluster version: 16.9.0",
+        "verify postgresql",
+        f"suite {ALL}",
+    ]
+    upgraded = events.index("helm pg-cluster version: 16.9.0")
+    assert sorted(e for e in events[:upgraded] if e.startswith("write")) == [
+        "write elasticsearch",
+        "write postgresql",
+        "write qdrant",
+        "write redis",
+    ]
+    assert sorted(e for e in events if e.startswith("verify")) == [
+        "verify elasticsearch",
+        "verify postgresql",
+        "verify qdrant",
+        "verify redis",
+    ]
+    assert events[-1] == f"suite {ALL}"
+
+    # One marker id for the whole run, and the simulated databases hold it (on k3s the markers are not cleaned).
+    (marker,) = {e.env["SMOKE_MARKER_ID"] for e in marker_execs(engine)}
+    assert re.fullmatch(r"m[0-9a-f]{12}", marker)
+    assert cluster.sim.backups.markers == {("default", name): {marker} for name in CLUSTERS}
+    pg_verify = next(e for e in marker_execs(engine) if e.env["SMOKE_MARKERS"] == "verify" and "POSTGRES_HOST" in e.env)
+    assert pg_verify.argv[2].endswith(
+        '-o junit_family=xunit2 -m postgresql; code=$?; echo "$code $(($(date +%s) - started))" > /reports/smoke-exit'
+    )
+    assert sorted(pg_verify.bindings) == ["pg-cluster-postgresql-postgresql"]
+    assert {k: s.plaintext for k, s in pg_verify.secrets.items()} == {"POSTGRES_PASSWORD": "Zq9pgPlain7Hx"}
+
+    report = summary(reports)
+    assert upgrade_steps(report) == [
+        ("upgrade:markers-write:postgresql", "passed", None),
+        ("upgrade:markers-write:redis", "passed", None),
+        ("upgrade:markers-write:qdrant", "passed", None),
+        ("upgrade:markers-write:elasticsearch", "passed", None),
+        ("upgrade:cluster:postgresql", "passed", None),
+        ("upgrade:markers-verify:postgresql", "passed", None),
+        ("upgrade:markers-verify:redis", "passed", None),
+        ("upgrade:markers-verify:qdrant", "passed", None),
+        ("upgrade:markers-verify:elasticsearch", "passed", None),
+    ]
+    assert report["upgrade"]["survival"] == [
+        {"database": key, "outcome": "passed", "message": None}
+        for key in ("postgresql", "redis", "qdrant", "elasticsearch")
+    ]
+    assert (report["passed"], report["smoke"]["outcome"], report["smoke"]["cause"]) == (True, "passed", None)
+    assert report["totals"]["checks"] == {"total": 12, "passed": 12, "failed": 0, "skipped": 0}
+    assert report["totals"]["steps"] == {
+        "passed": 22,
+        "failed": 0,
+        "timed_out": 0,
+        "skipped": 0,
+        "not_run": 0,
+        "cancelled": 0,
+    }
+    assert 'name="PostgreSQL survived the upgrade"' in reports.files["junit.xml"]
+    assert reports.files["exit-code"] == "0\n"
+    assert [(s.starts, s.stops) for s in k3s_services(engine)] == [(1, 1)]
 
 
-def test_when_k3s_never_answers_neither_phase_runs_and_the_reports_say_why(tmp_path: Path, suite: list[str]) -> None:
-    upgrade = change(tmp_path)
-    summary = run(upgrade, SimCluster(), tmp_path / "out", broken=API_CHECK)
-    assert summary["passed"] is False and suite == []
-    steps = cast(list[dict[str, object]], summary["steps"])
-    assert (steps[0]["id"], steps[0]["outcome"]) == ("cluster", "failed")
-    assert {s["outcome"] for s in steps[1:]} == {"not_run"}
-    assert any(s["id"] == "upgrade:cluster:postgresql" for s in steps)
-    survival = cast(list[dict[str, object]], cast(dict[str, object], summary["upgrade"])["survival"])
-    assert {s["outcome"] for s in survival} == {"failed"}
-    assert (tmp_path / "out" / "exit-code").read_text() == "1\n"
+def test_markers_an_upgrade_lost_fail_their_read_back_the_survival_and_the_run_and_k3s_is_stopped(
+    engine_here: Callable[[Engine], None], values_dir: Path
+) -> None:
+    engine, cluster = world()
+    cluster.wiped_by_upgrade.add("pg-cluster")
+    engine_here(engine)
+    reports = upgrade_test(new_values(values_dir))
+
+    (marker,) = {e.env["SMOKE_MARKER_ID"] for e in marker_execs(engine)}
+    lost = f"postgresql markers {marker} do not read back as written: table public.dbstack_marker_{marker} is missing"
+    report = summary(reports)
+    assert upgrade_steps(report) == [
+        ("upgrade:markers-write:postgresql", "passed", None),
+        ("upgrade:markers-write:redis", "passed", None),
+        ("upgrade:markers-write:qdrant", "passed", None),
+        ("upgrade:markers-write:elasticsearch", "passed", None),
+        ("upgrade:cluster:postgresql", "passed", None),
+        ("upgrade:markers-verify:postgresql", "failed", lost),
+        ("upgrade:markers-verify:redis", "passed", None),
+        ("upgrade:markers-verify:qdrant", "passed", None),
+        ("upgrade:markers-verify:elasticsearch", "passed", None),
+    ]
+    assert report["upgrade"]["survival"] == [
+        {"database": "postgresql", "outcome": "failed", "message": lost},
+        {"database": "redis", "outcome": "passed", "message": None},
+        {"database": "qdrant", "outcome": "passed", "message": None},
+        {"database": "elasticsearch", "outcome": "passed", "message": None},
+    ]
+    assert report["totals"]["steps"]["failed"] == 1
+    assert report["passed"] is False
+    assert reports.files["exit-code"] == "1\n"
+    assert [(s.starts, s.stops) for s in k3s_services(engine)] == [(1, 1)]
+
+
+def test_when_the_engine_connection_drops_during_the_suite_the_error_reaches_the_caller_and_k3s_is_stopped(
+    engine_here: Callable[[Engine], None], values_dir: Path
+) -> None:
+    # Only the whole suite's command line ends its pytest options here (the marker phases add `-m <database>`).
+    engine, _ = world(exec_errors={"junit_family=xunit2; code=$?": dagger.TransportError("connection lost")})
+    engine_here(engine)
+    with pytest.raises(dagger.TransportError, match="connection lost"):
+        upgrade_test(new_values(values_dir))
+    assert timeline(engine)[-1] == f"suite {ALL}"
+    assert [(s.starts, s.stops) for s in k3s_services(engine)] == [(1, 1)]
+
+
+def test_when_k3s_fails_to_start_neither_phase_runs_no_marker_is_written_and_the_reports_say_why(
+    engine_here: Callable[[Engine], None], values_dir: Path
+) -> None:
+    engine, cluster = world(start_errors={K3S: query_error(ENGINE_DOWN, {})})
+    engine_here(engine)
+    reports = upgrade_test(new_values(values_dir))
+
+    assert (smoke_execs(engine), engine.toolbox_commands(), cluster.sim.backups.markers) == ([], [], {})
+    report = summary(reports)
+    cluster_step, *rest = report["steps"]
+    assert (cluster_step["id"], cluster_step["outcome"], cluster_step["cause"]) == (
+        "cluster",
+        "failed",
+        "the cluster did not start: failed to start: connection reset by peer",
+    )
+    assert {s["outcome"] for s in rest} == {"not_run"}
+    assert {s["cause"] for s in rest if s["id"].startswith("upgrade:")} == {
+        "not run: the base deployment did not succeed"
+    }
+    assert report["upgrade"]["survival"] == [
+        {
+            "database": key,
+            "outcome": "failed",
+            "message": "its markers were not read back: not run: the base deployment did not succeed",
+        }
+        for key in ("postgresql", "redis", "qdrant", "elasticsearch")
+    ]
+    assert reports.files["exit-code"] == "1\n"
+    assert [(s.starts, s.stops) for s in k3s_services(engine)] == [(1, 1)]
