@@ -1,7 +1,8 @@
 """deploy-and-test's cluster stage, offline: the toolbox is a recording fake answered by the simulated cluster, so
 the readiness checks, the real orchestrator and the report writing run as they would in Dagger. A cluster that
-never becomes ready is a failed first step with its cause and diagnostics. The whole function, smoke stage and k3s
-service included, runs through engine stand-ins in test_dagger_flow.py."""
+never becomes ready is a failed first step with its cause and diagnostics. The whole functions, smoke stage, marker
+phases and k3s service included, run through engine stand-ins in test_dagger_flow.py, test_upgrade_flow.py and
+test_backup_flow.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from dbstack.config.load import load_config
 from dbstack.plan.build import build_plan
 from dbstack.plan.model import Command
 from dbstack.run import k3s
-from dbstack.run.results import Outcome, RunResults
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import SimCluster, in_virtual_time
 from fake_toolbox import Answer, FakeToolbox, scripted, simulated
@@ -136,45 +136,3 @@ def test_a_readiness_loop_cut_by_its_limit_says_timed_out_with_its_last_answer(t
         "Wait for the k3s API server: timed out after 300 s "
         "(last answer: Error from server: etcdserver: leader changed)"
     )
-
-
-def test_the_full_profile_runs_the_backup_stage_through_the_module_s_marker_runner(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dbstack.plan.backup import ON_K3S
-    from dbstack.sim.backups import SimMarkers
-
-    # The backup stage's marker steps are answered by the simulator's SimMarkers here; the whole suite after them
-    # needs an engine, so it only records that it ran (test_dagger_flow.py runs the real one through stand-ins).
-    reached: list[RunResults] = []
-
-    async def smoke(run: pipeline._Run, toolbox: dagger.Container, results: RunResults) -> None:
-        reached.append(results)
-        results.smoke_outcome = Outcome.PASSED
-
-    monkeypatch.setattr(pipeline, "_smoke", smoke)
-
-    sim = SimCluster()
-    runners: list[SimMarkers] = []
-
-    def marker_runner(run: pipeline._Run, toolbox: dagger.Container) -> SimMarkers:
-        runners.append(SimMarkers(sim))
-        return runners[-1]
-
-    monkeypatch.setattr(pipeline, "_marker_runner", marker_runner)
-    toolbox = FakeToolbox(k3s_then(sim))
-    run = OfflineRun(toolbox, tmp_path)
-    run.config = load_config(VALUES, "full")
-    run.plan = build_plan(run.config, ON_K3S)
-
-    async def main() -> dagger.Directory:
-        return await pipeline._deploy_and_test(run, None)
-
-    in_virtual_time(main)
-    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
-    assert [s["id"] for s in results["steps"] if s["outcome"] != "passed" and s["outcome"] != "skipped"] == []
-    assert [b["outcome"] for b in results["backups"]] == ["passed", "passed", "passed", "skipped"]
-    (used,) = runners
-    assert [m.phase for m in used.calls].count("verify") == 3
-    assert (tmp_path / "exit-code").read_text(encoding="utf-8") == "0\n"
-    assert len(reached) == 1
