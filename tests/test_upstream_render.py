@@ -348,6 +348,33 @@ def test_every_value_of_a_small_domain_that_validation_accepts_renders_different
         assert admit(cluster)[1] == []
 
 
+YAML11_WORDS = ("y", "yes", "n", "no", "true", "false", "on", "off", "null")
+WRITTEN_BARE = {
+    ("redis", "customSecretName"),
+    ("redis", "customSecretNamespace"),
+    ("redis", "sentinel.customMasterName"),
+    ("redis", "sentinel.customSecretName"),
+    ("redis", "sentinel.customSecretNamespace"),
+    ("redis", "sentinel.storageClassName"),
+}
+"""The string keys whose templates write the value unquoted: found by rendering each word below for every key."""
+
+
+@pytest.mark.parametrize(("key", "path"), [k for k in FREE_KEYS if "string" in rule_of(*k).kinds])
+def test_a_word_yaml_reads_as_a_boolean_is_refused_exactly_where_the_chart_would_write_it_bare(
+    key: str, path: str
+) -> None:
+    context = context_for(key, path)
+    for word in ("on", "No"):
+        values = put(context, path, word)
+        cluster = the_cluster(render("cluster", DATABASES[key].addon, values, "pg-cluster", "default"))
+        admitted = admit(cluster)[1] == []
+        assert admitted == ((key, path) not in WRITTEN_BARE), f"{path}={word!r} admitted: {admitted}"
+        assert accepted(key, values) == admitted
+    # A bare null is admitted where the field is optional, but it is no longer the name that was asked for.
+    assert accepted(key, put(context, path, "null")) == ((key, path) not in WRITTEN_BARE)
+
+
 @pytest.mark.parametrize(("key", "path"), FREE_KEYS, ids=[f"{k}-{p}" for k, p in FREE_KEYS])
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
@@ -356,7 +383,10 @@ def test_any_two_accepted_values_of_a_key_render_differently(key: str, path: str
     context = context_for(key, path)
     strategy: st.SearchStrategy[Any]
     if "string" in rule.kinds:
-        strategy = st.one_of(st.just(""), st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True))
+        names = st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True)
+        if (key, path) in WRITTEN_BARE:  # words YAML 1.1 reads as booleans or null are refused: tested below
+            names = names.filter(lambda name: name not in YAML11_WORDS)
+        strategy = st.one_of(st.just(""), names)
     else:
         strategy = numbers(key, path, rule, context)
         if "quantity" in rule.kinds:  # the charts take quantities as numbers or decimal strings

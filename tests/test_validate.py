@@ -163,6 +163,21 @@ def test_unquoted_version_read_as_a_number_asks_for_quotes(
     )
 
 
+@pytest.mark.parametrize(
+    ("word", "becomes"), [("on", "a boolean"), ("NO", "a boolean"), ("null", "null"), ("0x1F", "a number")]
+)
+def test_a_name_the_chart_writes_unquoted_must_stay_a_string_to_kubernetes(
+    capsys: pytest.CaptureFixture[str], values_dir: Path, word: str, becomes: str
+) -> None:
+    redis = values_dir / "redis.yaml"
+    line = append(redis, f'customSecretName: "{word}"\ncustomSecretNamespace: default\n')
+    assert_invalid(
+        run_validate(capsys, values_dir),
+        f"{redis}:{line}: customSecretName: {word!r} would reach the cluster as {becomes}: the chart writes it "
+        "unquoted (allowed: a string that YAML 1.1 does not read as a boolean, number or null)",
+    )
+
+
 def test_boolean_setting_rejects_a_quoted_string(capsys: pytest.CaptureFixture[str], values_dir: Path) -> None:
     pipeline = values_dir / "pipeline.yaml"
     line = line_of(pipeline, "enabled: false", after="neo4j:")

@@ -28,6 +28,8 @@ class Rule:
     multiple_of: float | None = None
     children: Mapping[str, Rule] = field(default_factory=dict)
     nullable: bool = False
+    written_unquoted: bool = False
+    """The chart's template writes the value bare, so Kubernetes' YAML 1.1 reader decides its type."""
 
 
 def _num(minimum: float | None = None, maximum: float | None = None, multiple_of: float | None = None) -> Rule:
@@ -42,6 +44,7 @@ RULES_CHART_VERSION = "1.0.1"
 """The cluster chart release these rules describe."""
 
 STRING = Rule(("string",), nullable=True)
+BARE_STRING = Rule(("string",), nullable=True, written_unquoted=True)
 BOOL = Rule(("boolean",))
 TERMINATION_POLICIES = ("DoNotTerminate", "Delete", "WipeOut")
 
@@ -85,8 +88,8 @@ REDIS: dict[str, Rule] = {
     "cpu": _num(0.5, 64, 0.5),
     "memory": _num(0.5, 1000),
     "storage": STORAGE,
-    "customSecretName": STRING,
-    "customSecretNamespace": STRING,
+    "customSecretName": BARE_STRING,
+    "customSecretNamespace": BARE_STRING,
     "nodePortEnabled": BOOL,
     "hostNetworkEnabled": BOOL,
     "fixedPodIPEnabled": BOOL,
@@ -100,10 +103,10 @@ REDIS: dict[str, Rule] = {
             "storage": Rule(("number",), minimum=1, maximum=1024),
             # The schema says number; the chart writes it into the Cluster's int32 `replicas`.
             "replicas": Rule(("integer",), minimum=1, maximum=5),
-            "customMasterName": STRING,
-            "customSecretName": STRING,
-            "customSecretNamespace": STRING,
-            "storageClassName": STRING,
+            "customMasterName": BARE_STRING,
+            "customSecretName": BARE_STRING,
+            "customSecretNamespace": BARE_STRING,
+            "storageClassName": BARE_STRING,
         },
     ),
     "prometheus": Rule(("mapping",), children={"enabled": BOOL}),

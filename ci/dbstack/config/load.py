@@ -701,6 +701,15 @@ def _check_value(
     if rule.enum and value not in rule.enum:
         problems.append(layers.problem(path, f"{_show(value)} is not one of the chart's choices", _allowed(rule)))
         return
+    if rule.written_unquoted and isinstance(value, str) and _read_bare(value) is not None:
+        problems.append(
+            layers.problem(
+                path,
+                f"{_show(value)} would reach the cluster as {_read_bare(value)}: the chart writes it unquoted",
+                "a string that YAML 1.1 does not read as a boolean, number or null",
+            )
+        )
+        return
     number = _as_number(value)
     if number is None or isinstance(value, bool):
         return
@@ -710,6 +719,26 @@ def _check_value(
         problems.append(layers.problem(path, f"{_show(value)} is above the maximum", _allowed(rule)))
     elif rule.multiple_of and not _is_multiple(number, rule.multiple_of):
         problems.append(layers.problem(path, f"{_show(value)} is not a multiple of {rule.multiple_of}", _allowed(rule)))
+
+
+_YAML11_BOOLEANS = {"y", "yes", "n", "no", "true", "false", "on", "off"}
+"""Kubernetes reads manifests with go-yaml v2, which takes these (in any of their three casings) as booleans."""
+
+
+def _read_bare(text: str) -> str | None:
+    """What a bare scalar other than a string becomes, or None when it stays the string it was."""
+    if text.lower() in _YAML11_BOOLEANS and text in (text.lower(), text.upper(), text.capitalize()):
+        return "a boolean"
+    if text == "":
+        return None
+    try:
+        read = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return "text YAML cannot read"
+    if read is None:
+        return "null"
+    names = {"int": "a number", "float": "a number", "bool": "a boolean", "dict": "a mapping", "list": "a list"}
+    return None if isinstance(read, str) else names.get(type(read).__name__, f"a {type(read).__name__}")
 
 
 def _is_kind(value: Any, kind: str) -> bool:
