@@ -133,6 +133,9 @@ class Service:
         error = self.engine.start_errors.get(self.forwards or self.image)
         if error is not None:
             raise error
+        exited = self.engine.start_exits.get(self.forwards or self.image)
+        if exited is not None:  # its process ended before its port answered: an ExecError for its own command
+            raise exec_error(self.args, exited)
         if (self.forwards or self.image) in self.engine.hangs:
             await trio.sleep_forever()
         return self
@@ -293,8 +296,12 @@ class Engine:
     """Service (k3s image, or the Kubernetes Service a forward reaches) -> the engine's error starting it."""
     exec_errors: dict[str, dagger.DaggerError] = field(default_factory=dict)
     """A fragment of an exec's command line -> the engine's error for that exec (a lost connection too)."""
+    start_exits: dict[str, CommandResult] = field(default_factory=dict)
+    """Services (as in `start_errors`) whose process ends with this result before their port answers."""
     hangs: set[str] = field(default_factory=set)
     """Services (as in `start_errors`) and fragments of exec command lines the engine never answers."""
+    drops: set[str] = field(default_factory=set)
+    """Services (as in `start_errors`) that exit while an exec bound to them runs, which fails that exec."""
     execs: list[Exec] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     set_secrets: list[Secret] = field(default_factory=list)
@@ -311,6 +318,9 @@ class Engine:
                 raise error
         if any(fragment in line for fragment in self.hangs):
             await trio.sleep_forever()
+        for alias, service in run.bindings.items():
+            if (service.forwards or service.image) in self.drops:
+                raise _query_error(f"bound service {alias} exited: exit code 1")
         if run.argv[0] == "timeout" and "base64 -d" in line:
             return self._read_account(run.argv[-1])
         if run.argv[0] == "timeout":
