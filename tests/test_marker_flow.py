@@ -1,50 +1,57 @@
-"""The Dagger layer's MarkerRunner, offline: a MARKERS step reaches its one database the way the smoke suite does
-(its own forward and account), runs only that database's marker check with the run's marker id, stops the forward
-(a restored cluster is deleted next), and returns the check; a database it cannot reach fails that check."""
+"""The Dagger layer's MarkerRunner, offline, through the engine stand-ins (tests/engine_standins.py): a MARKERS step
+reaches its one database the way the smoke suite does (its own forward, built from the toolbox, and its own
+account), runs only that database's marker check with the run's marker id in the smoke container, stops the
+forward (a restored cluster is deleted next), and returns the check; a database it cannot reach fails that check.
+Nothing of the module itself is replaced."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import dagger
 import pipeline
-import pytest
 from dbstack.config.load import load_config
 from dbstack.plan.build import build_plan
-from dbstack.plan.model import Endpoint, Markers
-from dbstack.run import smokeenv
+from dbstack.plan.model import Command, Endpoint, Markers
 from dbstack.run.results import CheckResult, Outcome
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import in_virtual_time
-from fake_toolbox import FakeToolbox, scripted
-from test_smoke_flow import FakeService, FakeSmoke, Suite
+from engine_standins import Done, Engine, Exec, Secret, Service, Suite
+from test_dagger_flow import account_reads, forwards, read_script, smoke_execs
+from test_dagger_flow import smoke_suite as suite_folder
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
+RUN_ID = "0123456789ab"
+TOOLBOX = "alpine/k8s:1.31.4"
+RESTORED = "pg-cluster-r-postgresql-postgresql"
+ACCOUNT = "pg-cluster-r-postgresql-account-postgres"
+MARKER_SCRIPT = (
+    "mkdir -p /reports; started=$(date +%s); timeout -s INT -k 30 600 python -m pytest ci/smoke -p no:cacheprovider "
+    "--junitxml=/reports/smoke-junit.xml -o junit_family=xunit2 -m postgresql; code=$?; "
+    'echo "$code $(($(date +%s) - started))" > /reports/smoke-exit'
+)
+NOT_READ_BACK = "postgresql markers m0123456789ab do not read back as written: table public.x is missing"
 
 
-@dataclass
-class StoppableService(FakeService):
-    stopped: bool = False
-
-    async def stop(self) -> StoppableService:
-        self.stopped = True
-        return self
+def no_toolbox_command(command: Command, timeout_s: float) -> CommandResult:
+    raise AssertionError(f"the marker step ran a toolbox command: {command.argv}")
 
 
-def marker_suite(outcome: str) -> Suite:
-    def suite(smoke: FakeSmoke) -> dict[str, str]:
-        phase = smoke.env[smokeenv.SMOKE_MARKERS]
+def marker_suite(failure: str = "") -> Suite:
+    """Every database in SMOKE_REQUIRE answers its marker check of the phase in SMOKE_MARKERS; `failure` is the
+    JUnit failure element each check carries (none: it passes)."""
+
+    def suite(engine: Engine, run: Exec) -> Done:
+        phase = run.env["SMOKE_MARKERS"]
         cases = "".join(
-            f'<testcase classname="test_{db}" name="test_markers[{phase}]" time="0.3">{outcome}</testcase>'
-            for db in smoke.env[smokeenv.SMOKE_REQUIRE].split(",")
+            f'<testcase classname="ci.smoke.test_{db}" name="test_markers[{phase}]" time="0.3">{failure}</testcase>'
+            for db in run.env["SMOKE_REQUIRE"].split(",")
         )
-        return {
-            pipeline.SMOKE_STATUS: "0 3\n",
-            pipeline.SMOKE_JUNIT: f"<testsuites><testsuite>{cases}</testsuite></testsuites>",
-            "stdout": "1 passed\n",
-        }
+        junit = f"<testsuites><testsuite>{cases}</testsuite></testsuites>"
+        return Done(0, "1 passed\n", "", {pipeline.SMOKE_STATUS: "0 3\n", pipeline.SMOKE_JUNIT: junit})
 
     return suite
 
@@ -52,94 +59,115 @@ def marker_suite(outcome: str) -> Suite:
 @dataclass
 class Phase:
     check: CheckResult
-    service: StoppableService | None
-    smoke: list[FakeSmoke]
+    engine: Engine
     run: pipeline._Run
 
+    @property
+    def forward(self) -> Service:
+        (forward,) = forwards(self.engine).values()
+        return forward
 
-def run_phase(
-    monkeypatch: pytest.MonkeyPatch, out: Path, markers: Markers, suite: Suite, behaviour: str = "up"
-) -> Phase:
+
+def run_phase(engine_here: Callable[[Engine], None], markers: Markers, suite: Suite, **switches: Any) -> Phase:
+    engine = Engine(no_toolbox_command, accounts={ACCOUNT: ("postgres", "Rs7restoredPw")}, suite=suite, **switches)
+    engine_here(engine)
     config = load_config(VALUES, "ci")
-    run = pipeline._Run(config, build_plan(config), cast(dagger.Directory, object()))
-    run.out_dir = out
-    services: list[StoppableService] = []
-    ran: list[FakeSmoke] = []
-
-    def forward(toolbox: dagger.Container, endpoint: Endpoint) -> dagger.Service:
-        services.append(StoppableService(endpoint, behaviour))
-        return cast(dagger.Service, services[-1])
-
-    def container(run: pipeline._Run) -> dagger.Container:
-        def recording(smoke: FakeSmoke) -> dict[str, str]:
-            ran.append(smoke)
-            return suite(smoke)
-
-        return cast(dagger.Container, FakeSmoke(recording))
-
-    monkeypatch.setattr(pipeline, "_port_forward", forward)
-    monkeypatch.setattr(pipeline, "_smoke_container", container)
-    credentials = {
-        f"{pipeline.CREDENTIALS_DIR}/{smokeenv.USERNAME_KEY}": "postgres\n",
-        f"{pipeline.CREDENTIALS_DIR}/{smokeenv.PASSWORD_KEY}": "s3cr3t-Pw",
-    }
-    toolbox = FakeToolbox(scripted(CommandResult(0, "", "")), files=credentials)
-    runner = pipeline._marker_runner(run, cast(dagger.Container, toolbox))
+    run = pipeline._Run(config, build_plan(config), suite_folder())
+    run.run_id = RUN_ID
+    toolbox = pipeline._toolbox_for_kubeconfig(config.images["toolbox"], cast(dagger.Secret, Secret("kc", "")))
+    runner = pipeline._marker_runner(run, toolbox)
 
     async def main() -> CheckResult:
         return await runner(markers, 900)
 
-    check = in_virtual_time(main)
-    return Phase(check, services[0] if services else None, ran, run)
+    return Phase(in_virtual_time(main), engine, run)
 
 
 def restored_postgresql() -> Endpoint:
     plan = build_plan(load_config(VALUES, "ci"))
     deployed = next(e for e in plan.endpoints if e.database == "postgresql")
-    return replace(
-        deployed,
-        release="pg-cluster-r",
-        service="pg-cluster-r-postgresql-postgresql",
-        secret="pg-cluster-r-postgresql-account-postgres",
-    )
+    return replace(deployed, release="pg-cluster-r", service=RESTORED, secret=ACCOUNT)
 
 
 def test_a_verify_reaches_the_restored_cluster_s_own_service_and_secret_and_runs_only_its_check(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    engine_here: Callable[[Engine], None],
 ) -> None:
-    endpoint = restored_postgresql()
-    phase = run_phase(monkeypatch, tmp_path, Markers("verify", endpoint, "restored pg-cluster-r"), marker_suite(""))
+    phase = run_phase(engine_here, Markers("verify", restored_postgresql(), "restored pg-cluster-r"), marker_suite())
 
-    assert (phase.check.name, phase.check.outcome) == ("test_markers[verify] (restored pg-cluster-r)", Outcome.PASSED)
-    ((smoke,),) = [phase.smoke]
-    assert set(smoke.bindings) == {"pg-cluster-r-postgresql-postgresql"}
-    assert smoke.env[smokeenv.SMOKE_MARKERS] == "verify"
-    assert smoke.env[smokeenv.SMOKE_MARKER_ID] == smokeenv.marker_id(phase.run.run_id)
-    assert smoke.env[smokeenv.SMOKE_REQUIRE] == "postgresql"
-    assert smoke.env["POSTGRES_HOST"] == "pg-cluster-r-postgresql-postgresql"
-    assert "POSTGRES_PASSWORD" in smoke.secrets and "POSTGRES_PASSWORD" not in smoke.env
-    assert smoke.argv is not None and " -m postgresql;" in smoke.argv[-1]
-    assert phase.service is not None and phase.service.stopped, "the forward to a cluster about to go stays up"
-    assert (tmp_path / "smoke" / "markers-verify-pg-cluster-r" / "pytest.log").read_text(
-        encoding="utf-8"
-    ) == "1 passed\n"
+    assert (phase.check.database, phase.check.name, phase.check.outcome, phase.check.message) == (
+        "postgresql",
+        "test_markers[verify] (restored pg-cluster-r)",
+        Outcome.PASSED,
+        None,
+    )
+    assert (phase.forward.image, phase.forward.ports, phase.forward.forwards) == (TOOLBOX, (5432,), RESTORED)
+    assert (phase.forward.starts, phase.forward.stops) == (1, 1), "the forward to a cluster about to go is stopped"
+    assert phase.engine.events == [f"start {RESTORED}", f"stop {RESTORED}"]
+    assert account_reads(phase.engine) == [["timeout", "60", "sh", "-c", read_script("default", ACCOUNT)]]
+    (smoke,) = smoke_execs(phase.engine)
+    assert smoke.argv == ["sh", "-c", MARKER_SCRIPT]
+    assert list(smoke.bindings) == [RESTORED] and smoke.bindings[RESTORED] is phase.forward
+    assert {k: v for k, v in smoke.env.items() if k != "DBSTACK_EXEC_NONCE" and not k.startswith("(")} == {
+        "POSTGRES_HOST": RESTORED,
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_DB": "postgres",
+        "POSTGRES_USER": "postgres",
+        "SMOKE_REQUIRE": "postgresql",
+        "SMOKE_REQUIRE_IK": "1",
+        "SMOKE_MARKERS": "verify",
+        "SMOKE_MARKER_ID": "m0123456789ab",
+    }
+    assert {k: (s.name, s.plaintext) for k, s in smoke.secrets.items()} == {
+        "POSTGRES_PASSWORD": ("dbstack-0123456789ab-postgresql-password", "Rs7restoredPw")
+    }
+    assert phase.run.secrets == ["Rs7restoredPw"]
+    log = phase.run.out_dir / "smoke" / "markers-verify-pg-cluster-r" / "pytest.log"
+    assert log.read_text(encoding="utf-8") == "1 passed\n"
 
 
-def test_a_failed_read_back_returns_the_suite_s_cause(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    failure = '<failure message="postgresql markers m1 do not read back as written: table public.x is missing"/>'
-    phase = run_phase(monkeypatch, tmp_path, Markers("verify", restored_postgresql()), marker_suite(failure))
+def test_a_failed_read_back_returns_the_suite_s_cause(engine_here: Callable[[Engine], None]) -> None:
+    failure = f'<failure message="{NOT_READ_BACK}"/>'
+    phase = run_phase(engine_here, Markers("verify", restored_postgresql()), marker_suite(failure))
 
-    assert phase.check.outcome is Outcome.FAILED
-    assert str(phase.check.message).startswith("postgresql markers m1 do not read back as written")
+    assert (phase.check.name, phase.check.outcome, phase.check.message) == (
+        "test_markers[verify]",
+        Outcome.FAILED,
+        NOT_READ_BACK,
+    )
+    assert (phase.forward.starts, phase.forward.stops) == (1, 1)
 
 
 def test_a_restored_cluster_that_cannot_be_reached_fails_its_check_and_runs_no_suite(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    engine_here: Callable[[Engine], None],
 ) -> None:
-    phase = run_phase(monkeypatch, tmp_path, Markers("verify", restored_postgresql()), marker_suite(""), "fails")
-
-    assert phase.smoke == []
-    assert phase.check.outcome is Outcome.FAILED
-    assert str(phase.check.message).startswith(
-        "not reached: the port-forward to svc/pg-cluster-r-postgresql-postgresql:5432 did not come up: error: "
+    pending = CommandResult(1, "", "error: unable to forward port because pod is not running. Current status=Pending")
+    phase = run_phase(
+        engine_here, Markers("verify", restored_postgresql()), marker_suite(), start_exits={RESTORED: pending}
     )
+
+    assert phase.engine.execs == [], "no account read, no install, no suite"
+    assert (phase.check.name, phase.check.outcome, phase.check.message) == (
+        "test_markers[verify]",
+        Outcome.FAILED,
+        "not reached: the port-forward to svc/pg-cluster-r-postgresql-postgresql:5432 did not come up: error: "
+        "unable to forward port because pod is not running. Current status=Pending (exit code 1)",
+    )
+
+
+def test_a_marker_phase_whose_container_is_killed_fails_its_check_and_still_stops_the_forward(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    def killed(engine: Engine, run: Exec) -> Done:
+        return Done(137, "collected 1 item\n", "", {})
+
+    phase = run_phase(engine_here, Markers("write", restored_postgresql()), killed)
+
+    assert (phase.check.name, phase.check.outcome, phase.check.message) == (
+        "test_markers[write]",
+        Outcome.FAILED,
+        "the smoke container was killed by SIGKILL (exit code 137): out of memory, or stopped from outside; its "
+        "last output is in smoke/pytest.log, no JUnit file could be read",
+    )
+    assert (phase.forward.starts, phase.forward.stops) == (1, 1)
+    log = phase.run.out_dir / "smoke" / "markers-write-pg-cluster-r" / "pytest.log"
+    assert log.read_text(encoding="utf-8") == "collected 1 item"

@@ -1,256 +1,261 @@
-"""deploy-and-test's smoke stage, offline: each database's forward is a stand-in service that starts, hangs or
-fails like a Dagger service, and the smoke container a stand-in that runs the suite the way the engine would
-(raising ExecError for an exec killed by a signal, whose files are then lost). One forward that cannot come up
-fails that database's checks while the others are still tested; whatever ends pytest, its output is kept."""
+"""deploy-and-test's smoke stage, offline, through the engine stand-ins (tests/engine_standins.py): the module builds
+each database's forward from the toolbox and starts it, reads the accounts, builds the smoke container and runs the
+suite in it; the engine starts, hangs or fails a forward, and kills the suite's container by the exit code its
+exec ends with (128-191 raise ExecError, whose files are then lost). One forward that cannot come up fails that
+database's checks while the others are still tested; whatever ends pytest, its output is kept. Nothing of the
+module itself is replaced."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Self, cast
+from typing import Any, cast
 
+import anyio
 import dagger
 import pipeline
 import pytest
-import trio
-from dagger import ReturnType
 from dbstack.config.load import load_config
 from dbstack.plan.build import build_plan
-from dbstack.plan.model import Endpoint
-from dbstack.run import smokeenv
+from dbstack.plan.model import Command
 from dbstack.run.orchestrator import new_results
 from dbstack.run.results import Outcome, RunResults
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import in_virtual_time
-from fake_toolbox import FakeFile, FakeToolbox, exec_error, query_error, scripted
+from engine_standins import Done, Engine, Exec, Secret, Suite, standin_suite
+from test_dagger_flow import ACCOUNTS, FORWARDS, SMOKE_SCRIPT, account_reads, forwards, read_script, smoke_execs
+from test_dagger_flow import smoke_suite as suite_folder
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
+RUN_ID = "0123456789ab"
+TOOLBOX = "alpine/k8s:1.31.4"
+PYTHON = "python:3.12.8-slim-bookworm"
+KUBECONFIG = Secret("kubeconfig", "apiVersion: v1\nkind: Config\n")
+PIP = ["pip", "install", "--disable-pip-version-check", "--require-hashes", "-r", "requirements.txt"]
+REDIS_PENDING = "error: unable to forward port because pod is not running. Current status=Pending"
+LOGINS = [
+    "postgresql: logging in to pg-cluster-postgresql-postgresql with Zq9pgPlain7Hx",
+    "redis: logging in to redis-cluster-redis-redis with Rd4vPlain2Kq",
+    "elasticsearch: logging in to es-cluster-mdit-http with Es8wPlain5Tn",
+]
 
 
-@dataclass
-class FakeService:
-    """A port-forward service: `start` returns once the health check passes, hangs, or raises like the engine."""
-
-    endpoint: Endpoint
-    behaviour: str = "up"
-    started: bool = False
-
-    async def start(self) -> Self:
-        if self.behaviour == "hangs":
-            await trio.sleep(math.inf)
-        if self.behaviour == "fails":
-            raise exec_error(
-                ["sh", "-c", "..."],
-                CommandResult(
-                    1, "", "error: unable to forward port because pod is not running. Current status=Pending"
-                ),
-            )
-        self.started = True
-        return self
+def no_toolbox_command(command: Command, timeout_s: float) -> CommandResult:
+    raise AssertionError(f"the smoke stage ran a toolbox command: {command.argv}")
 
 
-Suite = Callable[["FakeSmoke"], dict[str, str]]
-"""Runs the suite in the stand-in container; returns the files it left (status, JUnit, stdout) or raises."""
-
-
-@dataclass
-class FakeSmoke:
-    """The smoke container: records bindings and variables; `sync` after `with_exec` runs the suite."""
-
-    suite: Suite
-    bindings: dict[str, FakeService] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    secrets: set[str] = field(default_factory=set)
-    argv: list[str] | None = None
-    files: dict[str, str] = field(default_factory=dict)
-
-    def with_service_binding(self, alias: str, service: FakeService) -> Self:
-        assert service.started, "bound before it was started and health-checked"
-        return replace(self, bindings={**self.bindings, alias: service})
-
-    def with_env_variable(self, name: str, value: str) -> Self:
-        return replace(self, env={**self.env, name: value})
-
-    def with_secret_variable(self, name: str, secret: object) -> Self:
-        return replace(self, secrets={*self.secrets, name})
-
-    def with_exec(self, args: list[str], *, expect: ReturnType | None = None) -> Self:
-        assert expect is ReturnType.ANY
-        return replace(self, argv=list(args))
-
-    async def sync(self) -> Self:
-        if self.argv is None:
-            return self  # the dependency install
-        return replace(self, files=self.suite(self))
-
-    async def stdout(self) -> str:
-        return self.files.get("stdout", "")
-
-    async def stderr(self) -> str:
-        return ""
-
-    def file(self, path: str) -> FakeFile:
-        if path not in self.files:
-            raise query_error(f"lstat {path}: no such file or directory", {})
-        return FakeFile(self.files[path])
-
-
-JUNIT_CASE = '<testcase classname="ci.smoke.test_{db}" name="test_connects" time="0.1"/>'
-
-
-def passing_suite(smoke: FakeSmoke) -> dict[str, str]:
-    """Every required database passes one check."""
-    cases = "".join(JUNIT_CASE.format(db=db) for db in smoke.env[smokeenv.SMOKE_REQUIRE].split(","))
-    return {
-        pipeline.SMOKE_STATUS: "0 12\n",
-        pipeline.SMOKE_JUNIT: f"<testsuites><testsuite>{cases}</testsuite></testsuites>",
-        "stdout": "4 passed in 12.00s\n",
-    }
+BACKSTOP_S = 3600
+"""Virtual seconds after which a stage that never ends is cut (a time limit the module ignored)."""
 
 
 @dataclass
 class Stage:
+    engine: Engine
+    run: pipeline._Run
     results: RunResults
-    services: dict[str, FakeService]
-    smoke: list[FakeSmoke]
+    seconds: float
+    """Virtual time the stage took: the stand-ins answer at once, so only the module's own limits take time."""
+
+    @property
+    def smoke_dir(self) -> Path:
+        return self.run.out_dir / "smoke"
+
+    def checks(self) -> dict[str, list[tuple[str, Outcome, str | None]]]:
+        return {d.key: [(c.name, c.outcome, c.message) for c in d.checks] for d in self.results.databases}
 
 
-def run_smoke(
-    monkeypatch: pytest.MonkeyPatch, out_dir: Path, suite: Suite, behaviours: dict[str, str] | None = None
-) -> Stage:
+def run_smoke(engine_here: Callable[[Engine], None], engine: Engine) -> Stage:
+    """The smoke stage of a run whose every database reached Running, on a toolbox the module built."""
+    engine_here(engine)
     config = load_config(VALUES, "ci")
     plan = build_plan(config)
-    run = pipeline._Run(config, plan, cast(dagger.Directory, object()))
-    run.out_dir = out_dir
+    run = pipeline._Run(config, plan, suite_folder())
+    run.run_id = RUN_ID
     results = new_results(plan, "k3s", time.time())
     for database in results.databases:
         database.outcome = Outcome.PASSED
-    services: dict[str, FakeService] = {}
-    ran: list[FakeSmoke] = []
+    toolbox = pipeline._toolbox_for_kubeconfig(config.images["toolbox"], cast(dagger.Secret, KUBECONFIG))
 
-    def forward(toolbox: dagger.Container, endpoint: Endpoint) -> dagger.Service:
-        services[endpoint.database] = FakeService(endpoint, (behaviours or {}).get(endpoint.database, "up"))
-        return cast(dagger.Service, services[endpoint.database])
+    async def main() -> float:
+        started = anyio.current_time()
+        with anyio.move_on_after(BACKSTOP_S):
+            await pipeline._smoke(run, toolbox, results)
+        return anyio.current_time() - started
 
-    def container(run: pipeline._Run) -> dagger.Container:
-        def recording(smoke: FakeSmoke) -> dict[str, str]:
-            ran.append(smoke)
-            return suite(smoke)
-
-        return cast(dagger.Container, FakeSmoke(recording))
-
-    monkeypatch.setattr(pipeline, "_port_forward", forward)
-    monkeypatch.setattr(pipeline, "_smoke_container", container)
-    credentials = {
-        f"{pipeline.CREDENTIALS_DIR}/{smokeenv.USERNAME_KEY}": "postgres\n",
-        f"{pipeline.CREDENTIALS_DIR}/{smokeenv.PASSWORD_KEY}": "s3cr3t-Pw",
-    }
-    toolbox = FakeToolbox(scripted(CommandResult(0, "", "")), files=credentials)
-
-    async def main() -> None:
-        await pipeline._smoke(run, cast(dagger.Container, toolbox), results)
-
-    in_virtual_time(main)
-    return Stage(results, services, ran)
+    return Stage(engine, run, results, in_virtual_time(main))
 
 
-def test_every_database_is_forwarded_on_its_own_then_tested_together(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def world(suite: Suite | None = None, **switches: Any) -> Engine:
+    return Engine(no_toolbox_command, accounts=dict(ACCOUNTS), suite=suite or standin_suite(), **switches)
+
+
+def test_every_database_is_forwarded_from_the_toolbox_on_its_own_then_tested_together(
+    engine_here: Callable[[Engine], None],
 ) -> None:
-    stage = run_smoke(monkeypatch, tmp_path, passing_suite)
-    (smoke,) = stage.smoke
-    assert set(smoke.bindings) == {s.endpoint.service for s in stage.services.values()}
-    assert stage.results.smoke_outcome is Outcome.PASSED
-    assert all(d.checks and d.checks[0].outcome is Outcome.PASSED for d in stage.results.databases)
-    assert (tmp_path / "smoke" / "pytest.log").read_text(encoding="utf-8") == "4 passed in 12.00s\n"
-    assert (tmp_path / "smoke" / "junit.xml").exists()
+    stage = run_smoke(engine_here, world())
+    engine = stage.engine
+
+    assert {name: (s.image, s.ports, s.starts, s.stops) for name, s in forwards(engine).items()} == {
+        name: (TOOLBOX, (port,), 1, 0) for name, port in FORWARDS.items()
+    }
+    for name, port in FORWARDS.items():
+        forward = forwards(engine)[name]
+        assert forward.args[:2] == ["sh", "-c"]
+        assert f"kubectl port-forward --address=0.0.0.0 -n default svc/{name} {port}:{port} |" in forward.args[2]
+        assert forward.mounts == {"/root/.kube/config": KUBECONFIG}, "a forward runs kubectl with the kubeconfig"
+        assert forward.env["KUBECONFIG"] == "/root/.kube/config"
+    assert account_reads(engine) == [
+        ["timeout", "60", "sh", "-c", read_script("default", "pg-cluster-postgresql-account-postgres")],
+        ["timeout", "60", "sh", "-c", read_script("default", "redis-cluster-redis-account-default")],
+        ["timeout", "60", "sh", "-c", read_script("default", "es-cluster-mdit-account-elastic")],
+    ]
+    install, smoke = [e for e in engine.execs if e.image == PYTHON]
+    assert (install.argv, install.env["(workdir)"]) == (PIP, "/src")
+    assert smoke.argv == ["sh", "-c", SMOKE_SCRIPT]
+    assert sorted(smoke.mounts) == ["/root/.cache/pip", "/src/ci/smoke", "/src/requirements.txt"]
+    assert all(smoke.bindings[name] is forwards(engine)[name] for name in FORWARDS)
+    assert sorted(smoke.bindings) == sorted(FORWARDS)
+    assert smoke.env["SMOKE_REQUIRE"] == "postgresql,redis,qdrant,elasticsearch"
+    assert {k: (s.name, s.plaintext) for k, s in smoke.secrets.items()} == {
+        "POSTGRES_PASSWORD": ("dbstack-0123456789ab-postgresql-password", "Zq9pgPlain7Hx"),
+        "REDIS_PASSWORD": ("dbstack-0123456789ab-redis-password", "Rd4vPlain2Kq"),
+        "ES_PASSWORD": ("dbstack-0123456789ab-elasticsearch-password", "Es8wPlain5Tn"),
+    }
+    assert stage.run.secrets == ["Zq9pgPlain7Hx", "Rd4vPlain2Kq", "Es8wPlain5Tn"], "handed to report masking"
+
+    assert (stage.results.smoke_outcome, stage.results.smoke_cause) == (Outcome.PASSED, None)
+    assert stage.checks() == {
+        "postgresql": [("test_roundtrip", Outcome.PASSED, None)],
+        "redis": [("test_roundtrip", Outcome.PASSED, None)],
+        "qdrant": [("test_roundtrip", Outcome.PASSED, None)],
+        "elasticsearch": [("test_roundtrip", Outcome.PASSED, None)],
+    }
+    assert (stage.smoke_dir / "pytest.log").read_text(encoding="utf-8").splitlines() == LOGINS
+    assert (stage.smoke_dir / "junit.xml").read_text(encoding="utf-8").count("<testcase ") == 4
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "cause"),
+    ("switch", "cause", "seconds"),
     [
-        ("hangs", f"did not come up within {pipeline.FORWARD_START_TIMEOUT_S} s"),
+        ({"hangs": {"redis-cluster-redis-redis"}}, "did not come up within 90 s", 90),
         (
-            "fails",
-            "did not come up: error: unable to forward port because pod is not running. Current status=Pending "
-            "(exit code 1)",
+            {"start_exits": {"redis-cluster-redis-redis": CommandResult(1, "", REDIS_PENDING)}},
+            f"did not come up: {REDIS_PENDING} (exit code 1)",
+            0,
         ),
     ],
+    ids=["hangs", "exits"],
 )
 def test_a_forward_that_cannot_come_up_fails_only_its_database_and_the_others_are_tested(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, behaviour: str, cause: str
+    engine_here: Callable[[Engine], None], switch: dict[str, Any], cause: str, seconds: float
 ) -> None:
-    stage = run_smoke(monkeypatch, tmp_path, passing_suite, {"redis": behaviour})
-    (smoke,) = stage.smoke
-    redis = stage.services["redis"].endpoint
-    assert redis.service not in smoke.bindings
-    assert "redis" not in smoke.env[smokeenv.SMOKE_REQUIRE].split(",")
-    assert "REDIS_PASSWORD" not in smoke.secrets
-    by_key = {d.key: d for d in stage.results.databases}
-    (reach,) = by_key["redis"].checks
-    assert (reach.name, reach.outcome) == (f"reach {redis.service}:{redis.port}", Outcome.FAILED)
-    assert reach.message == f"the port-forward to svc/{redis.service}:{redis.port} {cause}"
-    assert all(c.outcome is Outcome.PASSED for key, d in by_key.items() if key != "redis" for c in d.checks)
+    stage = run_smoke(engine_here, world(**switch))
+    engine = stage.engine
+
+    assert stage.seconds == seconds, "a forward that hangs is given up on at its limit, and only then"
+
+    assert {name: s.starts for name, s in forwards(engine).items()} == dict.fromkeys(FORWARDS, 1)
+    assert [argv[-1].split()[6] for argv in account_reads(engine)] == [
+        "pg-cluster-postgresql-account-postgres",
+        "es-cluster-mdit-account-elastic",
+    ]
+    (smoke,) = smoke_execs(engine)
+    assert sorted(smoke.bindings) == [
+        "es-cluster-mdit-http",
+        "pg-cluster-postgresql-postgresql",
+        "qdrant-cluster-qdrant-qdrant",
+    ]
+    assert smoke.env["SMOKE_REQUIRE"] == "postgresql,qdrant,elasticsearch"
+    assert "REDIS_HOST" not in smoke.env
+    assert sorted(smoke.secrets) == ["ES_PASSWORD", "POSTGRES_PASSWORD"]
+    message = f"the port-forward to svc/redis-cluster-redis-redis:6379 {cause}"
+    assert stage.checks() == {
+        "postgresql": [("test_roundtrip", Outcome.PASSED, None)],
+        "redis": [("reach redis-cluster-redis-redis:6379", Outcome.FAILED, message)],
+        "qdrant": [("test_roundtrip", Outcome.PASSED, None)],
+        "elasticsearch": [("test_roundtrip", Outcome.PASSED, None)],
+    }
     assert stage.results.smoke_outcome is Outcome.FAILED
     assert (
-        stage.results.smoke_cause
-        == f"not reached, so not tested: redis: {reach.message} (the other databases were tested)"
+        stage.results.smoke_cause == f"not reached, so not tested: redis: {message} (the other databases were tested)"
     )
 
 
-def test_when_no_forward_comes_up_the_suite_does_not_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    stage = run_smoke(monkeypatch, tmp_path, passing_suite, dict.fromkeys(smokeenv.CONTRACTS, "fails"))
-    assert stage.smoke == []
+def test_when_no_forward_comes_up_the_suite_does_not_run(engine_here: Callable[[Engine], None]) -> None:
+    refused = CommandResult(1, "", REDIS_PENDING)
+    stage = run_smoke(engine_here, world(start_exits=dict.fromkeys(FORWARDS, refused)))
+
+    assert stage.engine.execs == [], "no account read, no install, no suite"
     assert stage.results.smoke_outcome is Outcome.FAILED
-    assert str(stage.results.smoke_cause).startswith("no database could be reached, so the smoke suite did not run")
+    assert stage.results.smoke_cause == (
+        "no database could be reached, so the smoke suite did not run: "
+        f"postgresql: the port-forward to svc/pg-cluster-postgresql-postgresql:5432 did not come up: {REDIS_PENDING} "
+        "(exit code 1); "
+        f"redis: the port-forward to svc/redis-cluster-redis-redis:6379 did not come up: {REDIS_PENDING} "
+        "(exit code 1); "
+        f"qdrant: the port-forward to svc/qdrant-cluster-qdrant-qdrant:6333 did not come up: {REDIS_PENDING} "
+        "(exit code 1); "
+        f"elasticsearch: the port-forward to svc/es-cluster-mdit-http:9200 did not come up: {REDIS_PENDING} "
+        "(exit code 1)"
+    )
+    assert [(d.key, len(d.checks), d.checks[0].outcome) for d in stage.results.databases] == [
+        ("postgresql", 1, Outcome.FAILED),
+        ("redis", 1, Outcome.FAILED),
+        ("qdrant", 1, Outcome.FAILED),
+        ("elasticsearch", 1, Outcome.FAILED),
+    ]
+
+
+JUNIT_POSTGRESQL = (
+    '<testsuites><testsuite name="pytest"><testcase classname="ci.smoke.test_postgresql" name="test_roundtrip" '
+    'time="1.0"></testcase></testsuite></testsuites>'
+)
 
 
 def test_a_suite_stopped_at_its_limit_keeps_its_log_and_the_checks_that_finished(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    engine_here: Callable[[Engine], None],
 ) -> None:
-    limit = load_config(VALUES, "ci").timeouts.smoke
+    def interrupted(engine: Engine, run: Exec) -> Done:
+        files = {pipeline.SMOKE_STATUS: "124 600\n", pipeline.SMOKE_JUNIT: JUNIT_POSTGRESQL}
+        return Done(0, "KeyboardInterrupt\n1 passed", "", files)
 
-    def interrupted(smoke: FakeSmoke) -> dict[str, str]:
-        files = passing_suite(smoke)
-        return {**files, pipeline.SMOKE_STATUS: f"124 {limit}\n", "stdout": "KeyboardInterrupt\n1 passed"}
-
-    stage = run_smoke(monkeypatch, tmp_path, interrupted)
+    stage = run_smoke(engine_here, world(interrupted))
     assert stage.results.smoke_outcome is Outcome.TIMED_OUT
     assert stage.results.smoke_cause == (
-        f"pytest was stopped at its {limit} s limit (the checks that finished are in junit.xml); see smoke/pytest.log"
+        "pytest was stopped at its 600 s limit (the checks that finished are in junit.xml); see smoke/pytest.log"
     )
-    assert (tmp_path / "smoke" / "pytest.log").read_text(encoding="utf-8") == "KeyboardInterrupt\n1 passed"
+    assert (stage.smoke_dir / "pytest.log").read_text(encoding="utf-8") == "KeyboardInterrupt\n1 passed"
+    assert (stage.smoke_dir / "junit.xml").read_text(encoding="utf-8") == JUNIT_POSTGRESQL
+    assert stage.checks()["postgresql"] == [("test_roundtrip", Outcome.PASSED, None)]
 
 
+@pytest.mark.parametrize(("code", "signal"), [(137, "SIGKILL"), (143, "SIGTERM")])
 def test_a_smoke_container_killed_by_a_signal_keeps_the_output_the_engine_returned(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    engine_here: Callable[[Engine], None], code: int, signal: str
 ) -> None:
-    def killed(smoke: FakeSmoke) -> dict[str, str]:
-        assert smoke.argv is not None
-        raise exec_error(smoke.argv, CommandResult(137, "collected 9 items\ntest_postgresql.py ..", ""))
+    def killed(engine: Engine, run: Exec) -> Done:
+        files = {pipeline.SMOKE_STATUS: "0 12\n", pipeline.SMOKE_JUNIT: JUNIT_POSTGRESQL}  # lost with the container
+        return Done(code, "collected 9 items\ntest_postgresql.py ..\n", "", files)
 
-    stage = run_smoke(monkeypatch, tmp_path, killed)
+    stage = run_smoke(engine_here, world(killed))
     assert stage.results.smoke_outcome is Outcome.FAILED
     assert stage.results.smoke_cause == (
-        "the smoke container was killed by SIGKILL (exit code 137): out of memory, or stopped from outside; "
+        f"the smoke container was killed by {signal} (exit code {code}): out of memory, or stopped from outside; "
         "its last output is in smoke/pytest.log, no JUnit file could be read"
     )
-    assert (tmp_path / "smoke" / "pytest.log").read_text(encoding="utf-8") == (
-        "collected 9 items\ntest_postgresql.py .."
-    )
+    assert (stage.smoke_dir / "pytest.log").read_text(encoding="utf-8") == "collected 9 items\ntest_postgresql.py .."
+    assert not (stage.smoke_dir / "junit.xml").exists()
+    assert all(d.checks == [] for d in stage.results.databases)
 
 
-def test_a_bound_service_that_exits_mid_run_is_the_suite_s_cause(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    def dropped(smoke: FakeSmoke) -> dict[str, str]:
-        raise query_error("bound service pg-cluster-postgresql-postgresql (x) exited: exit code 1", {})
+def test_a_bound_forward_that_exits_mid_run_is_the_suite_s_cause(engine_here: Callable[[Engine], None]) -> None:
+    stage = run_smoke(engine_here, world(drops={"pg-cluster-postgresql-postgresql"}))
 
-    stage = run_smoke(monkeypatch, tmp_path, dropped)
+    (smoke,) = smoke_execs(stage.engine)
+    assert smoke.bindings["pg-cluster-postgresql-postgresql"].starts == 1
     assert stage.results.smoke_outcome is Outcome.FAILED
     assert stage.results.smoke_cause == (
-        "the smoke suite did not run to its end: bound service pg-cluster-postgresql-postgresql (x) exited: exit code 1"
+        "the smoke suite did not run to its end: bound service pg-cluster-postgresql-postgresql exited: exit code 1"
     )
