@@ -257,7 +257,7 @@ def write_survivors(mutmut: Path, staging: Path, package: str, found: dict[str, 
     blocks: list[str] = []
     for name in sorted(n for n, status in found.items() if status in UNDETECTED):
         shown = subprocess.run([str(mutmut), "show", name], cwd=staging, capture_output=True, text=True, check=False)
-        blocks.append(f"## {name} ({found[name]})\n{shown.stdout.strip()}\n")
+        blocks.append(f"{shown.stdout.strip()}\n")
     path.write_text("\n".join(blocks), encoding="utf-8")
     return path
 
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     mutmut = ensure_mutmut()
     commit = git("rev-parse", "HEAD").strip()
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    dirty = bool(git("status", "--porcelain").strip())  # the staging copies take uncommitted files too
     results: dict[str, object] = {}
     for package in args.package or list(PACKAGES):
         results[package] = measure(mutmut, package, args.sample, args.seed, args.max_children).as_json(args.seed)
