@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=1, help="mutmut's parallel test processes (default 1)")
     args = parser.parse_args(argv)
     # Started in the background by a shell, this process ignores SIGINT and so would every Python it starts: the
-    # tests that interrupt a deploy with SIGINT need the default. (A handled signal is reset by exec, an ignored one not.)
+    # tests that interrupt a deploy with SIGINT need it handled. (exec resets a handled signal, not an ignored one.)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     mutmut = ensure_mutmut()
     commit = git("rev-parse", "HEAD").strip()
