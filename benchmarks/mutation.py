@@ -70,6 +70,14 @@ for path in sys.argv[1:]:
 print(json.dumps(names))
 """
 
+# Run inside the staging folder: the diff of each mutant named on stdin ({name: file}), as `mutmut show` prints it.
+SHOW_DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+where = json.load(sys.stdin)
+print(json.dumps({name: get_diff_for_mutant(name, path=file) for name, file in where.items()}))
+"""
+
 # Imported at start-up by the Python subprocesses the tests start. mutmut records coverage ("stats") in its own
 # process only; a subprocess asked to record would look for mutmut's config in the test's folder and fail.
 SUBPROCESS_SITE = """
@@ -252,13 +260,21 @@ def run_mutmut(mutmut: Path, staging: Path, names: list[str] | None, max_childre
         raise SystemExit(f"mutmut run failed for {staging.name} (exit {child.returncode}); see {log_path}")
 
 
-def write_survivors(mutmut: Path, staging: Path, package: str, found: dict[str, str]) -> Path:
+def write_survivors(staging: Path, package: str, files: list[str], found: dict[str, str]) -> Path:
+    """Each undetected mutant's name, verdict and diff (what `mutmut show NAME` prints), in one file."""
     path = WORK / f"survivors-{package}.txt"
-    blocks: list[str] = []
-    for name in sorted(n for n, status in found.items() if status in UNDETECTED):
-        shown = subprocess.run([str(mutmut), "show", name], cwd=staging, capture_output=True, text=True, check=False)
-        blocks.append(f"{shown.stdout.strip()}\n")
-    path.write_text("\n".join(blocks), encoding="utf-8")
+    undetected = sorted(name for name, status in found.items() if status in UNDETECTED)
+    where = {name: file for file in files for name in statuses(staging, [file], set(undetected))}
+    done = subprocess.run(
+        [sys.executable, "-c", SHOW_DIFFS],
+        input=json.dumps(where),
+        cwd=staging,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    diffs: dict[str, str] = json.loads(done.stdout)
+    path.write_text("".join(f"# {name}: {found[name]}\n{diffs[name]}\n\n" for name in undetected), encoding="utf-8")
     return path
 
 
@@ -273,7 +289,7 @@ def measure(mutmut: Path, package: str, sample: int | None, seed: int, max_child
     log(f"{package}: {len(every)} mutants in {len(files)} files; running {len(names) if names else 'all'}")
     run_mutmut(mutmut, staging, names, max_children, files)
     found = statuses(staging, files, set(names) if names is not None else None)
-    survivors = write_survivors(mutmut, staging, package, found)
+    survivors = write_survivors(staging, package, files, found)
     outcome = Outcome(package, len(every), found, names is not None, time.monotonic() - started, survivors)
     log(f"{package}: {json.dumps(outcome.as_json(seed))}")
     return outcome
