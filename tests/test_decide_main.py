@@ -205,3 +205,101 @@ def test_a_manual_redeploy_deploys_the_pull_requests_head_and_a_teardown_adopts_
             dispatched_pr=OPEN_PR,
         )
         assert (teardown.action, teardown.pr, teardown.adopt_unlabelled) == ("teardown", 42, adopt)
+
+
+FORK = (
+    "Workflows on pull requests from forks get no secrets, so no preview is deployed. CI still tests the code; a "
+    "maintainer who has reviewed it can push the branch to this repository to get a preview."
+)
+DEPENDABOT = (
+    "Workflows Dependabot triggers get only Dependabot secrets, never the preview environment's, so no preview is "
+    "deployed. CI still tests the update."
+)
+DRAFT = "Drafts get no preview: mark the pull request ready for review, or add the label 'preview'."
+
+
+def pull_request(action: str = "opened", **changes: Any) -> dict[str, Any]:
+    event = opened()
+    event["action"] = action
+    for key, value in changes.items():
+        if key in ("head", "draft", "labels"):
+            event["pull_request"][key] = value
+        else:
+            event[key] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    ("name", "event", "actor", "expected"),
+    [
+        ("schedule", {}, "dev", ("sweep", None, None, None, None)),
+        ("push", {}, "dev", ("none", None, None, "Nothing to do", "the Preview workflow does not handle push events")),
+        ("pull_request", pull_request(), "dev", ("deploy", 42, SHA, None, None)),
+        ("pull_request", pull_request("closed"), "dev", ("teardown", 42, None, None, None)),
+        ("pull_request", pull_request(number=1), "dev", ("deploy", 1, SHA, None, None)),
+        *(
+            ("pull_request", event, "dev", ("none", None, None, "Nothing to do", "the event carries no pull request"))
+            for event in (
+                pull_request(number=0),
+                pull_request(number="42"),
+                {"action": "opened", "number": 42, "pull_request": None},
+            )
+        ),
+        (
+            "pull_request",
+            pull_request(head={"sha": SHA, "repo": {"full_name": "x/r"}}),
+            "dev",
+            ("none", None, None, "No preview for fork pull requests", FORK),
+        ),
+        (
+            "pull_request",
+            pull_request(),
+            "dependabot[bot]",
+            ("none", None, None, "No preview for Dependabot pull requests", DEPENDABOT),
+        ),
+        (
+            "pull_request",
+            pull_request("edited"),
+            "dev",
+            ("none", None, None, "Nothing to do", "pull request action 'edited' changes no preview"),
+        ),
+        (
+            "pull_request",
+            pull_request("labeled", label={"name": "bug"}),
+            "dev",
+            ("none", None, None, "Nothing to do", "only the preview label deploys a preview"),
+        ),
+        ("pull_request", pull_request("labeled", label={"name": "preview"}), "dev", ("deploy", 42, SHA, None, None)),
+        ("pull_request", pull_request(draft=True), "dev", ("none", None, None, "No preview for a draft", DRAFT)),
+        (
+            "pull_request",
+            pull_request(draft=True, labels=[{"name": "preview"}]),
+            "dev",
+            ("deploy", 42, SHA, None, None),
+        ),
+        (
+            "pull_request",
+            pull_request(head={"sha": SHA.upper(), "repo": {"full_name": "o/r"}}),
+            "dev",
+            ("none", None, None, "Nothing to do", "the event carries no head commit"),
+        ),
+        ("pull_request", pull_request("synchronize"), "dev", ("deploy", 42, SHA, None, None)),
+        ("pull_request", pull_request("reopened"), "dev", ("deploy", 42, SHA, None, None)),
+        ("pull_request", pull_request("ready_for_review"), "dev", ("deploy", 42, SHA, None, None)),
+    ],
+)
+def test_pull_request_decisions(
+    name: str, event: dict[str, Any], actor: str, expected: tuple[str, int | None, str | None, str | None, str | None]
+) -> None:
+    decision = decide(name, event, repository="o/r", actor=actor, enabled=True)
+    assert (decision.action, decision.pr, decision.head_sha, decision.notice_title, decision.notice) == expected
+
+
+@pytest.mark.parametrize("name", ["schedule", "pull_request"])
+def test_nothing_is_deployed_or_swept_while_previews_are_not_enabled(name: str) -> None:
+    decision = decide(name, pull_request(), repository="o/r", actor="dev", enabled=False)
+    assert (decision.action, decision.notice_title, decision.notice) == (
+        "none",
+        "Previews not configured",
+        NOT_CONFIGURED,
+    )
