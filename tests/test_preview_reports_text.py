@@ -1,8 +1,10 @@
-"""What teardown and sweep say when they are done, and the JSON the workflow reads from a sweep: literal text."""
+"""What teardown and sweep say when they are done, the JSON the workflow reads from a sweep, and the release names
+read from `helm list`: literal text."""
 
 from __future__ import annotations
 
-from dbstack.github.preview import SweepReport, TeardownReport
+import pytest
+from dbstack.github.preview import PreviewError, SweepReport, TeardownReport, release_names
 
 
 def test_a_teardown_summary_names_the_releases_and_an_adoption() -> None:
@@ -60,3 +62,33 @@ def test_the_sweeps_json_is_sorted_and_not_ok_when_a_teardown_failed() -> None:
         "unreadable": {},
         "failed": {},
     }
+
+
+@pytest.mark.parametrize(
+    ("output", "names"),
+    [
+        ("", []),
+        ("[]", []),
+        ('[{"name": "pg-cluster", "status": "deployed"}, {"name": "redis-cluster"}]', ["pg-cluster", "redis-cluster"]),
+    ],
+)
+def test_release_names_from_helm_list(output: str, names: list[str]) -> None:
+    assert release_names(output) == names
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (
+            "{not json",
+            "helm list printed something that is not JSON (Expecting property name enclosed in double quotes)",
+        ),
+        ('{"name": "x"}', "helm list printed JSON that is not a list of releases"),
+        ('[{"name": "x"}, "y"]', "helm list printed JSON that is not a list of releases"),
+        ('[{"name": 3}]', "helm list printed JSON that is not a list of releases"),
+    ],
+)
+def test_release_names_refuse_what_helm_list_does_not_print(output: str, message: str) -> None:
+    with pytest.raises(PreviewError) as caught:
+        release_names(output)
+    assert str(caught.value) == message
