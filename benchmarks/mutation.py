@@ -87,6 +87,10 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
 """
 
 
+class MutmutFailed(RuntimeError):
+    """`mutmut run` exited non-zero: the suite failed unmutated, or the run was stopped."""
+
+
 @dataclass
 class Outcome:
     package: str
@@ -257,7 +261,7 @@ def run_mutmut(mutmut: Path, staging: Path, names: list[str] | None, max_childre
                 summary = ", ".join(f"{s} {n}" for s, n in sorted(counts.items()) if s != "not checked")
                 log(f"{staging.name}: {checked}/{of} checked ({summary or 'stats and clean run first'})")
     if child.returncode != 0:
-        raise SystemExit(f"mutmut run failed for {staging.name} (exit {child.returncode}); see {log_path}")
+        raise MutmutFailed(f"mutmut run failed (exit {child.returncode}); see {log_path.relative_to(REPO)}")
 
 
 def write_survivors(staging: Path, package: str, files: list[str], found: dict[str, str]) -> Path:
@@ -308,9 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     mutmut = ensure_mutmut()
     commit = git("rev-parse", "HEAD").strip()
     dirty = bool(git("status", "--porcelain").strip())  # the staging copies take uncommitted files too
-    results: dict[str, object] = {}
+    results: dict[str, dict[str, object]] = {}
     for package in args.package or list(PACKAGES):
-        results[package] = measure(mutmut, package, args.sample, args.seed, args.max_children).as_json(args.seed)
+        try:
+            results[package] = measure(mutmut, package, args.sample, args.seed, args.max_children).as_json(args.seed)
+        except MutmutFailed as exc:
+            log(f"{package}: {exc}")
+            results[package] = {"error": str(exc)}
     print(
         json.dumps(
             {
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
-    return 0
+    return 1 if any("error" in result for result in results.values()) else 0
 
 
 if __name__ == "__main__":
