@@ -253,6 +253,12 @@ def pull_request(action: str = "opened", **changes: Any) -> dict[str, Any]:
         ),
         (
             "pull_request",
+            pull_request(head="not an object"),
+            "dev",
+            ("none", None, None, "No preview for fork pull requests", FORK),
+        ),
+        (
+            "pull_request",
             pull_request(),
             "dependabot[bot]",
             ("none", None, None, "No preview for Dependabot pull requests", DEPENDABOT),
@@ -302,4 +308,17 @@ def test_nothing_is_deployed_or_swept_while_previews_are_not_enabled(name: str) 
         "none",
         "Previews not configured",
         NOT_CONFIGURED,
+    )
+
+
+def test_the_guard_reads_the_actor_from_the_environment(
+    guard: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("PREVIEWS_ENABLED", "true")
+    monkeypatch.setenv("GITHUB_ACTOR", "dependabot[bot]")
+    write_event(guard, opened())
+    assert main([]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"::notice title=No preview for Dependabot pull requests::{DEPENDABOT}"
     )
