@@ -111,3 +111,20 @@ def test_preview_comment_refusals(args: list[str], message: str, capsys: pytest.
     assert main(["preview-comment", "--idle-hours", "24", *args]) == 2
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", message + "\n")
+
+
+def test_a_results_file_it_cannot_use_is_refused_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "old.json").write_text('{"schema_version": 999}', encoding="utf-8")
+    (tmp_path / "a-dir").mkdir()
+    cases = {
+        "old.json": f"{tmp_path / 'old.json'}: not a results.json written by dbstack "
+        "(results schema_version 999 is not 1)",
+        "a-dir": f"--results {tmp_path / 'a-dir'}: is a directory, not a regular file",
+        "absent.json": f"{tmp_path / 'absent.json'}: no such file (pass --allow-missing to comment that the run wrote "
+        "no results)",
+    }
+    for name, message in cases.items():
+        assert main(["preview-comment", "--idle-hours", "24", "--pr", "7", "--results", str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err == message + "\n"
