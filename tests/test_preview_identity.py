@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from dbstack.cli.main import main
 from dbstack.github.platform import (
     PlatformPins,
     cli_preview_kubeconfig,
@@ -298,3 +299,16 @@ def test_preview_kubeconfig_command_checks_its_paths_before_kubectl_runs(
     assert cli_preview_kubeconfig(argparse.Namespace(kubeconfig=missing, out=tmp_path / "k")) == 2
     assert capsys.readouterr().err.startswith(f"dbstack preview-kubeconfig: --kubeconfig {missing}: ")
     assert not (tmp_path / "calls").exists()
+
+
+def test_dbstack_preview_kubeconfig_runs_through_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = kubectl_on_path(tmp_path, monkeypatch)
+    out = tmp_path / "preview.kubeconfig"
+    assert main(["preview-kubeconfig", "--kubeconfig", str(admin), "--out", str(out)]) == 0
+    assert out.read_text() == EXPECTED_KUBECONFIG
+    assert capsys.readouterr().out == f"wrote {out} (mode 0600) for dbstack-system/dbstack-preview\n"
+    with pytest.raises(SystemExit):
+        main(["preview-kubeconfig", "--kubeconfig", str(admin)])
+    assert "the following arguments are required: --out" in capsys.readouterr().err
