@@ -13,7 +13,7 @@ from dbstack.report.junit import render_junit
 from dbstack.report.markdown import Links, _truncated, code, duration, fenced, render_markdown, text
 from dbstack.report.masking import clean_text
 from dbstack.report.summary_json import render_summary
-from dbstack.report.timeline import mermaid_gantt, mermaid_name
+from dbstack.report.timeline import mermaid_gantt, mermaid_name, timeline_tasks
 from dbstack.report.verdict import headline
 from dbstack.run.results import (
     BackupResult,
@@ -249,7 +249,7 @@ def _uncaused_run() -> RunResults:
             Outcome.TIMED_OUT,
             RUN_START + 30,
             RUN_START + 42.5,
-            diagnostics=["diagnostics/redis/pods.txt"],
+            diagnostics=["diagnostics/redis/pods.txt", "diagnostics/redis/events.txt", "kubectl.txt"],
             attempts=3,
         ),
         StepResult("cluster:redis", "Deploy Redis", "cluster", "redis", Outcome.CANCELLED),
@@ -276,7 +276,9 @@ def test_junit_of_a_run_without_causes_in_full() -> None:
         '    <testcase classname="pipeline.addon.redis" name="Install addon redis 1.0.1" time="12.500">\n'
         '      <failure message="timed out" type="timed_out">Attempts: 3\n'
         "Diagnostics:\n"
-        "  diagnostics/redis/pods.txt</failure>\n"
+        "  diagnostics/redis/pods.txt\n"
+        "  diagnostics/redis/events.txt\n"
+        "  kubectl.txt</failure>\n"
         "    </testcase>\n"
         '    <testcase classname="pipeline.cluster.redis" name="Deploy Redis" time="0.000">\n'
         '      <error message="cancelled" type="cancelled">cancelled</error>\n'
@@ -740,8 +742,9 @@ UNCAUSED_SUMMARY_MD = [
     "**Install addon redis 1.0.1** timed out after 12.5s: no cause was recorded",
     "",
     "Attempts: 3  ",
-    "Diagnostics in `diagnostics/redis/`: pods.txt"
-    " in the [reports artifact](https://github.com/o/r/actions/runs/1/artifacts/2)",
+    "Diagnostics in `diagnostics/redis/`: pods.txt, events.txt"
+    " in the [reports artifact](https://github.com/o/r/actions/runs/1/artifacts/2)  ",
+    "Diagnostics in `./`: kubectl.txt in the [reports artifact](https://github.com/o/r/actions/runs/1/artifacts/2)",
     "",
     "**Deploy Redis** cancelled: no cause was recorded",
     "",
@@ -944,6 +947,7 @@ def test_a_run_where_no_step_started_has_no_gantt() -> None:
     results = _timed_run(("Deploy Redis", "redis", Outcome.NOT_RUN, 0.0, None))
     results.steps[0].started_at = None
     assert mermaid_gantt(results) is None
+    assert headline(results) == "❌ dbstack: run did not pass"
     assert render_markdown(results).endswith("\n\n### Timeline\n\nNo step started.\n")
 
 
@@ -1024,3 +1028,59 @@ def test_warnings_are_counted_and_passing_checks_stay_folded() -> None:
     row = "| Redis | ✅ ready, ⚠️ 2 warnings | 7.2.7 (chart 1.0.1) | default, 1 replica | 1m 01s | 2 passed, 0 failed |"
     assert f"\n{row}\n" in markdown
     assert "\n<details><summary>Redis: 2 checks: 2 passed, 0 failed, 0 skipped</summary>\n" in markdown
+    assert (
+        "\n\n### Warnings\n\n- ⚠️ **Redis**: maxmemory-policy is volatile-lru\n- ⚠️ **Redis**: no persistence\n\n"
+        in markdown
+    )
+
+
+@pytest.mark.parametrize(("end", "axis"), [(3599.999, "%M:%S"), (3600.0, "%H:%M:%S")])
+def test_the_axis_shows_hours_from_an_hour_on(end: float, axis: str) -> None:
+    gantt = mermaid_gantt(_timed_run(("Deploy Redis", "redis", Outcome.PASSED, 0.0, end)))
+    assert gantt is not None and f"\n    axisFormat {axis}\n" in gantt
+
+
+def test_stage_steps_that_start_together_keep_their_order() -> None:
+    results = _timed_run(
+        ("Back up Redis", "redis", Outcome.PASSED, 5.0, 9.0), ("Back up Qdrant", "qdrant", Outcome.FAILED, 5.0, 7.0)
+    )
+    for step in results.steps:
+        step.stage = "backup"
+    assert [(t.section, t.name, t.status, t.start, t.end) for t in timeline_tasks(results)] == [
+        ("Backup and restore", "Back up Redis", "done", 5000, 9000),
+        ("Backup and restore", "Back up Qdrant", "crit", 5000, 7000),
+    ]
+
+
+def test_a_failed_smoke_suite_without_a_cause_or_checks_is_the_verdict() -> None:
+    results = _run(_database("redis", "Redis"))
+    results.smoke_outcome = Outcome.FAILED
+    assert headline(results) == "❌ dbstack: smoke tests failed"
+
+
+def test_summary_json_of_a_run_that_never_ended() -> None:
+    summary = render_summary(_uncaused_run())
+    assert summary["run"] == {
+        "id": "run-1",
+        "startedAt": "2026-09-21T14:13:20Z",
+        "endedAt": None,
+        "durationSeconds": None,
+        "clusterKind": "k3s",
+        "profile": "ci",
+        "namespace": "default",
+        "versions": {},
+        "installedVersions": {},
+    }
+    assert summary["totals"] == {
+        "steps": {"passed": 1, "failed": 0, "timed_out": 1, "skipped": 1, "not_run": 1, "cancelled": 1},
+        "databases": {"total": 1, "ready": 1, "notReady": 0},
+        "checks": {"total": 3, "passed": 0, "failed": 2, "skipped": 1},
+    }
+
+
+def test_a_database_lost_in_the_upgrade_without_a_message_says_so() -> None:
+    results = _run(_database("redis", "Redis", checks=1))
+    results.upgrade = UpgradeResults(base_values="base/values", survival=[Survival("redis", Outcome.TIMED_OUT)])
+    markdown = render_markdown(results)
+    assert "\n\n**Redis did not survive the upgrade**: no cause was recorded\n\n" in markdown
+    assert "\n| Redis | ⏱️ timed out |  |\n" in markdown
