@@ -71,7 +71,9 @@ def test_a_forward_that_drops_after_listening_is_started_again_and_never_ends(pl
     done = run_forward(tmp_path, endpoint(plan, "postgresql"), dropping, limit_s=0.8)
     assert done.returncode == 124  # still running when the test's own limit stopped it
     assert len(calls(tmp_path)) > smokerun.FORWARD_TRIES
-    assert done.stdout.count("Forwarding from 0.0.0.0:5432 -> 5432") == len(calls(tmp_path))
+    started = len(calls(tmp_path))
+    # Every start printed its line, except perhaps the last one, which the limit may cut before it prints.
+    assert done.stdout.count("Forwarding from 0.0.0.0:5432 -> 5432") in (started - 1, started)
     assert "ended; starting it again" in done.stderr
 
 
