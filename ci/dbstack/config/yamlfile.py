@@ -233,7 +233,7 @@ _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 def _last_line(text: str) -> int:
     breaks = len(_LINE_BREAK.findall(text))
-    ends_with_break = bool(_LINE_BREAK.search(text[-2:])) if text else False
+    ends_with_break = text.endswith(("\r", "\n", "\x85", "\u2028", "\u2029"))
     return max(1, breaks if ends_with_break else breaks + 1)
 
 
