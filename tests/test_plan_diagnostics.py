@@ -1,0 +1,202 @@
+"""What the plan collects when a step fails (the files under diagnostics/ and the commands that fill them), how a
+cluster's wait is watched, and the teardown plan's commands: written out literally for the repository's values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import VALUES
+from dbstack.config.validate import validate
+from dbstack.plan.build import build_plan, build_teardown_plan
+from dbstack.plan.model import PodLogs, Step, Watch
+
+
+def diagnostics(step: Step) -> list[tuple[str, str]]:
+    return [(d.name, str(d.command)) for d in step.diagnostics]
+
+
+KB_SYSTEM = [
+    ("kb-system-pods.txt", "kubectl -n kb-system get pods -o wide"),
+    ("kb-system-events.txt", "kubectl -n kb-system get events --sort-by=.lastTimestamp"),
+    ("kubeblocks.log", "kubectl -n kb-system logs deploy/kubeblocks --all-containers --tail=2000"),
+    (
+        "kubeblocks-dataprotection.log",
+        "kubectl -n kb-system logs deploy/kubeblocks-dataprotection --all-containers --tail=2000",
+    ),
+    ("helm-releases.txt", "helm list -A"),
+    ("nodes.txt", "kubectl describe nodes"),
+]
+
+
+def test_platform_steps_collect_these_files() -> None:
+    plan = build_plan(validate(VALUES).config)
+    assert diagnostics(plan.step("snapshot-crds")) == [("crds.txt", "kubectl get crd -o wide")]
+    assert diagnostics(plan.step("kubeblocks-crds")) == [("crds.txt", "kubectl get crd -o wide")]
+    assert diagnostics(plan.step("snapshot-controller")) == [
+        ("pods.txt", "kubectl get pods -A -l app.kubernetes.io/name=snapshot-controller -o wide"),
+        ("describe.txt", "kubectl -n kube-system describe deploy/snapshot-controller"),
+        ("logs.txt", "kubectl -n kube-system logs deploy/snapshot-controller --all-containers --tail=500"),
+    ]
+    assert diagnostics(plan.step("kubeblocks")) == KB_SYSTEM
+    assert diagnostics(plan.step("addon:redis")) == [
+        ("addon.txt", "kubectl get addons.extensions.kubeblocks.io redis -o yaml"),
+        ("definitions.txt", "kubectl get clusterdefinition,componentdefinition,componentversion"),
+        ("helm-status.txt", "helm status kb-addon-redis -n kb-system"),
+        *KB_SYSTEM,
+    ]
+    assert all(d.pod_logs is None for s in plan.steps if s.kind.value != "cluster" for d in s.diagnostics)
+
+
+def test_a_cluster_step_collects_its_objects_every_containers_logs_and_the_control_plane(tmp_path: Path) -> None:
+    config = validate(VALUES, None, ["namespace=apps", "kubeblocks.namespace=kbs"]).config
+    step = build_plan(config).step("cluster:postgresql")
+    pods = "kubectl -n apps get pods -l app.kubernetes.io/instance=pg-cluster -o json"
+    assert diagnostics(step) == [
+        ("cluster.yaml", "kubectl -n apps get clusters.apps.kubeblocks.io pg-cluster -o yaml"),
+        ("cluster-describe.txt", "kubectl -n apps describe clusters.apps.kubeblocks.io pg-cluster"),
+        ("components.txt", "kubectl -n apps describe cmp -l app.kubernetes.io/instance=pg-cluster"),
+        ("instancesets.txt", "kubectl -n apps describe its -l app.kubernetes.io/instance=pg-cluster"),
+        ("pods.txt", "kubectl -n apps describe pods -l app.kubernetes.io/instance=pg-cluster"),
+        ("pvcs.txt", "kubectl -n apps get pvc -l app.kubernetes.io/instance=pg-cluster -o wide"),
+        ("logs.txt", pods),
+        ("logs-previous.txt", pods),
+        ("events.txt", "kubectl -n apps get events --sort-by=.lastTimestamp"),
+        ("kb-system-events.txt", "kubectl -n kbs get events --sort-by=.lastTimestamp"),
+        ("kubeblocks.log", "kubectl -n kbs logs deploy/kubeblocks --all-containers --tail=2000"),
+        (
+            "kubeblocks-dataprotection.log",
+            "kubectl -n kbs logs deploy/kubeblocks-dataprotection --all-containers --tail=2000",
+        ),
+        ("addon.txt", "kubectl get addons.extensions.kubeblocks.io postgresql -o yaml"),
+        ("helm-releases.txt", "helm list -A"),
+        ("nodes.txt", "kubectl describe nodes"),
+        ("storageclasses.txt", "kubectl get storageclass -o wide"),
+    ]
+    logs = {d.name: d.pod_logs for d in step.diagnostics if d.pod_logs is not None}
+    assert logs == {
+        "logs.txt": PodLogs("apps", 1000, False),
+        "logs-previous.txt": PodLogs("apps", 1000, True),
+    }
+    assert str(logs["logs.txt"].command("pg-cluster-postgresql-0", "postgresql")) == (
+        "kubectl -n apps logs pg-cluster-postgresql-0 -c postgresql --tail=1000"
+    )
+    assert str(logs["logs-previous.txt"].command("pg-cluster-postgresql-1", "dbctl")) == (
+        "kubectl -n apps logs pg-cluster-postgresql-1 -c dbctl --previous --tail=1000"
+    )
+
+
+def test_a_cluster_wait_is_watched_for_fatal_signs() -> None:
+    step = build_plan(validate(VALUES).config).step("cluster:redis")
+    assert step.watch == Watch("redis-cluster", "default", "app.kubernetes.io/instance=redis-cluster")
+    watch = step.watch
+    assert watch.fail_phases == ("Failed", "Abnormal")
+    assert watch.stuck_reasons == (
+        "ImagePullBackOff",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "InvalidImageName",
+    )
+    assert watch.unschedulable_messages == ("Insufficient cpu", "Insufficient memory")
+    assert (watch.confirm_looks, watch.crashloop_restarts, watch.restores) == (2, 3, False)
+    assert {s.id for s in build_plan(validate(VALUES).config).steps if s.watch is not None} == {
+        "cluster:postgresql",
+        "cluster:redis",
+        "cluster:qdrant",
+        "cluster:elasticsearch",
+    }
+
+
+def test_the_teardown_plan_uninstalls_clusters_then_addons_then_kubeblocks_then_its_namespace() -> None:
+    config = validate(VALUES, None, ["databases.qdrant.enabled=false", "databases.elasticsearch.enabled=false"]).config
+    plan = build_teardown_plan(config, remove_kubeblocks=True)
+    assert (plan.namespace, plan.profile, plan.versions) == (
+        "default",
+        None,
+        {"kubeblocks": "1.0.1", "snapshotter": "v8.2.0"},
+    )
+    steps = [
+        (
+            s.id,
+            s.kind.value,
+            s.database,
+            s.needs,
+            [str(c) for c in s.commands],
+            [str(w.command(s.timeout_s)) for w in s.done_when],
+            s.timeout_s,
+        )
+        for s in plan.steps
+    ]
+    clusters = ("uninstall-cluster:postgresql", "uninstall-cluster:redis")
+    assert steps == [
+        (
+            "uninstall-cluster:postgresql",
+            "uninstall-cluster",
+            "postgresql",
+            (),
+            ["helm uninstall pg-cluster -n default --ignore-not-found --wait --timeout=300s"],
+            ["kubectl wait clusters.apps.kubeblocks.io/pg-cluster -n default --for=delete --timeout=300s"],
+            300,
+        ),
+        (
+            "uninstall-cluster:redis",
+            "uninstall-cluster",
+            "redis",
+            (),
+            ["helm uninstall redis-cluster -n default --ignore-not-found --wait --timeout=300s"],
+            ["kubectl wait clusters.apps.kubeblocks.io/redis-cluster -n default --for=delete --timeout=300s"],
+            300,
+        ),
+        (
+            "uninstall-addon:postgresql",
+            "uninstall-addon",
+            "postgresql",
+            clusters,
+            ["helm uninstall kb-addon-postgresql -n kb-system --ignore-not-found --wait --timeout=300s"],
+            [],
+            300,
+        ),
+        (
+            "uninstall-addon:redis",
+            "uninstall-addon",
+            "redis",
+            clusters,
+            ["helm uninstall kb-addon-redis -n kb-system --ignore-not-found --wait --timeout=300s"],
+            [],
+            300,
+        ),
+        (
+            "uninstall-kubeblocks",
+            "uninstall-kubeblocks",
+            None,
+            ("uninstall-addon:postgresql", "uninstall-addon:redis"),
+            ["helm uninstall kubeblocks -n kb-system --ignore-not-found --wait --timeout=300s"],
+            [
+                "kubectl wait deployment/kubeblocks -n kb-system --for=delete --timeout=300s",
+                "kubectl wait deployment/kubeblocks-dataprotection -n kb-system --for=delete --timeout=300s",
+            ],
+            300,
+        ),
+        (
+            "delete-namespace",
+            "delete-namespace",
+            None,
+            ("uninstall-kubeblocks",),
+            ["kubectl delete namespace kb-system --ignore-not-found"],
+            ["kubectl wait namespace/kb-system --for=delete --timeout=300s"],
+            300,
+        ),
+    ]
+    assert [s.title for s in plan.steps] == [
+        "Uninstall PostgreSQL (pg-cluster)",
+        "Uninstall Redis (redis-cluster)",
+        "Uninstall addon postgresql",
+        "Uninstall addon redis",
+        "Uninstall KubeBlocks",
+        "Delete namespace kb-system",
+    ]
+    assert diagnostics(plan.step("uninstall-cluster:redis")) == [
+        ("cluster-describe.txt", "kubectl -n default describe clusters.apps.kubeblocks.io redis-cluster"),
+        ("events.txt", "kubectl -n default get events --sort-by=.lastTimestamp"),
+    ]
+    assert diagnostics(plan.step("uninstall-kubeblocks")) == KB_SYSTEM
+    assert [s.id for s in build_teardown_plan(config, remove_kubeblocks=False).steps] == list(clusters)
