@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import VALUES
+from dbstack.config.load import ContainerDefaults, load_config
 from dbstack.config.problems import InvalidInput, Problem
 from dbstack.config.validate import validate
 
@@ -57,3 +58,60 @@ def test_a_problem_is_always_one_line() -> None:
     assert str(InvalidInput([problem, Problem(Path("v.yaml"), 1, "k", "m")])) == (
         "v.yaml:1: k: m\nv.yaml:2: a\\nb: got 'x\\r\\ny' (allowed: one\\ntwo)"
     )
+
+
+def problems_of(values: Path, *overrides: str) -> list[str]:
+    with pytest.raises(InvalidInput) as raised:
+        load_config(values, None, overrides)
+    return [str(p).replace(str(values), "V") for p in raised.value.problems]
+
+
+def test_a_preview_containers_default_request_may_not_exceed_its_limit(values_dir: Path) -> None:
+    assert problems_of(
+        values_dir,
+        "preview.containerDefaults.requestCpu=2",
+        "preview.containerDefaults.requestMemoryGi=1.5",
+        "preview.containerDefaults.limitMemoryGi=1.25",
+    ) == [
+        "--set preview.containerDefaults.requestCpu=2:1: preview.containerDefaults.requestCpu: 2 cores is above "
+        "limitCpu 1 (allowed: at most 1)",
+        "--set preview.containerDefaults.requestMemoryGi=1.5:1: preview.containerDefaults.requestMemoryGi: 1.5 Gi "
+        "is above limitMemoryGi 1.25 (allowed: at most 1.25)",
+    ]
+    assert load_config(values_dir, None, ["preview.containerDefaults.requestCpu=1"]).preview.container_defaults == (
+        ContainerDefaults(request_cpu=1, request_memory_gi=0.0625, limit_cpu=1, limit_memory_gi=1)
+    )
+
+
+def test_the_backup_repos_own_storage_class_must_be_a_kubernetes_name(values_dir: Path) -> None:
+    assert problems_of(values_dir, "backup.repo.storageClass=Bad_Class") == [
+        "--set backup.repo.storageClass=Bad_Class:1: backup.repo.storageClass: 'Bad_Class' must hold only lowercase "
+        "letters, digits, '-' and '.', starting and ending with a letter or digit"
+    ]
+
+
+def test_a_boolean_is_no_string_number_or_count(values_dir: Path) -> None:
+    redis = values_dir / "redis.yaml"
+    redis.write_text(redis.read_text(encoding="utf-8").replace("replicas: 1\n", "replicas: true\n"), encoding="utf-8")
+    assert problems_of(values_dir, "namespace=true", "node.cpu=yes", "node.memoryGi=0.5") == [
+        "--set namespace=true:1: namespace: must be a string, got boolean True; quote it (allowed: a string)",
+        "--set node.cpu=yes:1: node.cpu: must be a number, got boolean True (allowed: a number 1 to 1024)",
+        "--set node.memoryGi=0.5:1: node.memoryGi: 0.5 is below the minimum (allowed: a number at least 1)",
+        "V/redis.yaml:4: replicas: must be a whole number, got boolean True (allowed: a whole number 1 to 5)",
+    ]
+
+
+def test_a_name_written_unquoted_that_yaml_cannot_read_is_refused(values_dir: Path) -> None:
+    redis = values_dir / "redis.yaml"
+    redis.write_text(redis.read_text(encoding="utf-8") + "customSecretName: '[x'\n", encoding="utf-8")
+    assert problems_of(values_dir) == [
+        "V/redis.yaml:10: customSecretName: '[x' would reach the cluster as text YAML cannot read: the chart writes "
+        "it unquoted (allowed: a string that YAML 1.1 does not read as a boolean, number or null)"
+    ]
+
+
+def test_a_database_the_config_does_not_hold_is_a_key_error(values_dir: Path) -> None:
+    config = load_config(values_dir)
+    assert config.database("redis").release == "redis-cluster"
+    with pytest.raises(KeyError):
+        config.database("mysql")

@@ -8,10 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 from dbstack.config.inputfile import InputFileError, read_input_file
 from dbstack.config.kubeconfig import KubeconfigError, read_kubeconfig
-from dbstack.config.problems import Problem
-from dbstack.config.yamlfile import load_yaml
+from dbstack.config.load import parse_override
+from dbstack.config.problems import InvalidInput, Problem
+from dbstack.config.yamlfile import load_yaml, tree_problem
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -164,7 +166,7 @@ def test_a_list_under_a_secret_key_is_secret_throughout(tmp_path: Path) -> None:
 def yaml_problems(path: Path, text: str) -> list[str]:
     path.write_bytes(text.encode("utf-8"))
     problems: list[Problem] = []
-    assert load_yaml(path, problems) is None or problems
+    load_yaml(path, problems)
     return [f"{p.line}: {p.key}: {p.message}" for p in problems]
 
 
@@ -189,3 +191,63 @@ def test_a_merge_of_anything_but_mappings_names_what_it_got(tmp_path: Path) -> N
     assert yaml_problems(tmp_path / "b.yaml", "b:\n  <<: 3\n") == [
         "2: b: '<<' merges a mapping or a list of mappings, not a scalar"
     ]
+
+
+def big(text: str, tmp_path: Path) -> list[str]:
+    return yaml_problems(tmp_path / "values.yaml", text)
+
+
+def test_a_file_too_big_to_build_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    aliases = "a: &a 1\nb: [" + ", ".join(["*a"] * 101) + "]\n"
+    assert big(aliases, tmp_path) == ["1: -: uses more than the 100 YAML aliases allowed"]
+    assert big("a: [" + ", ".join(["1"] * 10_000) + "]\n", tmp_path) == [
+        "1: -: holds more than the 10,000 values allowed"
+    ]
+    # 55 aliases, 57 values written: 50 + 50 x 50 + 4 x 2,551 (and the mappings and lists) once expanded.
+    expanded = (
+        "a: &a [" + ",".join(["x"] * 50) + "]\nb: &b [" + ",".join(["*a"] * 50) + "]\nc: [" + ",".join(["*b"] * 4)
+    )
+    assert big(expanded + "]\n", tmp_path) == [
+        "1: -: holds 12,811 values once its aliases are expanded, more than the 10,000 allowed"
+    ]
+    assert big("a: " + "[" * 100 + "]" * 100 + "\n", tmp_path) == [
+        "1: -: nests 101 levels deep, more than the 100 allowed"
+    ]
+    assert big("a: " + "[" * 99 + "]" * 99 + "\n", tmp_path) == []
+    assert tree_problem(yaml.compose(aliases)) == "uses 101 YAML aliases, more than the 100 allowed"
+
+
+def test_a_set_value_too_big_to_build_is_refused() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_override("namespace=[" + ",".join(["1"] * 10_001) + "]")
+    assert [(p.line, p.key, p.message) for p in raised.value.problems] == [
+        (1, "namespace", "the value holds more than the 10,000 values allowed")
+    ]
+
+
+def test_a_key_must_be_a_plain_value(tmp_path: Path) -> None:
+    assert big("? {a: 1}\n: 1\nb: 2\n", tmp_path) == ["1: -: a key must be a plain value, not a mapping"]
+    assert big("m: &m {? [a] : 1, k: 2}\nc:\n  <<: *m\n", tmp_path) == [
+        "1: m: a key must be a plain value, not a list",
+        "1: c: a key must be a plain value, not a list",
+    ]
+
+
+def test_merges_nest_and_the_first_source_wins(tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(
+        "base: &base {x: 1, y: 0}\nmid: &mid {<<: *base, y: 2}\nc:\n  <<: [*mid, {w: 4, x: 9}]\n  z: 3\n",
+        encoding="utf-8",
+    )
+    problems: list[Problem] = []
+    doc = load_yaml(path, problems)
+    assert problems == []
+    assert doc is not None
+    assert doc.data["c"] == {"z": 3, "y": 2, "x": 1, "w": 4}
+    assert (doc.lines["c.z"], doc.lines["c.y"], doc.lines["c.x"], doc.lines["c.w"]) == (5, 2, 1, 4)
+    assert big("a: &a\n  b: 1\n  <<: *a\n", tmp_path) == ["1: a: alias refers to itself (recursive YAML anchor)"]
+
+
+def test_a_file_that_says_it_is_small_is_still_read_no_further_than_its_limit() -> None:
+    # procfs files report a size of 0 and hold more: the limit holds on what is read, not on what stat says.
+    assert refusal(Path("/proc/self/status"), limit=10) == "file is larger than 10 bytes, the limit for this file"

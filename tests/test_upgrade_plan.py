@@ -470,3 +470,28 @@ def test_no_change_needs_no_markers_and_a_database_the_change_enables_gets_none(
     edit(values_dir / "pipeline.yaml", "  neo4j:\n    enabled: false", "  neo4j:\n    enabled: true")
     ids = [s.id for s in upgrade(base_dir, values_dir, markers=WITH_MARKERS).stage.steps]
     assert "upgrade:cluster:neo4j" in ids and not any(i.endswith(":neo4j") and "markers" in i for i in ids)
+
+
+def test_a_snapshotter_bump_applies_its_crds_then_its_controller_and_nothing_else(
+    base_dir: Path, values_dir: Path
+) -> None:
+    edit(values_dir / "pipeline.yaml", "version: v8.2.0", "version: v8.3.0")
+    plan = upgrade(base_dir, values_dir)
+    changed = [(r.id, r.name, r.before, r.after, r.diff) for r in plan.releases if r.action is not Action.UNCHANGED]
+    assert changed == [
+        ("snapshot-crds", "VolumeSnapshot CRDs", "v8.2.0", "v8.3.0", ("~ version: v8.2.0 -> v8.3.0",)),
+        ("snapshot-controller", "snapshot controller", "v8.2.0", "v8.3.0", ("~ version: v8.2.0 -> v8.3.0",)),
+    ]
+    assert [(s.id, s.needs, s.title, s.skip_when) for s in plan.stage.steps] == [
+        ("upgrade:snapshot-crds", (), "Apply the VolumeSnapshot CRDs v8.3.0 (was v8.2.0)", ()),
+        (
+            "upgrade:snapshot-controller",
+            ("upgrade:snapshot-crds",),
+            "Apply the snapshot controller v8.3.0 (was v8.2.0)",
+            (),
+        ),
+    ]
+    assert plan.stage.steps[0].commands[0].argv[-1] == (
+        "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/v8.3.0/client/config/crd/"
+        "snapshot.storage.k8s.io_volumesnapshotclasses.yaml"
+    )
