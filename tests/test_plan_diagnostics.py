@@ -200,3 +200,100 @@ def test_the_teardown_plan_uninstalls_clusters_then_addons_then_kubeblocks_then_
     ]
     assert diagnostics(plan.step("uninstall-kubeblocks")) == KB_SYSTEM
     assert [s.id for s in build_teardown_plan(config, remove_kubeblocks=False).steps] == list(clusters)
+
+
+def test_a_backup_chain_runs_these_commands_waits_and_reads() -> None:
+    sets = ["backup.enabled=true", "backup.methods.elasticsearch=none", "node.cpu=16"]
+    plan = build_plan(validate(VALUES, None, sets).config, "k3s")
+    backups = "backups.dataprotection.kubeblocks.io"
+    backup = plan.step("backup:redis")
+    assert [(str(c), c.stdin) for c in backup.commands] == [
+        (f"kubectl delete {backups} redis-cluster-backup -n default --ignore-not-found --timeout=900s", None),
+        (
+            "kubectl create -f - < values",
+            "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: Backup\nmetadata:\n  name: redis-cluster-backup\n"
+            "  namespace: default\nspec:\n  backupPolicyName: redis-cluster-redis-backup-policy\n"
+            "  backupMethod: volume-snapshot\n  deletionPolicy: Delete\n",
+        ),
+    ]
+    (done,) = backup.done_when
+    assert str(done.command(900)) == (
+        f"kubectl wait {backups}/redis-cluster-backup -n default '--for=jsonpath={{.status.phase}}=Completed' "
+        "--timeout=900s"
+    )
+    assert (done.fails_on, done.failure_reason) == ("jsonpath={.status.phase}=Failed", "{.status.failureReason}")
+    assert [(f.name, str(f.command)) for f in backup.facts] == [
+        ("size", f"kubectl get {backups} redis-cluster-backup -n default -o 'jsonpath={{.status.totalSize}}'"),
+        ("duration", f"kubectl get {backups} redis-cluster-backup -n default -o 'jsonpath={{.status.duration}}'"),
+    ]
+    assert diagnostics(backup) == [
+        ("backup.yaml", f"kubectl get {backups} redis-cluster-backup -n default -o yaml"),
+        ("backup-describe.txt", f"kubectl -n default describe {backups} redis-cluster-backup"),
+        (
+            "backuppolicy.yaml",
+            "kubectl get backuppolicies.dataprotection.kubeblocks.io redis-cluster-redis-backup-policy -n default "
+            "-o yaml",
+        ),
+        ("volumesnapshots.yaml", "kubectl -n default get volumesnapshots -o yaml"),
+        ("volumesnapshotcontents.txt", "kubectl get volumesnapshotcontents -o wide"),
+        (
+            "backup-jobs.txt",
+            "kubectl -n default get jobs,pods -l dataprotection.kubeblocks.io/backup-name=redis-cluster-backup -o wide",
+        ),
+        ("events.txt", "kubectl -n default get events --sort-by=.lastTimestamp"),
+        (
+            "kubeblocks-dataprotection.log",
+            "kubectl -n kb-system logs deploy/kubeblocks-dataprotection --all-containers --tail=2000",
+        ),
+    ]
+    restore = plan.step("restore:redis")
+    assert [str(c) for c in restore.commands] == [
+        "kubectl delete clusters.apps.kubeblocks.io redis-cluster-r -n default --ignore-not-found --timeout=900s"
+    ]
+    assert [(str(w.command(900)), w.must_exist_first) for w in restore.done_when] == [
+        (
+            "kubectl wait clusters.apps.kubeblocks.io/redis-cluster-r -n default "
+            "'--for=jsonpath={.status.phase}=Running' --timeout=900s",
+            False,
+        ),
+        (
+            "kubectl wait components.apps.kubeblocks.io/redis-cluster-r-redis -n default "
+            "'--for=jsonpath={.metadata.annotations.kubeblocks\\.io/restore-done}=true' --timeout=900s",
+            True,
+        ),
+    ]
+    assert restore.watch is not None
+    assert (restore.watch.cluster, restore.watch.restores) == ("redis-cluster-r", True)
+    assert [name for name, _ in diagnostics(restore)] == [
+        "restored-cluster.yaml",
+        "restores.yaml",
+        "components.txt",
+        "pods.txt",
+        "pvcs.txt",
+        "restore-jobs.txt",
+        "backup.yaml",
+        "volumesnapshots.yaml",
+        "volumesnapshotcontents.txt",
+        "events.txt",
+        "kubeblocks-dataprotection.log",
+        "kubeblocks.log",
+    ]
+    assert dict(diagnostics(restore))["restores.yaml"] == (
+        "kubectl -n default get restores.dataprotection.kubeblocks.io -l app.kubernetes.io/instance=redis-cluster-r "
+        "-o yaml"
+    )
+    cleanup = plan.step("backup-cleanup:redis")
+    assert cleanup.cleanup and cleanup.title == "Delete the restored redis-cluster-r and Backup redis-cluster-backup"
+    assert [str(c) for c in cleanup.commands] == [
+        "kubectl delete clusters.apps.kubeblocks.io redis-cluster-r -n default --ignore-not-found --wait=false",
+        f"kubectl delete {backups} redis-cluster-backup -n default --ignore-not-found --wait=false",
+    ]
+    assert [str(w.command(900)) for w in cleanup.done_when] == [
+        "kubectl wait clusters.apps.kubeblocks.io/redis-cluster-r -n default --for=delete --timeout=900s",
+        f"kubectl wait {backups}/redis-cluster-backup -n default --for=delete --timeout=900s",
+    ]
+    assert diagnostics(cleanup) == [
+        ("backup.yaml", f"kubectl get {backups} redis-cluster-backup -n default -o yaml"),
+        ("backup-describe.txt", f"kubectl -n default describe {backups} redis-cluster-backup"),
+        ("events.txt", "kubectl -n default get events"),
+    ]
