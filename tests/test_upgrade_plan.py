@@ -495,3 +495,20 @@ def test_a_snapshotter_bump_applies_its_crds_then_its_controller_and_nothing_els
         "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/v8.3.0/client/config/crd/"
         "snapshot.storage.k8s.io_volumesnapshotclasses.yaml"
     )
+
+
+def test_after_a_snapshotter_bump_markers_are_read_back_once_the_crds_the_clusters_rest_on_were_applied(
+    base_dir: Path, values_dir: Path
+) -> None:
+    edit(values_dir / "pipeline.yaml", "version: v8.2.0", "version: v8.3.0")
+    plan = upgrade(base_dir, values_dir, markers=WITH_MARKERS)
+    writes = tuple(f"upgrade:markers-write:{k}" for k in ("postgresql", "redis", "qdrant", "elasticsearch"))
+    assert [(s.id, s.needs) for s in plan.stage.steps] == [
+        *((write, ()) for write in writes),
+        ("upgrade:snapshot-crds", writes),
+        ("upgrade:snapshot-controller", ("upgrade:snapshot-crds",)),
+        *(
+            (f"upgrade:markers-verify:{k}", ("upgrade:snapshot-crds",))
+            for k in ("postgresql", "redis", "qdrant", "elasticsearch")
+        ),
+    ]
