@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import VALUES
-from dbstack.config.load import ContainerDefaults, load_config
+from dbstack.config.load import ContainerDefaults, load_config, parse_override
 from dbstack.config.problems import InvalidInput, Problem
 from dbstack.config.validate import validate
 
@@ -115,3 +115,35 @@ def test_a_database_the_config_does_not_hold_is_a_key_error(values_dir: Path) ->
     assert config.database("redis").release == "redis-cluster"
     with pytest.raises(KeyError):
         config.database("mysql")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("namespace", "namespace"), ("=ci", "-"), (" =x", "-"), ("databases..enabled=true", "databases..enabled")],
+)
+def test_a_set_without_key_path_and_value_is_refused_naming_the_key(text: str, key: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_override(text)
+    assert raised.value.problems == [
+        Problem(Path(f"--set {text}"), 1, key, "expected key.path=value", "e.g. namespace=ci")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "data"),
+    [
+        ("namespace=", {"namespace": ""}),
+        ("namespace=  ", {"namespace": ""}),
+        (" k =v", {"k": "v"}),
+        ("x= 5 ", {"x": 5}),
+        ("e=a=b", {"e": "a=b"}),
+        ("a.b.c=[1, 2]", {"a": {"b": {"c": [1, 2]}}}),
+        ("x={a", {"x": "{a"}),
+        ("f=!!python/none x", {"f": "!!python/none x"}),
+        ("d={1: {2: 3}}", {"d": {"1": {"2": 3}}}),
+        ("d=[{1: 2}]", {"d": [{"1": 2}]}),
+    ],
+)
+def test_a_set_value_is_read_as_yaml_with_string_keys_or_kept_as_text(text: str, data: dict[str, object]) -> None:
+    document = parse_override(text)
+    assert (document.path, document.data, document.lines) == (Path(f"--set {text}"), data, {})
