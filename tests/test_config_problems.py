@@ -147,3 +147,22 @@ def test_a_set_without_key_path_and_value_is_refused_naming_the_key(text: str, k
 def test_a_set_value_is_read_as_yaml_with_string_keys_or_kept_as_text(text: str, data: dict[str, object]) -> None:
     document = parse_override(text)
     assert (document.path, document.data, document.lines) == (Path(f"--set {text}"), data, {})
+
+
+def test_a_request_above_the_charts_default_limit_is_refused(values_dir: Path) -> None:
+    qdrant = values_dir / "qdrant.yaml"
+    lines = [line for line in qdrant.read_text(encoding="utf-8").splitlines() if not line.startswith("memory:")]
+    qdrant.write_text("\n".join([*lines, "requests:", "  memory: 3"]) + "\n", encoding="utf-8")
+    assert problems_of(values_dir) == [
+        f"V/qdrant.yaml:{len(lines) + 2}: requests.memory: 3 is above memory 2; the chart ignores a request above the "
+        "limit (allowed: at most 2)"
+    ]
+
+
+def test_only_yaml_files_the_loader_would_not_read_are_reported(values_dir: Path) -> None:
+    (values_dir / "redis.yml").write_text("a: 1\n", encoding="utf-8")
+    (values_dir / "README.md").write_text("notes\n", encoding="utf-8")
+    assert problems_of(values_dir) == [
+        "V/redis.yml:1: -: unknown values file, never read; did you mean 'redis.yaml'? (allowed: pipeline.yaml, "
+        "postgresql.yaml, redis.yaml, qdrant.yaml, elasticsearch.yaml, neo4j.yaml)"
+    ]
