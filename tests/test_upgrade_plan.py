@@ -512,3 +512,41 @@ def test_after_a_snapshotter_bump_markers_are_read_back_once_the_crds_the_cluste
             for k in ("postgresql", "redis", "qdrant", "elasticsearch")
         ),
     ]
+
+
+def test_the_json_form_names_both_sides_versions_and_the_changes_endpoints(base_dir: Path, values_dir: Path) -> None:
+    edit(values_dir / "postgresql.yaml", "16.4.0", "16.9.0")
+    plan = load_upgrade_plan(base_dir, values_dir, "ci", ["namespace=apps"], markers=NO_MARKERS, base_label="main")
+    data = plan.to_json()
+    shared = {
+        "kubeblocks": "1.0.1",
+        "snapshotter": "v8.2.0",
+        "postgresqlChart": "1.0.1",
+        "redisChart": "1.0.1",
+        "qdrantChart": "1.0.1",
+        "elasticsearchChart": "1.0.1",
+        "redis": "7.2.7",
+        "qdrant": "1.10.0",
+        "elasticsearch": "8.8.2",
+        "image.k3s": "rancher/k3s:v1.31.5-k3s1",
+        "image.toolbox": "alpine/k8s:1.31.4",
+        "image.python": "python:3.12.8-slim-bookworm",
+    }
+    assert {k: v for k, v in data.items() if k not in ("base", "steps", "releases", "endpoints")} == {
+        "schemaVersion": 1,
+        "kind": "upgrade",
+        "baseValues": "main",
+        "namespace": "apps",
+        "profile": "ci",
+        "versions": {**shared, "postgresql": "16.9.0"},
+        "baseVersions": {**shared, "postgresql": "16.4.0"},
+        "cautions": [],
+    }
+    assert [(e["database"], e["host"], e["version"]) for e in data["endpoints"]] == [
+        ("postgresql", "pg-cluster-postgresql-postgresql.apps.svc.cluster.local", "16.9.0"),
+        ("redis", "redis-cluster-redis-redis.apps.svc.cluster.local", "7.2.7"),
+        ("qdrant", "qdrant-cluster-qdrant-qdrant.apps.svc.cluster.local", "1.10.0"),
+        ("elasticsearch", "es-cluster-mdit-http.apps.svc.cluster.local", "8.8.2"),
+    ]
+    assert [s["id"] for s in data["steps"]] == ["upgrade:cluster:postgresql"]
+    assert (data["base"]["namespace"], len(data["base"]["steps"])) == ("apps", 12)
