@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import VALUES
 from dbstack.config.validate import validate
 from dbstack.plan.build import build_plan, build_teardown_plan
-from dbstack.plan.model import PodLogs, Step, Watch
+from dbstack.plan.model import PodLogs, SnapshotSupport, Step, Watch
 
 
 def diagnostics(step: Step) -> list[tuple[str, str]]:
@@ -297,3 +297,123 @@ def test_a_backup_chain_runs_these_commands_waits_and_reads() -> None:
         ("backup-describe.txt", f"kubectl -n default describe {backups} redis-cluster-backup"),
         ("events.txt", "kubectl -n default get events"),
     ]
+
+
+BACKUP_ON = ["backup.enabled=true", "backup.methods.elasticsearch=none", "node.cpu=16"]
+RAW = "https://raw.githubusercontent.com/kubernetes-csi"
+
+
+def test_on_k3s_the_csi_hostpath_driver_is_applied_from_these_manifests() -> None:
+    step = build_plan(validate(VALUES, None, BACKUP_ON).config, "k3s").step("csi-driver")
+    assert (step.needs, step.timeout_s, step.title) == (
+        ("snapshot-crds",),
+        300,
+        "Install the CSI hostpath driver (v1.17.1) with its StorageClass and VolumeSnapshotClass",
+    )
+    (probe,) = step.skip_when
+    assert (str(probe.command), probe.expect_output) == (
+        "kubectl get csidriver/hostpath.csi.k8s.io storageclass/csi-hostpath-sc "
+        "volumesnapshotclass/csi-hostpath-snapclass -o name",
+        True,
+    )
+    hostpath = f"{RAW}/csi-driver-host-path/v1.17.1"
+    assert [str(c) for c in step.commands] == [
+        f"kubectl apply -f {RAW}/external-provisioner/v5.2.0/deploy/kubernetes/rbac.yaml",
+        f"kubectl apply -f {RAW}/external-attacher/v4.8.0/deploy/kubernetes/rbac.yaml",
+        f"kubectl apply -f {RAW}/external-snapshotter/v8.2.0/deploy/kubernetes/csi-snapshotter/"
+        "rbac-csi-snapshotter.yaml",
+        f"kubectl apply -f {RAW}/external-resizer/v1.13.1/deploy/kubernetes/rbac.yaml",
+        f"kubectl apply -f {RAW}/external-health-monitor/v0.14.0/deploy/kubernetes/external-health-monitor-controller/"
+        "rbac.yaml",
+        f"kubectl apply -f {hostpath}/deploy/kubernetes-1.30/hostpath/csi-hostpath-driverinfo.yaml",
+        f"kubectl apply -f {hostpath}/deploy/kubernetes-1.30/hostpath/csi-hostpath-plugin.yaml",
+        f"kubectl apply -f {hostpath}/deploy/kubernetes-1.30/hostpath/csi-hostpath-snapshotclass.yaml",
+        f"kubectl apply -f {hostpath}/examples/csi-storageclass.yaml",
+    ]
+    assert [str(w.command(step.timeout_s)) for w in step.done_when] == [
+        "kubectl rollout status statefulset/csi-hostpathplugin -n default --timeout=300s"
+    ]
+    assert diagnostics(step) == [
+        ("pods.txt", "kubectl get pods -A -l app.kubernetes.io/instance=hostpath.csi.k8s.io -o wide"),
+        ("describe.txt", "kubectl -n default describe statefulset/csi-hostpathplugin"),
+        ("logs.txt", "kubectl -n default logs statefulset/csi-hostpathplugin --all-containers --tail=500"),
+        ("classes.txt", "kubectl get csidriver,storageclass,volumesnapshotclass -o wide"),
+        ("events.txt", "kubectl -n default get events --sort-by=.lastTimestamp"),
+    ]
+
+
+def test_the_backup_repo_is_created_on_the_pvc_provider_or_an_existing_one_awaited() -> None:
+    sets = [*BACKUP_ON, "backup.repo.storageClass=slow", "backup.repo.capacityGi=9"]
+    created = build_plan(validate(VALUES, None, sets).config, "existing").step("backup-repo")
+    assert (created.title, created.needs, created.timeout_s) == (
+        "BackupRepo dbstack-backups on the pvc StorageProvider Ready",
+        ("kubeblocks",),
+        900,
+    )
+    assert [(str(c), c.stdin) for c in created.commands] == [
+        (
+            "kubectl apply -f - < values",
+            "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: dbstack-backups\n"
+            "spec:\n  storageProviderRef: pvc\n  accessMethod: Mount\n  pvReclaimPolicy: Delete\n"
+            "  volumeCapacity: 9Gi\n  config:\n    accessMode: ReadWriteOnce\n    volumeMode: Filesystem\n"
+            "    storageClassName: slow\n",
+        )
+    ]
+    ready = (
+        "kubectl wait backuprepos.dataprotection.kubeblocks.io/{} '--for=jsonpath={{.status.phase}}=Ready' "
+        "--timeout=900s"
+    )
+    assert [str(w.command(900)) for w in created.done_when] == [ready.format("dbstack-backups")]
+    assert diagnostics(created) == [
+        ("backuprepo.yaml", "kubectl get backuprepos.dataprotection.kubeblocks.io dbstack-backups -o yaml"),
+        ("storageproviders.txt", "kubectl get storageproviders.dataprotection.kubeblocks.io -o wide"),
+        ("kb-system-events.txt", "kubectl -n kb-system get events --sort-by=.lastTimestamp"),
+        (
+            "kubeblocks-dataprotection.log",
+            "kubectl -n kb-system logs deploy/kubeblocks-dataprotection --all-containers --tail=2000",
+        ),
+    ]
+    existing = validate(VALUES, None, [*BACKUP_ON, "backup.repo.create=false", "backup.repo.name=shared"]).config
+    step = build_plan(existing, "existing").step("backup-repo")
+    assert (step.title, step.commands) == ("BackupRepo shared (existing) Ready", ())
+    assert [str(w.command(900)) for w in step.done_when] == [ready.format("shared")]
+
+
+def test_on_an_existing_cluster_the_configured_classes_are_checked() -> None:
+    step = build_plan(validate(VALUES, None, BACKUP_ON).config, "existing").step("snapshot-support")
+    assert (step.title, step.needs, step.timeout_s, step.commands) == (
+        "Check StorageClass csi-hostpath-sc and VolumeSnapshotClass csi-hostpath-snapclass can snapshot",
+        ("snapshot-crds",),
+        180,
+        (),
+    )
+    assert step.snapshot_support == SnapshotSupport(
+        "csi-hostpath-sc", "csi-hostpath-snapclass", ("postgresql", "redis")
+    )
+    assert diagnostics(step) == [("classes.txt", "kubectl get csidriver,storageclass,volumesnapshotclass -o wide")]
+
+
+def test_with_the_backup_stage_on_teardown_removes_what_it_left_before_the_addons() -> None:
+    config = validate(VALUES, None, BACKUP_ON).config
+    plan = build_teardown_plan(config, remove_kubeblocks=True)
+    clusters = tuple(f"uninstall-cluster:{k}" for k in ("postgresql", "redis", "qdrant", "elasticsearch"))
+    cleanups = tuple(f"backup-cleanup:{k}" for k in ("postgresql", "redis", "qdrant"))
+    assert [s.id for s in plan.steps][4:7] == list(cleanups)
+    redis = plan.step("backup-cleanup:redis")
+    assert (redis.title, redis.needs, redis.timeout_s, redis.cleanup, redis.diagnostics) == (
+        "Delete the restored redis-cluster-r and Backup redis-cluster-backup, if there",
+        (),
+        300,
+        False,
+        (),
+    )
+    assert [str(c) for c in redis.commands] == [
+        "kubectl delete clusters.apps.kubeblocks.io redis-cluster-r -n default --ignore-not-found --wait=false",
+        "kubectl delete backups.dataprotection.kubeblocks.io redis-cluster-backup -n default --ignore-not-found "
+        "--wait=false",
+    ]
+    assert [str(w.command(300)) for w in redis.done_when] == [
+        "kubectl wait clusters.apps.kubeblocks.io/redis-cluster-r -n default --for=delete --timeout=300s",
+        "kubectl wait backups.dataprotection.kubeblocks.io/redis-cluster-backup -n default --for=delete --timeout=300s",
+    ]
+    assert plan.step("uninstall-addon:redis").needs == clusters + cleanups
