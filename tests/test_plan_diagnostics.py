@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import VALUES
 from dbstack.config.validate import validate
 from dbstack.plan.build import build_plan, build_teardown_plan
-from dbstack.plan.model import PodLogs, SnapshotSupport, Step, Watch
+from dbstack.plan.model import InstalledVersion, PodLogs, SnapshotSupport, Step, Watch
 
 
 def diagnostics(step: Step) -> list[tuple[str, str]]:
@@ -417,3 +417,31 @@ def test_with_the_backup_stage_on_teardown_removes_what_it_left_before_the_addon
         "kubectl wait backups.dataprotection.kubeblocks.io/redis-cluster-backup -n default --for=delete --timeout=300s",
     ]
     assert plan.step("uninstall-addon:redis").needs == clusters + cleanups
+
+
+def test_kubeblocks_and_each_addon_are_reused_only_at_the_pinned_version_unless_any() -> None:
+    plan = build_plan(validate(VALUES).config)
+    (kubeblocks,) = plan.step("kubeblocks").skip_when
+    assert (str(kubeblocks.command), kubeblocks.expect_output, kubeblocks.contains) == (
+        "kubectl -n kb-system get deploy kubeblocks -o json",
+        True,
+        None,
+    )
+    assert kubeblocks.installed_version == InstalledVersion(
+        "kubeblocks", "KubeBlocks", "1.0.1", ("metadata", "labels", "app.kubernetes.io/version"), False
+    )
+    (addon,) = plan.step("addon:qdrant").skip_when
+    assert (str(addon.command), addon.expect_output, addon.contains) == (
+        "helm status kb-addon-qdrant -n kb-system -o json",
+        False,
+        '"status":"deployed"',
+    )
+    assert addon.installed_version == InstalledVersion(
+        "qdrantAddon", "the qdrant addon", "1.0.1", ("chart", "metadata", "version"), False
+    )
+    anything = build_plan(validate(VALUES, None, ["kubeblocks.reuseInstalled=any"]).config)
+    for step_id in ("kubeblocks", "addon:qdrant"):
+        version = anything.step(step_id).skip_when[0].installed_version
+        assert version is not None and version.any_version
+    (snapshot,) = plan.step("snapshot-controller").skip_when
+    assert (snapshot.expect_output, snapshot.reports, snapshot.installed_version) == (True, "pod", None)
