@@ -46,6 +46,8 @@ class Secret:
 @dataclass
 class CacheVolume:
     name: str
+    sharing: object = None
+    """How a container mounts it (None: the engine's default)."""
 
 
 @dataclass
@@ -75,6 +77,8 @@ class File:
     text: str | None = None
     container: Container | None = None
     path: str = ""
+    permissions: int | None = None
+    """As a container holds it (None: the engine's default)."""
 
     async def sync(self) -> File:
         await self.contents()
@@ -143,6 +147,11 @@ class Service:
     async def stop(self) -> Service:
         self.stops += 1
         self.engine.events.append(f"stop {self.forwards or self.image}")
+        error = self.engine.stop_errors.get(self.forwards or self.image)
+        if error is not None:
+            raise error
+        if (self.forwards or self.image) in self.engine.stop_hangs:
+            await trio.sleep_forever()
         return self
 
 
@@ -184,16 +193,16 @@ class Container:
         return self._add("bindings", alias, service)
 
     def with_new_file(self, path: str, contents: str, permissions: int | None = None) -> Container:
-        return self._add("mounts", path, File(text=contents))
+        return self._add("mounts", path, File(text=contents, permissions=permissions))
 
     def with_file(self, path: str, source: File, permissions: int | None = None) -> Container:
-        return self._add("mounts", path, source)
+        return self._add("mounts", path, replace(source, permissions=permissions))
 
     def with_mounted_secret(self, path: str, source: Secret) -> Container:
         return self._add("mounts", path, source)
 
     def with_mounted_cache(self, path: str, cache: CacheVolume, sharing: object = None) -> Container:
-        return self._add("mounts", path, cache)
+        return self._add("mounts", path, replace(cache, sharing=sharing))
 
     def with_mounted_temp(self, path: str) -> Container:
         return self._add("mounts", path, "tmpfs")
@@ -280,6 +289,20 @@ class Dag:
     def directory(self) -> Directory:
         return Directory()
 
+    def current_module(self) -> CurrentModule:
+        return CurrentModule(self.engine)
+
+
+@dataclass
+class CurrentModule:
+    """`dag.current_module()`: its `workdir` reads the module's scratch working directory."""
+
+    engine: Engine
+
+    def workdir(self, path: str) -> Directory:
+        assert self.engine.workdir is not None, "this engine gives the module no scratch working directory"
+        return Directory(self.engine.workdir / path)
+
 
 Answer = Callable[[Command, float], Any]
 Suite = Callable[["Engine", Exec], Done]
@@ -302,6 +325,12 @@ class Engine:
     """Services (as in `start_errors`) and fragments of exec command lines the engine never answers."""
     drops: set[str] = field(default_factory=set)
     """Services (as in `start_errors`) that exit while an exec bound to them runs, which fails that exec."""
+    stop_errors: dict[str, dagger.DaggerError] = field(default_factory=dict)
+    """Services (as in `start_errors`) -> the engine's error stopping them."""
+    stop_hangs: set[str] = field(default_factory=set)
+    """Services (as in `start_errors`) whose stop the engine never answers."""
+    workdir: Path | None = None
+    """The module's scratch working directory, as Dagger's runtime gives it (None: there is none)."""
     execs: list[Exec] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     set_secrets: list[Secret] = field(default_factory=list)

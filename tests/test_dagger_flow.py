@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
 import dagger
 import pipeline
 import pytest
+from dagger.mod._exceptions import FunctionError
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import Failure, Scenario, SimCluster, in_virtual_time
-from engine_standins import ClusterAnswer, Directory, Engine, Exec, Secret, Service, standin_suite
+from engine_standins import CacheVolume, ClusterAnswer, Directory, Engine, Exec, File, Secret, Service, standin_suite
 from fake_toolbox import exec_error, query_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -424,7 +426,7 @@ PINS = ("--version", "1.0.1", "-n", "pr-7", "--timeout=600s", "-f", "-")
 
 
 def test_a_preview_deploys_into_its_labelled_namespace_then_sweep_and_teardown_remove_previews(
-    engine_here: Callable[[Engine], None],
+    engine_here: Callable[[Engine], None], span_names: list[str]
 ) -> None:
     engine, cluster = world(PLATFORM)
     closed = {"dbstack.io/pr": "3", "dbstack.io/head-sha": "abcdef1", "dbstack.io/deployed-at": "1000"}
@@ -528,3 +530,372 @@ def test_a_preview_deploys_into_its_labelled_namespace_then_sweep_and_teardown_r
         ("kubectl", "delete", "namespace", "pr-7"),
     ]
     assert cluster.namespaces == {}
+
+    # What Dagger's progress view shows of the three calls.
+    spans = [
+        "Check the platform (snapshot support, KubeBlocks, addons) against values/",
+        "Read which databases hold marker data from earlier deploys",
+        "Prepare namespace pr-7 (labels, role binding, quota, limits)",
+        "Deploy KubeBlocks and the databases",
+        "Smoke tests",
+        "Record which databases hold marker data",
+        "Write the reports",
+        "Sweep previews",
+        "Tear down the preview of pull request 7",
+    ]
+    assert [name for name in span_names if name in spans] == spans
+    assert f"Write markers mpr7t{deployed_at} in PostgreSQL (pg-cluster)" in span_names
+
+
+# --- how k3s and the toolbox that talks to it are built ---------------------------------------------------------------
+
+K3S_STATE = "/var/lib/rancher"
+KUBECONFIG_DIR = "/etc/rancher/k3s"
+ENTRYPOINT = "/usr/local/bin/dbstack-k3s-entrypoint"
+
+
+def kubeconfig_read_script(run_id: str) -> str:
+    source = f"/etc/rancher/k3s/k3s-{run_id}.yaml"
+    return (
+        f"umask 077; i=0; until [ -s {source} ]; do i=$((i+1)); "
+        'if [ "$i" -gt 180 ]; then echo "k3s wrote no kubeconfig within 180s" >&2; exit 1; fi; sleep 1; done; '
+        f"sed -E 's#server: https://[^[:space:]]+#server: https://kubernetes:6443#' {source} > /tmp/kubeconfig; "
+        "chmod 600 /tmp/kubeconfig"
+    )
+
+
+def test_k3s_runs_from_its_entrypoint_on_its_cache_volumes_and_the_toolbox_reaches_it_with_its_kubeconfig(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    deploy_and_test(disable=["redis", "qdrant", "elasticsearch"])
+
+    (k3s,) = k3s_services(engine)
+    run_id = k3s.env["DBSTACK_K3S_HOLDER"].split()[-1]
+    entrypoint = k3s.mounts[ENTRYPOINT]
+    assert isinstance(entrypoint, File) and entrypoint.text is not None
+    assert (entrypoint.text.splitlines()[0], entrypoint.permissions) == ("#!/bin/sh", 0o755)
+    assert {path: mount for path, mount in k3s.mounts.items() if path != ENTRYPOINT} == {
+        KUBECONFIG_DIR: CacheVolume("dbstack-k3s-kubeconfig"),
+        K3S_STATE: CacheVolume("dbstack-k3s-slots", dagger.CacheSharingMode.SHARED),
+        "/var/lib/kubelet": "tmpfs",
+        "/var/log": "tmpfs",
+    }
+    assert (k3s.image, k3s.ports, k3s.env["(entrypoint)"]) == (K3S, (6443,), ENTRYPOINT)
+
+    (reader,) = [e for e in engine.execs if e.argv[:2] == ["sh", "-c"] and "wrote no kubeconfig" in e.argv[2]]
+    assert (reader.image, reader.argv[2]) == (TOOLBOX, kubeconfig_read_script(run_id))
+    assert reader.mounts == {KUBECONFIG_DIR: CacheVolume("dbstack-k3s-kubeconfig")}
+    assert re.fullmatch(r"[0-9a-f]{32}", reader.env["DBSTACK_EXEC_NONCE"]), "read fresh, never from the layer cache"
+
+    toolbox = next(e for e in engine.execs if e.argv[0] == "timeout")
+    assert toolbox.image == TOOLBOX
+    assert toolbox.bindings == {"kubernetes": k3s}
+    assert toolbox.env["KUBECONFIG"] == "/root/.kube/config"
+    (kubeconfig,) = toolbox.mounts.values()
+    assert isinstance(kubeconfig, File) and kubeconfig.container is not None
+    assert (list(toolbox.mounts), kubeconfig.path, kubeconfig.permissions) == (
+        ["/root/.kube/config"],
+        "/tmp/kubeconfig",
+        0o600,
+    )
+    assert kubeconfig.container.image == TOOLBOX
+
+
+def test_cluster_and_kubeconfig_give_the_named_k3s_service_and_its_kubeconfig_pointed_at_the_given_server(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+
+    async def main() -> tuple[object, object, object]:
+        module = pipeline.Dbstack()
+        service = await module.cluster(values(), name="dev")
+        served = await module.kubeconfig(values(), name="dev", server="https://localhost:6443")
+        plain = await module.kubeconfig(values(), profile="")
+        return service, served, plain
+
+    service, served, plain = in_virtual_time(main)
+    (k3s,) = k3s_services(engine)
+    assert service is k3s
+    assert (k3s.env["DBSTACK_K3S_HOLDER"], k3s.args[-2]) == (
+        "cluster dev",
+        "--write-kubeconfig=/etc/rancher/k3s/k3s-dev.yaml",
+    )
+    assert k3s.starts == 0, "`dagger call cluster up` starts it"
+    first, second = [e for e in engine.execs if e.argv[:2] == ["sh", "-c"]]
+    assert first.argv[2] == (
+        kubeconfig_read_script("dev")
+        + " && sed -i 's#server: https://kubernetes:6443#server: https://localhost:6443#' /tmp/kubeconfig"
+    )
+    assert second.argv[2] == kubeconfig_read_script("dbstack")
+    assert (first.image, second.image) == (TOOLBOX, TOOLBOX)
+    assert [(f.path, f.text) for f in (served, plain) if isinstance(f, File)] == [
+        ("/tmp/kubeconfig", None),
+        ("/tmp/kubeconfig", None),
+    ]
+
+
+def test_a_preview_whose_platform_is_missing_fails_its_cluster_step_with_the_preview_s_own_diagnostics(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    engine, cluster = world()  # nothing installed: no snapshot support, no KubeBlocks, no addons
+    engine_here(engine)
+
+    async def main() -> dagger.Directory:
+        return await pipeline.Dbstack().preview(values(), smoke_suite(), cast(dagger.Secret, KUBECONFIG), 7, SHA)
+
+    reports = in_virtual_time(main)
+    assert isinstance(reports, Directory)
+    step = summary(reports)["steps"][0]
+    assert (step["id"], step["outcome"]) == ("cluster", "failed")
+    assert step["cause"] == (
+        "could not read the platform: `kubectl -n kb-system get deployment kubeblocks -o json --ignore-not-found` "
+        'failed: Error from server (NotFound): deployments.apps "kubeblocks" not found'
+    )
+    assert step["diagnostics"] == [
+        "diagnostics/cluster/namespace.txt",
+        "diagnostics/cluster/pods.txt",
+        "diagnostics/cluster/events.txt",
+        "diagnostics/cluster/kb-system-pods.txt",
+    ]
+    assert engine.toolbox_commands()[-4:] == [
+        ("kubectl", "get", "namespace", "pr-7", "-o", "yaml", "--ignore-not-found"),
+        ("kubectl", "-n", "pr-7", "get", "pods", "-o", "wide"),
+        ("kubectl", "-n", "pr-7", "get", "events", "--sort-by=.lastTimestamp"),
+        ("kubectl", "-n", "kb-system", "get", "pods", "-o", "wide"),
+    ]
+    assert [e.argv[1] for e in engine.execs[-4:]] == ["30"] * 4
+    assert reports.files["exit-code"] == "1\n"
+    assert "pr-7" not in cluster.namespaces, "nothing is deployed on a platform that does not match"
+
+
+UNREADABLE = CommandResult(1, "", 'error: error loading config file "/root/.kube/config": yaml: line 2\nmore\n')
+EXEC_PLUGIN = json.dumps({"users": [{"name": "eks", "user": {"exec": {"command": "aws"}}}]})
+
+
+@pytest.mark.parametrize(
+    ("view", "message"),
+    [
+        (
+            UNREADABLE,
+            'kubectl cannot read the kubeconfig: error: error loading config file "/root/.kube/config": yaml: line 2',
+        ),
+        (
+            CommandResult(0, EXEC_PLUGIN, ""),
+            "the kubeconfig gets its credentials from the exec plugin 'aws', which the toolbox does not have; use a "
+            "static-token kubeconfig (`dbstack preview-kubeconfig`, docs/workflows.md)",
+        ),
+    ],
+    ids=["unreadable", "exec-plugin"],
+)
+def test_a_kubeconfig_the_toolbox_cannot_use_is_refused_before_any_cluster_call(
+    engine_here: Callable[[Engine], None], view: CommandResult, message: str
+) -> None:
+    async def answer(command: Any, timeout_s: float) -> CommandResult:
+        return view
+
+    engine = Engine(answer)
+    engine_here(engine)
+
+    async def main() -> str:
+        return await pipeline.Dbstack().teardown(values(), cast(dagger.Secret, KUBECONFIG), 7)
+
+    with pytest.raises(FunctionError) as caught:
+        in_virtual_time(main)
+    assert str(caught.value) == message
+    assert [e.argv for e in engine.execs] == [["timeout", "60", "kubectl", "config", "view", "--minify", "-o", "json"]]
+
+
+def test_the_k3s_image_a_profile_pins_is_the_one_cluster_serves(
+    engine_here: Callable[[Engine], None], values_dir: Path
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    with (values_dir / "profiles" / "ci" / "pipeline.yaml").open("a", encoding="utf-8") as out:
+        out.write("images:\n  k3s: rancher/k3s:v1.32.1-k3s1\n")
+
+    async def main() -> None:
+        await pipeline.Dbstack().cluster(cast(dagger.Directory, Directory(values_dir)))
+        await pipeline.Dbstack().cluster(cast(dagger.Directory, Directory(values_dir)), profile="")
+
+    in_virtual_time(main)
+    assert [s.image for s in engine.services] == ["rancher/k3s:v1.32.1-k3s1", K3S]
+
+
+@pytest.mark.parametrize(
+    ("switch", "seconds"),
+    [({"stop_errors": {K3S: query_error("service not found", {})}}, 0), ({"stop_hangs": {K3S}}, 60)],
+    ids=["stop-fails", "stop-hangs"],
+)
+def test_a_k3s_whose_stop_fails_or_never_answers_still_gives_the_reports(
+    engine_here: Callable[[Engine], None], switch: dict[str, Any], seconds: float
+) -> None:
+    engine, _ = world(start_errors={K3S: query_error(ENGINE_DOWN, {})}, **switch)
+    engine_here(engine)
+    found: list[dagger.Directory] = []
+
+    async def main() -> float:
+        started = anyio.current_time()
+        with anyio.move_on_after(3600):
+            found.append(await pipeline.Dbstack().deploy_and_test(values(), smoke_suite()))
+        return anyio.current_time() - started
+
+    assert in_virtual_time(main) == seconds, "a stop that never answers is given up on after 60 s"
+    (reports,) = found
+    assert isinstance(reports, Directory)
+    assert summary(reports)["steps"][0]["cause"] == f"the cluster did not start: {ENGINE_DOWN}"
+    assert reports.files["exit-code"] == "1\n"
+    assert engine.events == [f"start {K3S}", f"stop {K3S}"]
+
+
+def test_an_account_read_the_shell_dies_in_fails_its_database_with_the_reader_s_words(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    aborted = exec_error(["sh"], CommandResult(134, "", "base64: invalid input"))
+    engine, _ = world(exec_errors={PG_READ: aborted})
+    engine_here(engine)
+    reports = deploy_and_test(disable=["elasticsearch"])
+    said = (
+        "reading its account Secret pg-cluster-postgresql-account-postgres failed: base64: invalid input "
+        "(exit code 134)"
+    )
+    assert database(reports, "postgresql")["checks"]["failures"] == [
+        {"name": "reach pg-cluster-postgresql-postgresql:5432", "outcome": "failed", "message": said}
+    ]
+    assert summary(reports)["smoke"]["cause"] == (
+        f"not reached, so not tested: postgresql: {said} (the other databases were tested)"
+    )
+
+
+def test_every_forward_and_account_read_runs_afresh_never_from_the_layer_cache(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    deploy_and_test(disable=["qdrant", "elasticsearch"])
+    nonces = [e.env.get("DBSTACK_EXEC_NONCE", "") for e in engine.execs if "base64 -d" in " ".join(e.argv)]
+    nonces += [s.env.get("DBSTACK_EXEC_NONCE", "") for s in forwards(engine).values()]
+    assert len(nonces) == 4
+    assert all(re.fullmatch(r"[0-9a-f]{32}", nonce) for nonce in nonces), nonces
+    assert len(set(nonces)) == 4
+
+
+RUN_SPANS = [
+    "Start k3s (rancher/k3s:v1.31.5-k3s1)",
+    "Read the k3s kubeconfig",
+    "Wait for the k3s API server",
+    "Wait for the k3s node to register",
+    "Wait for the k3s node to be Ready",
+    "Wait for CoreDNS to be created",
+    "Wait for CoreDNS to roll out",
+    "Deploy KubeBlocks and the databases",
+    "Smoke tests",
+    "Forward pg-cluster-postgresql-postgresql:5432 out of the cluster",
+    "Read the PostgreSQL credentials from Secret pg-cluster-postgresql-account-postgres",
+    "Forward redis-cluster-redis-redis:6379 out of the cluster",
+    "Read the Redis credentials from Secret redis-cluster-redis-account-default",
+    "Write the reports",
+]
+
+
+def test_each_stage_of_a_run_is_a_named_span_in_dagger_s_progress_view(
+    engine_here: Callable[[Engine], None], span_names: list[str]
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    deploy_and_test(disable=["qdrant", "elasticsearch"])
+    assert [name for name in span_names if name in RUN_SPANS] == RUN_SPANS
+    # Each toolbox command is a span of its own too, inside its step's.
+    assert "kubectl wait node --all --for=condition=Ready --timeout=300s (up to 300s)" in span_names
+    assert "Deploy PostgreSQL (pg-cluster) and wait until Running" in span_names
+
+
+def test_on_an_existing_cluster_no_k3s_starts_the_toolbox_uses_its_kubeconfig_and_the_run_says_existing(
+    engine_here: Callable[[Engine], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    reports = deploy_and_test(disable=["qdrant", "elasticsearch"], kubeconfig=KUBECONFIG)
+
+    assert k3s_services(engine) == []
+    first = engine.execs[0]
+    assert (first.image, first.mounts, first.env["KUBECONFIG"]) == (
+        TOOLBOX,
+        {"/root/.kube/config": KUBECONFIG},
+        "/root/.kube/config",
+    )
+    assert engine.toolbox_commands()[:1] == [("kubectl", "version", "--request-timeout=60s")]
+    report = summary(reports)
+    assert report["run"]["clusterKind"] == "existing"
+    cluster = report["steps"][0]
+    assert (cluster["title"], cluster["outcome"]) == ("Reach the existing cluster", "passed")
+    assert isinstance(cluster["durationSeconds"], float) and isinstance(report["run"]["durationSeconds"], float)
+    assert reports.files["exit-code"] == "0\n"
+    # Each step's progress is on stderr as it happens.
+    progress = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines()]
+    mine = [line.split(" after ")[0] for line in progress if line.startswith("cluster:postgresql ")]
+    assert (mine[0], mine[-1]) == (
+        "cluster:postgresql started: Deploy PostgreSQL (pg-cluster) and wait until Running",
+        "cluster:postgresql passed",
+    )
+
+
+def test_a_k3s_run_says_k3s_and_times_its_cluster_step(engine_here: Callable[[Engine], None]) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    report = summary(deploy_and_test(disable=["redis", "qdrant", "elasticsearch"]))
+    assert report["run"]["clusterKind"] == "k3s"
+    cluster = report["steps"][0]
+    assert (cluster["title"], cluster["outcome"]) == ("Start k3s and wait for its API, node and CoreDNS", "passed")
+    assert isinstance(cluster["durationSeconds"], float) and isinstance(cluster["startSeconds"], float)
+    smoke = report["smoke"]
+    assert isinstance(smoke["startSeconds"], float) and isinstance(smoke["durationSeconds"], float)
+
+
+def test_platform_installs_what_previews_share_and_runs_no_smoke_suite(engine_here: Callable[[Engine], None]) -> None:
+    engine, _ = world()
+    engine_here(engine)
+
+    async def main() -> dagger.Directory:
+        return await pipeline.Dbstack().platform(values(), cast(dagger.Secret, KUBECONFIG))
+
+    reports = in_virtual_time(main)
+    assert isinstance(reports, Directory)
+    report = summary(reports)
+    assert report["smoke"] | {"startSeconds": None, "durationSeconds": None} == {
+        "outcome": "skipped",
+        "cause": "this run deploys no databases",
+        "startSeconds": None,
+        "durationSeconds": None,
+    }
+    assert (report["run"]["clusterKind"], report["passed"]) == ("existing", True)
+    assert (smoke_execs(engine), forwards(engine), k3s_services(engine)) == ([], {}, [])
+    assert reports.files["exit-code"] == "0\n"
+
+
+def test_in_dagger_s_runtime_the_reports_are_written_to_the_scratch_workdir_and_read_back_from_it(
+    engine_here: Callable[[Engine], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"  # where Dagger's runtime gives the module a working directory (/scratch)
+    scratch.mkdir()
+    monkeypatch.setattr(pipeline, "SCRATCH", str(scratch))
+    engine, _ = world(workdir=scratch)
+    engine_here(engine)
+    reports = deploy_and_test(disable=["redis", "qdrant", "elasticsearch"])
+    (folder,) = scratch.iterdir()
+    assert re.fullmatch(r"dbstack-reports-[0-9a-f]{12}", folder.name)
+    assert (reports.root, reports.files) == (folder, {})
+    assert reports.file("exit-code").text == "0\n"
+
+
+def test_outside_dagger_s_runtime_the_reports_are_written_under_the_working_directory(
+    engine_here: Callable[[Engine], None], tmp_path: Path
+) -> None:
+    engine, _ = world()
+    engine_here(engine)  # the module's cwd is tmp_path
+    reports = deploy_and_test(disable=["redis", "qdrant", "elasticsearch"])
+    (folder,) = tmp_path.glob("dbstack-reports-*")
+    assert reports.files["exit-code"] == (folder / "exit-code").read_text(encoding="utf-8") == "0\n"
+    assert sorted(reports.files) == sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())

@@ -11,8 +11,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
 import dagger
 import pipeline
+import pytest
 from dbstack.config.load import load_config
 from dbstack.plan.build import build_plan
 from dbstack.plan.model import Command, Endpoint, Markers
@@ -20,6 +22,7 @@ from dbstack.run.results import CheckResult, Outcome
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import in_virtual_time
 from engine_standins import Done, Engine, Exec, Secret, Service, Suite
+from fake_toolbox import query_error
 from test_dagger_flow import account_reads, forwards, read_script, smoke_execs
 from test_dagger_flow import smoke_suite as suite_folder
 
@@ -171,3 +174,82 @@ def test_a_marker_phase_whose_container_is_killed_fails_its_check_and_still_stop
     assert (phase.forward.starts, phase.forward.stops) == (1, 1)
     log = phase.run.out_dir / "smoke" / "markers-write-pg-cluster-r" / "pytest.log"
     assert log.read_text(encoding="utf-8") == "collected 1 item"
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [{"stop_errors": {RESTORED: query_error("service not found", {})}}, {"stop_hangs": {RESTORED}}],
+    ids=["stop-fails", "stop-hangs"],
+)
+def test_a_forward_whose_stop_fails_or_never_answers_does_not_fail_the_check(
+    engine_here: Callable[[Engine], None], switch: dict[str, Any]
+) -> None:
+    engine = Engine(
+        no_toolbox_command, accounts={ACCOUNT: ("postgres", "Rs7restoredPw")}, suite=marker_suite(), **switch
+    )
+    engine_here(engine)
+    config = load_config(VALUES, "ci")
+    run = pipeline._Run(config, build_plan(config), suite_folder())
+    toolbox = pipeline._toolbox_for_kubeconfig(config.images["toolbox"], cast(dagger.Secret, Secret("kc", "")))
+    runner = pipeline._marker_runner(run, toolbox)
+    found: list[CheckResult] = []
+
+    async def main() -> float:
+        started = anyio.current_time()
+        with anyio.move_on_after(3600):
+            found.append(await runner(Markers("verify", restored_postgresql()), 900))
+        return anyio.current_time() - started
+
+    seconds = in_virtual_time(main)
+    (check,) = found
+    assert (check.name, check.outcome, check.message) == ("test_markers[verify]", Outcome.PASSED, None)
+    assert seconds == (60 if "stop_hangs" in switch else 0), "a stop that never answers is given up on after 60 s"
+    assert engine.events == [f"start {RESTORED}", f"stop {RESTORED}"]
+
+
+def test_a_short_step_gives_pytest_what_is_left_after_reaching_the_database(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    engine = Engine(no_toolbox_command, accounts={ACCOUNT: ("postgres", "Rs7restoredPw")}, suite=marker_suite())
+    engine_here(engine)
+    config = load_config(VALUES, "ci")
+    run = pipeline._Run(config, build_plan(config), suite_folder())
+    toolbox = pipeline._toolbox_for_kubeconfig(config.images["toolbox"], cast(dagger.Secret, Secret("kc", "")))
+    runner = pipeline._marker_runner(run, toolbox)
+
+    async def main() -> list[CheckResult]:
+        return [await runner(Markers("write", restored_postgresql()), seconds) for seconds in (500, 250)]
+
+    assert [c.outcome for c in in_virtual_time(main)] == [Outcome.PASSED, Outcome.PASSED]
+    limits = [e.argv[2].split(" python -m pytest")[0].rsplit(" ", 1)[1] for e in smoke_execs(engine)]
+    assert limits == ["260", "30"], "500 s less 240 s to reach the database; never under 30 s"
+
+
+def test_a_failed_marker_check_is_its_database_s_and_named_with_its_context(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    pending = CommandResult(1, "", "error: unable to forward port because pod is not running. Current status=Pending")
+    step = Markers("verify", restored_postgresql(), "restored pg-cluster-r")
+    unreached = run_phase(engine_here, step, marker_suite(), start_exits={RESTORED: pending})
+    killed = run_phase(engine_here, step, lambda engine, run: Done(137, "", "", {}))
+    assert [(p.check.database, p.check.name, p.check.outcome) for p in (unreached, killed)] == [
+        ("postgresql", "test_markers[verify] (restored pg-cluster-r)", Outcome.FAILED),
+        ("postgresql", "test_markers[verify] (restored pg-cluster-r)", Outcome.FAILED),
+    ]
+
+
+def test_a_marker_check_pytest_ended_without_running_fails_with_pytest_s_exit_code(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    def usage_error(engine: Engine, run: Exec) -> Done:
+        return Done(0, "ERROR: usage\n", "", {pipeline.SMOKE_STATUS: "4 1\n"})
+
+    phase = run_phase(engine_here, Markers("write", restored_postgresql()), usage_error)
+    assert (phase.check.database, phase.check.name, phase.check.outcome) == (
+        "postgresql",
+        "test_markers[write]",
+        Outcome.FAILED,
+    )
+    message = phase.check.message or ""
+    assert message.startswith("pytest exited with 4 and left no usable JUnit file: cannot read smoke JUnit file ")
+    assert message.endswith("/smoke/markers-write-pg-cluster-r/junit.xml: No such file or directory")

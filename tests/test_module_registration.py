@@ -411,3 +411,44 @@ def test_dagger_json_pins_the_engine_of_the_sdk_line_the_module_is_checked_again
 def test_the_entry_point_names_the_main_object_after_the_module() -> None:
     (entry,) = importlib.metadata.entry_points(group="dagger.mod", name="main_object")
     assert entry.value == "pipeline:Dbstack"
+
+
+def test_the_module_s_decorators_register_a_function_cached_by_default_or_never_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # In this process (the registration test above runs a fresh interpreter): what `cached` and `never_cached` hand
+    # the SDK, registered on a throwaway object. Only the SDK's query execution is intercepted.
+    import anyio
+    import pipeline
+    from dagger.client import _core
+    from dagger.mod._module import Module
+    from dagger_registration import _selections
+
+    executed: list[Any] = []
+
+    async def record(self: Any, return_type: Any = None) -> str:
+        executed.append(_selections(self))
+        return "module-id"
+
+    monkeypatch.setattr(_core.Context, "execute", record)
+
+    class Probe:
+        @pipeline.cached
+        async def offline(self) -> str:
+            """Answers from its inputs."""
+            return "offline"
+
+        @pipeline.never_cached
+        async def live(self) -> str:
+            """Talks to a cluster."""
+            return "live"
+
+    module = Module("Probe")
+    module.object_type(Probe)
+    anyio.run(module._typedefs)
+    found = registered_functions(executed, "Probe")
+    assert {name: (f.returns, f.cache_policy, f.description) for name, f in found.items()} == {
+        "offline": ("String", None, "Answers from its inputs."),
+        "live": ("String", "Never", "Talks to a cluster."),
+    }
+    assert anyio.run(Probe().offline) == "offline" and anyio.run(Probe().live) == "live"

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import cast
 
+import anyio
 import dagger
 import pipeline
 import pytest
@@ -99,26 +100,33 @@ def test_when_k3s_never_answers_nothing_is_deployed_and_the_reports_say_why(tmp_
 
 
 @pytest.mark.parametrize(
-    ("answer", "engine_delay_s"),
+    ("answer", "engine_delay_s", "seconds"),
     [
-        pytest.param(scripted(CommandResult(0, "", "")), math.inf, id="engine-hangs"),
-        pytest.param(scripted(CommandResult(124, "", "")), 0.0, id="coreutils-timeout"),
-        pytest.param(scripted(CommandResult(0, "", ""), delay_s=math.inf), 0.0, id="busybox-timeout-raises-143"),
+        pytest.param(scripted(CommandResult(0, "", "")), math.inf, 120, id="engine-hangs"),
+        pytest.param(scripted(CommandResult(124, "", "")), 0.0, 0, id="coreutils-timeout"),
+        pytest.param(scripted(CommandResult(0, "", ""), delay_s=math.inf), 0.0, 60, id="busybox-timeout-raises-143"),
     ],
 )
 def test_an_account_secret_read_that_gets_no_answer_makes_its_database_unreachable(
-    answer: Answer, engine_delay_s: float
+    answer: Answer, engine_delay_s: float, seconds: float
 ) -> None:
     config = load_config(VALUES, "ci")
     postgresql = next(e for e in build_plan(config).endpoints if e.database == "postgresql")
     toolbox = FakeToolbox(answer, engine_delay_s=engine_delay_s)
     run = OfflineRun(toolbox, Path("unused"))
 
+    waited: list[float] = []
+
     async def main() -> None:
-        await pipeline._read_account(run, cast(dagger.Container, toolbox), postgresql)
+        started = anyio.current_time()
+        try:
+            await pipeline._read_account(run, cast(dagger.Container, toolbox), postgresql)
+        finally:
+            waited.append(anyio.current_time() - started)
 
     with pytest.raises(pipeline._Unreachable) as caught:
         in_virtual_time(main)
+    assert waited == [seconds], "the engine is given the read's own 60 s and a 60 s grace, no more"
     assert str(caught.value) == (
         "reading postgresql's account Secret pg-cluster-postgresql-account-postgres "
         "got no answer within 60 s (is the API server answering?)"

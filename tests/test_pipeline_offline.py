@@ -125,3 +125,78 @@ def test_an_unknown_plan_format_is_refused_naming_the_allowed_ones(values_dir: P
 
     with pytest.raises(FunctionError, match=r"--format 'yaml' is not a plan format \(allowed: text, json\)"):
         anyio.run(plan)
+
+
+REDIS_PROBLEM = (
+    "values/redis.yaml:1: replicas: must be a whole number, got string 'many' (allowed: a whole number 1 to 5)"
+)
+
+
+def test_one_problem_is_named_by_its_values_path_and_counted_in_the_singular(values_dir: Path) -> None:
+    (values_dir / "redis.yaml").write_text("replicas: many\n", encoding="utf-8")
+
+    async def deploy() -> dagger.Directory:
+        return await Dbstack().deploy_and_test(uploaded(values_dir), cast(dagger.Directory, object()))
+
+    async def teardown() -> str:
+        return await Dbstack().teardown(uploaded(values_dir), cast(dagger.Secret, object()), 7)
+
+    for call in (deploy, teardown):
+        with pytest.raises(FunctionError) as caught:
+            anyio.run(call)
+        assert str(caught.value) == f"{REDIS_PROBLEM}\n1 problem found; nothing was deployed."
+
+
+def test_a_cluster_of_an_unknown_profile_is_refused_naming_the_profiles(values_dir: Path) -> None:
+    async def cluster() -> dagger.Service:
+        return await Dbstack().cluster(uploaded(values_dir), profile="nope")
+
+    with pytest.raises(FunctionError) as caught:
+        anyio.run(cluster)
+    assert str(caught.value) == (
+        "values/profiles/nope:1: profile: no profile named 'nope' (allowed: ci, full)\n"
+        "1 problem found; nothing was deployed."
+    )
+
+
+def test_the_version_options_reach_the_plan(values_dir: Path) -> None:
+    async def plan() -> str:
+        return await Dbstack().plan(uploaded(values_dir), kubeblocks_version="1.0.2", chart_version="1.0.3")
+
+    lines = anyio.run(plan).splitlines()
+    assert " 4. Install KubeBlocks 1.0.2 (after snapshot-crds, kubeblocks-crds)" in lines
+    assert " 5. Install addon postgresql 1.0.3 (after kubeblocks)" in lines
+
+
+def test_every_database_both_enabled_and_disabled_is_named_on_its_own_line(values_dir: Path) -> None:
+    async def validate() -> str:
+        return await Dbstack().validate(uploaded(values_dir), enable=["redis", "qdrant"], disable=["qdrant", "redis"])
+
+    with pytest.raises(FunctionError) as caught:
+        anyio.run(validate)
+    assert str(caught.value) == (
+        "--enable/--disable:1: qdrant: both enabled and disabled; choose one\n"
+        "--enable/--disable:1: redis: both enabled and disabled; choose one"
+    )
+
+
+@dataclass
+class HostileDirectory(LocalDirectory):
+    """An upload that names a file outside the folder, as no engine should."""
+
+    async def glob(self, pattern: str) -> list[str]:
+        return [*await super().glob(pattern), "../escape.yaml"]
+
+    def file(self, path: str) -> LocalFile:
+        return LocalFile(self.root / "pipeline.yaml") if path == "../escape.yaml" else super().file(path)
+
+
+def test_an_uploaded_file_outside_the_values_folder_is_refused(values_dir: Path) -> None:
+    async def validate() -> str:
+        return await Dbstack().validate(cast(dagger.Directory, HostileDirectory(values_dir)))
+
+    with pytest.raises(FunctionError) as caught:
+        anyio.run(validate)
+    assert str(caught.value) == (
+        "../escape.yaml:1: -: not a values file under the values folder\n1 problem found; nothing was deployed."
+    )

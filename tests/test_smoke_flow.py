@@ -7,6 +7,7 @@ module itself is replaced."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +25,13 @@ from dbstack.run.orchestrator import new_results
 from dbstack.run.results import Outcome, RunResults
 from dbstack.run.runner import CommandResult
 from dbstack.sim.cluster import in_virtual_time
-from engine_standins import Done, Engine, Exec, Secret, Suite, standin_suite
+from engine_standins import CacheVolume, Directory, Done, Engine, Exec, File, Secret, Suite, standin_suite
+from fake_toolbox import query_error
 from test_dagger_flow import ACCOUNTS, FORWARDS, SMOKE_SCRIPT, account_reads, forwards, read_script, smoke_execs
 from test_dagger_flow import smoke_suite as suite_folder
 
 VALUES = Path(__file__).resolve().parents[1] / "values"
+REPO_SMOKE = Path(__file__).resolve().parents[1] / "ci" / "smoke"
 RUN_ID = "0123456789ab"
 TOOLBOX = "alpine/k8s:1.31.4"
 PYTHON = "python:3.12.8-slim-bookworm"
@@ -259,3 +262,96 @@ def test_a_bound_forward_that_exits_mid_run_is_the_suite_s_cause(engine_here: Ca
     assert stage.results.smoke_cause == (
         "the smoke suite did not run to its end: bound service pg-cluster-postgresql-postgresql exited: exit code 1"
     )
+
+
+def test_the_suite_installs_its_locked_requirements_in_pinned_python_with_a_pip_cache(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    stage = run_smoke(engine_here, world())
+    install, smoke = [e for e in stage.engine.execs if e.image == PYTHON]
+    requirements = (REPO_SMOKE / "requirements.txt").read_text(encoding="utf-8")
+    assert install.mounts == {
+        "/root/.cache/pip": CacheVolume("dbstack-smoke-pip"),
+        "/src/requirements.txt": File(text=requirements),
+        "/src/ci/smoke": Directory(REPO_SMOKE),
+    }
+    assert smoke.mounts == install.mounts
+    assert re.fullmatch(r"[0-9a-f]{32}", smoke.env["DBSTACK_EXEC_NONCE"]), "run every time, never from the cache"
+
+
+@pytest.mark.parametrize(
+    ("hangs", "cause", "seconds"),
+    [
+        ("pip install", "the smoke suite's dependencies did not install within 900 s", 900),
+        ("/reports/smoke-exit", "the smoke suite got no answer from the engine within 690.0 s", 690),
+    ],
+    ids=["install", "suite"],
+)
+def test_an_install_or_a_suite_the_engine_never_answers_is_cut_at_its_limit(
+    engine_here: Callable[[Engine], None], hangs: str, cause: str, seconds: float
+) -> None:
+    stage = run_smoke(engine_here, world(hangs={hangs}))
+    assert (stage.results.smoke_outcome, stage.results.smoke_cause) == (Outcome.FAILED, cause)
+    assert stage.seconds == seconds
+
+
+def test_a_suite_shell_that_ends_without_its_exit_record_says_so(engine_here: Callable[[Engine], None]) -> None:
+    def unrecorded(engine: Engine, run: Exec) -> Done:  # the shell's last echo failed: no record, no JUnit
+        return Done(1, "collected 4 items\n", "sh: write error: No space left on device\n", {})
+
+    stage = run_smoke(engine_here, world(unrecorded))
+    assert (stage.results.smoke_outcome, stage.results.smoke_cause) == (
+        Outcome.FAILED,
+        "the smoke suite did not run to its end: lstat /reports/smoke-exit: no such file or directory",
+    )
+
+
+def test_an_unreadable_exit_record_fails_the_suite_naming_the_record(engine_here: Callable[[Engine], None]) -> None:
+    def garbled(engine: Engine, run: Exec) -> Done:
+        return Done(0, "4 passed\n", "", {pipeline.SMOKE_STATUS: "done\n", pipeline.SMOKE_JUNIT: JUNIT_POSTGRESQL})
+
+    stage = run_smoke(engine_here, world(garbled))
+    assert (stage.results.smoke_outcome, stage.results.smoke_cause) == (
+        Outcome.FAILED,
+        "the smoke suite's exit record /reports/smoke-exit is unreadable: not '<exit code> <seconds>': 'done'",
+    )
+    assert (stage.smoke_dir / "pytest.log").read_text(encoding="utf-8") == "4 passed\n"
+
+
+def test_a_pytest_that_died_before_writing_junit_leaves_no_junit_file_and_its_log(
+    engine_here: Callable[[Engine], None],
+) -> None:
+    def crashed(engine: Engine, run: Exec) -> Done:
+        return Done(0, "ImportError while loading conftest\n", "", {pipeline.SMOKE_STATUS: "4 1\n"})
+
+    stage = run_smoke(engine_here, world(crashed))
+    cause = stage.results.smoke_cause or ""
+    assert stage.results.smoke_outcome is Outcome.FAILED
+    assert cause.startswith("pytest exited with 4 and left no usable JUnit file: cannot read smoke JUnit file ")
+    assert cause.endswith("/smoke/junit.xml: No such file or directory")
+    assert (stage.smoke_dir / "pytest.log").read_text(encoding="utf-8") == "ImportError while loading conftest\n"
+    assert sorted(p.name for p in stage.smoke_dir.iterdir()) == ["pytest.log"]
+
+
+@pytest.mark.parametrize(
+    ("switch", "said"),
+    [
+        (
+            {"start_exits": {"redis-cluster-redis-redis": CommandResult(1, "Forwarding stopped\n", "")}},
+            "Forwarding stopped (exit code 1)",
+        ),
+        ({"start_errors": {"redis-cluster-redis-redis": query_error("", {})}}, "QueryError"),
+    ],
+    ids=["only-stdout", "no-words"],
+)
+def test_an_engine_error_is_told_by_its_output_else_by_its_kind(
+    engine_here: Callable[[Engine], None], switch: dict[str, Any], said: str
+) -> None:
+    stage = run_smoke(engine_here, world(**switch))
+    assert stage.checks()["redis"] == [
+        (
+            "reach redis-cluster-redis-redis:6379",
+            Outcome.FAILED,
+            f"the port-forward to svc/redis-cluster-redis-redis:6379 did not come up: {said}",
+        )
+    ]

@@ -6,6 +6,7 @@ the module itself is replaced."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -13,13 +14,16 @@ from typing import Any, cast
 import dagger
 import pipeline
 import pytest
+from dagger.mod._exceptions import FunctionError
 from dbstack.sim.cluster import in_virtual_time
-from engine_standins import Directory, Engine, Exec
+from engine_standins import Directory, Engine, Exec, Secret
 from fake_toolbox import query_error
 from test_dagger_flow import ENGINE_DOWN, K3S, k3s_services, smoke_execs, smoke_suite, summary, values, world
 
 CLUSTERS = ("pg-cluster", "redis-cluster", "qdrant-cluster", "es-cluster")
 ALL = "postgresql,redis,qdrant,elasticsearch"
+REPO = Path(__file__).resolve().parents[1]
+KUBECONFIG = cast(dagger.Secret, Secret("kubeconfig", "apiVersion: v1\nkind: Config\n"))
 
 
 def new_values(values_dir: Path) -> dagger.Directory:
@@ -61,11 +65,25 @@ def upgrade_steps(report: dict[str, Any]) -> list[tuple[str, str, str | None]]:
 
 
 def test_markers_are_written_before_the_upgrade_read_back_after_it_then_the_whole_suite_runs(
-    engine_here: Callable[[Engine], None], values_dir: Path
+    engine_here: Callable[[Engine], None], values_dir: Path, capsys: pytest.CaptureFixture[str], span_names: list[str]
 ) -> None:
     engine, cluster = world()
     engine_here(engine)
     reports = upgrade_test(new_values(values_dir))
+
+    # Each step's progress is on stderr as it happens, the upgrade stage's too.
+    progress = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines() if " passed after " in line]
+    assert sorted(line.split(" passed after ")[0] for line in progress if line.startswith("upgrade:")) == [
+        "upgrade:cluster:postgresql",
+        "upgrade:markers-verify:elasticsearch",
+        "upgrade:markers-verify:postgresql",
+        "upgrade:markers-verify:qdrant",
+        "upgrade:markers-verify:redis",
+        "upgrade:markers-write:elasticsearch",
+        "upgrade:markers-write:postgresql",
+        "upgrade:markers-write:qdrant",
+        "upgrade:markers-write:redis",
+    ]
 
     events = timeline(engine)
     assert [e for e in events if "postgresql" in e or "pg-cluster" in e] == [
@@ -128,6 +146,9 @@ def test_markers_are_written_before_the_upgrade_read_back_after_it_then_the_whol
         "cancelled": 0,
     }
     assert 'name="PostgreSQL survived the upgrade"' in reports.files["junit.xml"]
+    spans = ["Deploy the base values, then upgrade them in place to the values", "Smoke tests", "Write the reports"]
+    assert [name for name in span_names if name in spans] == spans
+    assert f"Verify markers {marker} in PostgreSQL (pg-cluster)" in span_names
     assert reports.files["exit-code"] == "0\n"
     assert [(s.starts, s.stops) for s in k3s_services(engine)] == [(1, 1)]
 
@@ -207,3 +228,86 @@ def test_when_k3s_fails_to_start_neither_phase_runs_no_marker_is_written_and_the
     ]
     assert reports.files["exit-code"] == "1\n"
     assert [(s.starts, s.stops) for s in k3s_services(engine)] == [(1, 1)]
+
+
+def test_on_an_existing_cluster_the_markers_are_removed_once_read_back_and_no_k3s_starts(
+    engine_here: Callable[[Engine], None], values_dir: Path
+) -> None:
+    engine, cluster = world()
+    engine_here(engine)
+    new = new_values(values_dir)
+
+    async def main() -> dagger.Directory:
+        return await pipeline.Dbstack().upgrade_test(new, smoke_suite(), values(), kubeconfig=KUBECONFIG)
+
+    reports = in_virtual_time(main)
+    assert isinstance(reports, Directory)
+    assert k3s_services(engine) == []
+    phases = [e.env["SMOKE_MARKERS"] for e in marker_execs(engine)]
+    assert (phases.count("write"), phases.count("verify"), phases.count("clean")) == (4, 4, 4)
+    assert len({e.env["SMOKE_MARKER_ID"] for e in marker_execs(engine)}) == 1
+    assert cluster.sim.backups.markers == {("default", name): set() for name in CLUSTERS}
+    assert [s for s in upgrade_steps(summary(reports)) if s[0].startswith("upgrade:markers-clean:")] == [
+        ("upgrade:markers-clean:postgresql", "passed", None),
+        ("upgrade:markers-clean:redis", "passed", None),
+        ("upgrade:markers-clean:qdrant", "passed", None),
+        ("upgrade:markers-clean:elasticsearch", "passed", None),
+    ]
+    assert reports.files["exit-code"] == "0\n"
+
+
+GROWN = (
+    "values/postgresql.yaml:7: storage: 5 -> 6 Gi: k3s's local-path StorageClass has no allowVolumeExpansion "
+    "(k3s manifests/local-storage.yaml), so the API server refuses to grow the volumes (allowed: 5 on k3s)\n"
+    "1 problem found; nothing was deployed."
+)
+
+
+def test_a_volume_that_grows_is_refused_on_k3s_before_any_cluster_exists(
+    engine_here: Callable[[Engine], None], values_dir: Path
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    text = (values_dir / "postgresql.yaml").read_text(encoding="utf-8")
+    (values_dir / "postgresql.yaml").write_text(text.replace("storage: 5", "storage: 6"), encoding="utf-8")
+
+    async def main() -> dagger.Directory:
+        return await pipeline.Dbstack().upgrade_test(
+            cast(dagger.Directory, Directory(values_dir)), smoke_suite(), values()
+        )
+
+    with pytest.raises(FunctionError) as caught:
+        in_virtual_time(main)
+    assert str(caught.value) == GROWN
+    assert (engine.execs, engine.services) == ([], [])
+
+
+BASE_PROBLEM = (
+    "base-values/redis.yaml:1: replicas: must be a whole number, got string 'many' (allowed: a whole number 1 to 5)"
+)
+NEW_PROBLEM = (
+    "values/qdrant.yaml:1: cpuu: unknown key; did you mean 'cpu'? (Helm would silently ignore it) (allowed: cpu, "
+    "extra, memory, replicas, requests, storage, storageClassName, version)"
+)
+
+
+def test_problems_of_both_sides_are_named_by_their_folder_before_any_cluster_exists(
+    engine_here: Callable[[Engine], None], tmp_path: Path
+) -> None:
+    engine, _ = world()
+    engine_here(engine)
+    base, new = tmp_path / "base", tmp_path / "new"
+    shutil.copytree(REPO / "values", base)
+    shutil.copytree(REPO / "values", new)
+    (base / "redis.yaml").write_text("replicas: many\n", encoding="utf-8")
+    (new / "qdrant.yaml").write_text("cpuu: 1\n", encoding="utf-8")
+
+    async def main() -> dagger.Directory:
+        return await pipeline.Dbstack().upgrade_test(
+            cast(dagger.Directory, Directory(new)), smoke_suite(), cast(dagger.Directory, Directory(base))
+        )
+
+    with pytest.raises(FunctionError) as caught:
+        in_virtual_time(main)
+    assert str(caught.value) == f"{NEW_PROBLEM}\n{BASE_PROBLEM}\n2 problems found; nothing was deployed."
+    assert (engine.execs, engine.services) == ([], [])
