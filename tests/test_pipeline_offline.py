@@ -16,6 +16,8 @@ from dagger.mod._exceptions import FunctionError
 from dbstack.cli import main as cli
 from pipeline import Dbstack
 
+REPO_VALUES = Path(__file__).resolve().parents[1] / "values"
+
 
 @dataclass
 class LocalFile:
@@ -200,3 +202,32 @@ def test_an_uploaded_file_outside_the_values_folder_is_refused(values_dir: Path)
     assert str(caught.value) == (
         "../escape.yaml:1: -: not a values file under the values folder\n1 problem found; nothing was deployed."
     )
+
+
+def test_plan_with_base_values_prints_the_upgrade_from_them_naming_the_folder_base_values(values_dir: Path) -> None:
+    text = (values_dir / "postgresql.yaml").read_text(encoding="utf-8")
+    (values_dir / "postgresql.yaml").write_text(text.replace("16.4.0", "16.9.0"), encoding="utf-8")
+
+    async def plan() -> str:
+        return await Dbstack().plan(uploaded(values_dir), base_values=uploaded(REPO_VALUES))
+
+    lines = anyio.run(plan).splitlines()
+    assert lines[0] == "Upgrade plan for namespace default (profile ci): the base from base-values, then the change"
+    assert (
+        "  pg-cluster              upgrade: chart 1.0.1, PostgreSQL 16.4.0 -> chart 1.0.1, PostgreSQL 16.9.0" in lines
+    )
+    assert "  redis-cluster           unchanged (chart 1.0.1, Redis 7.2.7)" in lines
+
+
+def test_problems_in_base_values_are_named_by_the_base_values_folder(values_dir: Path) -> None:
+    (values_dir / "redis.yaml").write_text("replicas: many\n", encoding="utf-8")
+
+    async def plan() -> str:
+        return await Dbstack().plan(uploaded(REPO_VALUES), base_values=uploaded(values_dir))
+
+    with pytest.raises(FunctionError) as caught:
+        anyio.run(plan)
+    assert str(caught.value).startswith(
+        "base-values/redis.yaml:1: replicas: must be a whole number, got string 'many' (allowed: a whole number 1 to 5)"
+    )
+    assert str(values_dir) not in str(caught.value)

@@ -135,6 +135,7 @@ def test_markers_are_written_before_the_upgrade_read_back_after_it_then_the_whol
         {"database": key, "outcome": "passed", "message": None}
         for key in ("postgresql", "redis", "qdrant", "elasticsearch")
     ]
+    assert (report["upgrade"]["baseValues"], report["run"]["profile"]) == ("--base-values", "ci")
     assert (report["passed"], report["smoke"]["outcome"], report["smoke"]["cause"]) == (True, "passed", None)
     assert report["totals"]["checks"] == {"total": 12, "passed": 12, "failed": 0, "skipped": 0}
     assert report["totals"]["steps"] == {
