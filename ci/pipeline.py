@@ -586,7 +586,9 @@ async def _load_upgrade(
             markers=MarkerOptions(clean=not on_k3s),
         )
     except InvalidInput as exc:
-        text = _problems(exc.problems, root).replace(f"{base}/", f"{BASE_LABEL}/")
+        # Both folders are temporary with random names: order by side (base first), not by those names.
+        by_side = sorted(exc.problems, key=lambda p: not str(p.file).startswith(f"{base}/"))
+        text = _problems(by_side, root).replace(f"{base}/", f"{BASE_LABEL}/")
         raise _fail(text) from None
 
 
