@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from dbstack.plan.model import Diagnostic, PodLogs, kubectl
-from dbstack.run.explain import Evidence, explain, parse_events
+from dbstack.run.explain import Event, Evidence, explain, parse_events
 from dbstack.run.runner import CommandResult
 
 POD = "pg-cluster-postgresql-0"
@@ -167,3 +167,150 @@ def test_event_rows_split_whether_padded_with_spaces_or_tabs() -> None:
     )
     assert parse_events(padded) == parse_events(tabbed)
     assert parse_events("No resources found in default namespace.\n") == []
+
+
+def with_previous_logs_file(found: Evidence) -> Evidence:
+    """The orchestrator also collects the previous run's logs of restarted containers into their own file."""
+    listing = kubectl("-n", "default", "get", "pods", "-l", "x", "-o", "json")
+    previous = Diagnostic("previous-logs.txt", listing, PodLogs("default", 1000, previous=True))
+    found.record(previous, ok(found.pods_json), "diagnostics/pg/previous-logs.txt")
+    return found
+
+
+def test_a_terminated_container_says_its_message_exit_code_and_reason() -> None:
+    terminated = {
+        "terminated": {
+            "reason": "StartError",
+            "message": 'failed to create containerd task: exec: "/scripts/setup.sh": not found',
+            "exitCode": 128,
+        }
+    }
+    (finding,) = explain(evidence([pod(statuses=[container(terminated, restarts=2)])]))
+    assert (finding.subject, finding.reason) == (f"pod/{POD} container postgresql", "StartError")
+    assert finding.message == (
+        'failed to create containerd task: exec: "/scripts/setup.sh": not found; '
+        "last exit code 128 (StartError), restarted 2 times"
+    )
+    assert finding.sources == ["diagnostics/pg/pods.txt"]
+
+
+def test_a_completed_container_is_no_finding() -> None:
+    done = container({"terminated": {"reason": "Completed", "exitCode": 0}}, ready=False)
+    assert explain(evidence([pod(statuses=[done])])) == []
+
+
+def test_a_running_container_that_was_oom_killed_before_says_so() -> None:
+    status = container(
+        {"running": {}}, ready=True, restarts=2, lastState={"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    )
+    (finding,) = explain(evidence([pod(statuses=[status])]))
+    assert (finding.subject, finding.reason) == (f"pod/{POD} container postgresql", "OOMKilled")
+    assert finding.message == "killed for using more memory than its limit (exit code 137); restarted 2 times"
+
+
+def test_an_oom_kill_names_its_container() -> None:
+    status = container(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+        restarts=1,
+        lastState={"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+    )
+    (finding,) = explain(evidence([pod(statuses=[status])]))
+    assert finding.subject == f"pod/{POD} container postgresql"
+
+
+def test_a_running_container_not_ready_without_a_probe_event_is_not_ready() -> None:
+    (finding,) = explain(evidence([pod(statuses=[container({"running": {}})])]))
+    assert (finding.subject, finding.reason, finding.message) == (
+        f"pod/{POD} container postgresql",
+        "NotReady",
+        "running but not ready",
+    )
+    assert finding.event is None
+
+
+def test_a_crash_without_previous_logs_shows_the_current_ones() -> None:
+    status = container(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+        restarts=2,
+        lastState={"terminated": {"reason": "Error", "exitCode": 1}},
+    )
+    found = with_previous_logs_file(evidence([pod(statuses=[status])], current="starting\n"))
+    (finding,) = explain(found)
+    assert finding.logs == ["starting"]
+    assert finding.sources == ["diagnostics/pg/pods.txt", "diagnostics/pg/logs.txt"]
+
+
+def test_a_crash_shows_the_previous_runs_logs_from_their_file() -> None:
+    status = container(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+        restarts=2,
+        lastState={"terminated": {"reason": "Error", "exitCode": 1}},
+    )
+    found = with_previous_logs_file(evidence([pod(statuses=[status])], previous="FATAL: out\n", current="up\n"))
+    (finding,) = explain(found)
+    assert finding.logs == ["FATAL: out"]
+    assert finding.sources == ["diagnostics/pg/pods.txt", "diagnostics/pg/previous-logs.txt"]
+
+
+def test_a_container_that_never_crashed_shows_its_current_logs_not_an_older_run() -> None:
+    probe = "Readiness probe failed: connection refused"
+    said = events(("Warning", "Unhealthy", f"pod/{POD}", probe))
+    found = with_previous_logs_file(
+        evidence([pod(statuses=[container({"running": {}})])], said, previous="old run\n", current="booting\n")
+    )
+    (finding,) = explain(found)
+    assert finding.logs == ["booting"]
+    assert finding.sources == ["diagnostics/pg/pods.txt", "diagnostics/pg/logs.txt", "diagnostics/pg/events.txt"]
+
+
+def test_a_failing_init_container_is_found_and_its_image_named_from_the_spec() -> None:
+    init_image = "docker.io/apecloud/kubeblocks-tools:1.0.1-missing"
+    status = {"name": "init-tools", "ready": False, "restartCount": 0}
+    status["state"] = {"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}}
+    failing = pod(statuses=[container({"running": {}}, ready=True)], initContainerStatuses=[status])
+    failing["spec"]["initContainers"] = [{"name": "init-tools", "image": init_image}]
+    (finding,) = explain(evidence([failing]))
+    assert (finding.subject, finding.reason) == (f"pod/{POD} container init-tools", "ErrImagePull")
+    assert finding.message == f"manifest unknown (image {init_image})"
+
+
+def test_every_container_of_a_pod_is_looked_at() -> None:
+    sidecar = {"name": "exporter", "ready": False, "restartCount": 0, "image": "exporter:1"}
+    sidecar["state"] = {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "x" not found'}}
+    both = pod(statuses=[container({"running": {}}, ready=True), sidecar])
+    (finding,) = explain(evidence([both]))
+    assert (finding.subject, finding.reason) == (f"pod/{POD} container exporter", "CreateContainerConfigError")
+    assert finding.message == 'secret "x" not found'
+
+
+def test_a_warning_about_the_pod_explains_a_reason_without_a_preferred_event() -> None:
+    sidecar = container({"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "pg-x" not found'}})
+    said = events(("Warning", "FailedMount", f"pod/{POD}", 'MountVolume.SetUp failed for volume "data"'))
+    (finding,) = explain(evidence([pod(statuses=[sidecar])], said))
+    assert finding.event == 'FailedMount: MountVolume.SetUp failed for volume "data"'
+    assert finding.sources == ["diagnostics/pg/pods.txt", "diagnostics/pg/events.txt"]
+
+
+def test_an_unschedulable_pod_comes_first_and_names_its_sources() -> None:
+    pulling = pod("p-0", statuses=[container({"waiting": {"reason": "ImagePullBackOff", "message": "m"}})])
+    pending = pod("p-1", phase="Pending", conditions=[{"type": "PodScheduled", "reason": "Unschedulable"}])
+    said = events(("Warning", "FailedScheduling", "pod/p-1", "0/1 nodes are available: 1 Insufficient memory."))
+    findings = explain(evidence([pulling, pending], said))
+    assert [(f.subject, f.reason) for f in findings] == [
+        ("pod/p-1", "FailedScheduling"),
+        ("pod/p-0 container postgresql", "ImagePullBackOff"),
+    ]
+    assert findings[0].message == "Unschedulable"
+    assert findings[0].event == "FailedScheduling: 0/1 nodes are available: 1 Insufficient memory."
+    assert findings[0].sources == ["diagnostics/pg/pods.txt", "diagnostics/pg/events.txt"]
+
+
+def test_a_long_message_is_cut_to_four_hundred_characters() -> None:
+    waiting = {"waiting": {"reason": "CreateContainerError", "message": "x" * 450}}
+    (finding,) = explain(evidence([pod(statuses=[container(waiting)])]))
+    assert finding.message == "x" * 399 + "…"
+
+
+def test_rows_too_short_to_be_events_are_skipped() -> None:
+    assert parse_events("5s Warning BackOff\n") == []
+    assert parse_events("5s Warning BackOff pod/a\n") == [Event("Warning", "BackOff", "pod/a", "")]
