@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from dbstack.plan.model import Watch
-from dbstack.run.kube import FatalStreaks, cluster_state, is_transient
+from dbstack.run.backupchecks import RestoreState
+from dbstack.run.kube import FatalStreaks, cluster_generation, cluster_state, is_transient, with_restores
 
 WATCH = Watch(cluster="pg-cluster", namespace="default", pod_selector="app.kubernetes.io/instance=pg-cluster")
 
@@ -162,3 +163,47 @@ def test_a_container_still_starting_never_fails_the_wait(reason: str) -> None:
     look = cluster_state(WATCH, cluster("Creating"), pods(pod("p-0", waiting=reason)))
     assert look.fatal is None
     assert [streaks.judge(look) for _ in range(3)] == [None, None, None]
+
+
+def test_restores_add_their_phases_and_a_failed_one_fails_the_wait_at_once() -> None:
+    creating = cluster_state(WATCH, cluster("Creating"), pods(pod("p-0", ready=True)))
+    none_yet = with_restores(creating, RestoreState("", None))
+    assert (none_yet.summary, none_yet.fatal) == ("Cluster Creating; pods 1/1 ready", None)
+    running = with_restores(creating, RestoreState("restores: r-preparedata Running", None))
+    assert (running.summary, running.fatal) == (
+        "Cluster Creating; pods 1/1 ready; restores: r-preparedata Running",
+        None,
+    )
+    assert FatalStreaks(WATCH).judge(running) is None
+    failed = with_restores(
+        creating, RestoreState("restores: r-preparedata Failed", "Restore r-preparedata Failed: backup not found")
+    )
+    assert failed.summary == "Cluster Creating; pods 1/1 ready; restores: r-preparedata Failed"
+    assert FatalStreaks(WATCH).judge(failed) == "Restore r-preparedata Failed: backup not found"
+
+
+def test_a_failed_restore_comes_before_what_the_cluster_says() -> None:
+    abnormal = cluster_state(WATCH, cluster("Abnormal"), pods(pod("p-0", ready=True)))
+    failed = with_restores(abnormal, RestoreState("restores: r Failed", "Restore r Failed: no message"))
+    assert FatalStreaks(WATCH).judge(failed) == "Restore r Failed: no message\nCluster pg-cluster is Abnormal"
+
+
+@pytest.mark.parametrize(
+    ("reason", "stuck"),
+    [
+        ("ErrImagePull", "p-0 container postgresql ErrImagePull: m"),
+        ("ContainerCreating", "p-0 Pending, not ready"),
+        ("PodInitializing", "p-0 Pending, not ready"),
+    ],
+)
+def test_what_keeps_a_pod_from_ready_is_said_for_the_timeout_without_the_mere_start(reason: str, stuck: str) -> None:
+    look = cluster_state(WATCH, cluster("Creating"), pods(pod("p-0", waiting=reason)))
+    assert look.stuck == (stuck,)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [({"generation": 3}, 3), ({"generation": True}, None), ({"generation": "3"}, None), ({}, None)],
+)
+def test_the_generation_is_a_whole_number_or_unknown(metadata: dict[str, Any], expected: int | None) -> None:
+    assert cluster_generation(json.dumps({"metadata": metadata})) == expected

@@ -116,7 +116,8 @@ def _restore_message(status: Mapping[str, Any]) -> str:
     for stage in ("prepareData", "postReady"):
         for action in actions.get(stage) or []:
             if isinstance(action, Mapping) and action.get("status") == "Failed" and action.get("message"):
-                return f"{stage} {action.get('name', '')}: {action['message']}".replace("  ", " ")
+                name = action.get("name")
+                return f"{stage} {name}: {action['message']}" if name else f"{stage}: {action['message']}"
     for condition in status.get("conditions") or []:
         if isinstance(condition, Mapping) and condition.get("status") == "False" and condition.get("message"):
             return str(condition["message"])
