@@ -8,13 +8,15 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import pytest
 from dbstack.config.validate import validate
 from dbstack.plan import backup as stage
 from dbstack.plan.build import build_plan
-from dbstack.plan.model import Plan
+from dbstack.plan.model import Command, Plan
 from dbstack.report import write_reports
 from dbstack.run.orchestrator import NO_MARKER_RUNNER, WATCH_INTERVAL_S
+from dbstack.run.runner import CommandResult
 from dbstack.run.results import BackupResult, Outcome, RunResults, StepResult
 from dbstack.sim.backups import BackupScenario, SimMarkers
 from dbstack.sim.cluster import Scenario, SimCluster, catalog_topology, run_simulated
@@ -333,3 +335,27 @@ def test_a_teardown_removes_what_a_stage_that_never_finished_left(tmp_path: Path
     assert "redis-cluster-r" not in run.alive("cluster")
     assert all(b.name != "redis-cluster-backup" or b.deleted_at < 1e18 for b in sim.backups.backups.values())
     assert sim.unknown == []
+
+
+class Wedged:
+    """The simulated cluster, except that reading StorageClasses never answers (a runner that ignores its timeout)."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        self.sim = sim
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        if command.argv[:3] == ("kubectl", "get", "storageclass"):
+            await anyio.sleep_forever()
+        return await self.sim.run(command, timeout_s=timeout_s)
+
+
+def test_a_snapshot_check_that_never_answers_times_out_naming_what_it_was_reading(tmp_path: Path) -> None:
+    backup = BackupScenario(
+        storage_classes={"gp3": "ebs.csi.aws.com"},
+        snapshot_classes={"ebs-snap": "ebs.csi.aws.com"},
+        csi_drivers=frozenset({"ebs.csi.aws.com"}),
+    )
+    plan = full_plan(stage.ON_EXISTING, "backup.storageClass=gp3", "backup.snapshotClass=ebs-snap")
+    results = run_simulated(plan, Wedged(SimCluster(Scenario(backup=backup))), tmp_path)
+    check = next(s for s in results.steps if s.id == "snapshot-support")
+    assert (check.outcome, check.cause) == (Outcome.TIMED_OUT, "timed out after 180 s reading StorageClass gp3")
