@@ -220,6 +220,31 @@ def test_logs_are_collected_per_container_and_an_unreadable_one_is_noted_not_fat
     )
 
 
+class PodListingCut:
+    """The simulated cluster, except that the diagnostics' listing of pods (not the watch's) ends mid-answer."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        self.sim = sim
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        if command.argv[3:5] == ("get", "pods") and not command.routine:
+            return CommandResult(0, '{"apiVersion": "v1", "items": [{"metadata": {"name": "pg-clu', "")
+        return await self.sim.run(command, timeout_s=timeout_s)
+
+
+def test_a_pod_listing_that_is_not_a_pod_list_is_kept_and_no_logs_are_read(values_dir: Path, tmp_path: Path) -> None:
+    sim = SimCluster(Scenario(failures={"postgresql": Failure.CRASHLOOP}))
+    results = run_simulated(plan_for(values_dir), PodListingCut(sim), tmp_path)
+    assert next(s for s in results.steps if s.id == "cluster:postgresql").outcome is Outcome.FAILED
+    logs = (tmp_path / "diagnostics" / "postgresql" / "logs.txt").read_text()
+    assert logs == (
+        "$ kubectl -n default get pods -l app.kubernetes.io/instance=pg-cluster -o json\n"
+        '{"apiVersion": "v1", "items": [{"metadata": {"name": "pg-clu'
+        "\n[not a pod list: no logs collected]\n"
+    )
+    assert not [c for c in sim.calls if c.argv[1:4] == ("-n", "default", "logs")]
+
+
 def test_previous_logs_are_read_only_from_restarted_containers(values_dir: Path, tmp_path: Path) -> None:
     run = simulate(plan_for(values_dir), Scenario(failures={"redis": Failure.CRASHLOOP}), tmp_path)
     previous = (tmp_path / "diagnostics" / "redis" / "logs-previous.txt").read_text()
@@ -506,6 +531,10 @@ def test_a_cluster_install_that_lost_the_race_is_retried_as_an_upgrade(values_di
     assert [c.exit_code for c in installs] == [1, 0]
     assert run.step("cluster:redis").outcome is Outcome.PASSED
     assert run.step("cluster:redis").attempts == 2
+    # The retry gives helm only what is left of the step's 600 s, not the plan's full limit again.
+    flags = [[a for a in c.argv if a.startswith("--timeout=")] for c in installs]
+    assert installs[1].started - installs[0].started == pytest.approx(8.2)
+    assert flags == [["--timeout=600s"], ["--timeout=592s"]]
 
 
 @pytest.mark.parametrize(
@@ -613,6 +642,16 @@ def test_transient_api_errors_are_retried_with_growing_pauses(
     pauses = [later.started - earlier.ended for earlier, later in itertools.pairwise(tries)]
     assert pauses[0] == pytest.approx(BACKOFF_FIRST_S)
     assert pauses[1] == pytest.approx(2 * BACKOFF_FIRST_S)
+
+
+def test_an_install_repeated_after_an_api_error_counts_each_try_as_an_attempt(values_dir: Path, tmp_path: Path) -> None:
+    # The API server is down from just before KubeBlocks' install until a few seconds later.
+    run = simulate(plan_for(values_dir), Scenario(api_outage=(5.5, 9.0)), tmp_path)
+    installs = run.helm_installs("kubeblocks")
+    assert [c.exit_code for c in installs] == [1, 0]
+    assert installs[0].stderr.startswith("Error: Kubernetes cluster unreachable")
+    step = run.step("kubeblocks")
+    assert (step.outcome, step.attempts) == (Outcome.PASSED, 2)
 
 
 def test_an_api_that_stays_down_fails_with_kubectls_verdict_not_its_klog_lines(
