@@ -89,3 +89,28 @@ def test_a_closed_output_stops_the_display_not_the_run(values_dir: Path) -> None
         display.step_started(step, T0)
         display.waiting(step, "Cluster Creating", T0 + 1)
         display.step_finished(step, _result(step.id, Outcome.PASSED, T0, T0 + 2), T0 + 2)
+
+
+def test_a_rows_clock_stops_when_its_database_or_infrastructure_step_is_done(values_dir: Path) -> None:
+    plan = _plan(values_dir)
+    out = io.StringIO()
+    progress = TtyProgress(out)
+    kubeblocks, addon, cluster = plan.step("kubeblocks"), plan.step("addon:redis"), plan.step("cluster:redis")
+    progress.step_started(kubeblocks, T0)
+    progress.step_finished(kubeblocks, StepResult("kubeblocks", "t", "kubeblocks", None, Outcome.PASSED), T0 + 5)
+    progress.step_started(addon, T0 + 5)
+    progress.step_finished(addon, _result(addon.id, Outcome.PASSED, T0 + 5, T0 + 15), T0 + 15)
+    progress.tick(T0 + 35)
+    rows = out.getvalue().rsplit("\x1b[J", 1)[1].splitlines()
+    assert [row.split()[:4] for row in rows] == [
+        ["kubeblocks", "kubeblocks", "passed", "5.0"],
+        ["redis", "addon", "passed", "30"],
+    ]
+    progress.step_started(cluster, T0 + 35)
+    progress.step_finished(cluster, _result(cluster.id, Outcome.PASSED, T0 + 35, T0 + 45), T0 + 45)
+    progress.tick(T0 + 100)
+    rows = out.getvalue().rsplit("\x1b[J", 1)[1].splitlines()
+    assert [row.split()[:4] for row in rows] == [
+        ["kubeblocks", "kubeblocks", "passed", "5.0"],
+        ["redis", "cluster", "passed", "40"],
+    ]

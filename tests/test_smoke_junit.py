@@ -221,3 +221,23 @@ def test_warnings_the_suite_records_are_read_per_database(tmp_path: Path, family
         check=True,
     )
     assert parse_smoke_warnings(junit) == {"qdrant": ["client 1.13.3 is 3 minor versions from server 1.10.0"]}
+
+
+def test_durations_are_read_with_thousands_separators_and_nonsense_is_zero(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    cases = [("a", ' time="1,234.5"'), ("b", ' time="0.25"'), ("c", ' time="nan"'), ("d", ' time="-3"')]
+    cases += [("e", ' time="soon"'), ("f", "")]
+    path.write_text(
+        "<testsuites><testsuite>"
+        + "".join(f'<testcase classname="ci.smoke.test_redis" name="test_{n}"{t}/>' for n, t in cases)
+        + "</testsuite></testsuites>"
+    )
+    durations = {c.name: c.duration_s for c in parse_smoke_junit(path)}
+    assert durations == {
+        "test_a": 1234.5,
+        "test_b": 0.25,
+        "test_c": 0.0,
+        "test_d": 0.0,
+        "test_e": 0.0,
+        "test_f": 0.0,
+    }

@@ -149,6 +149,12 @@ def test_a_non_zero_exit_without_a_failed_check_still_fails_and_says_why(plan: P
     assert results.smoke_cause == "pytest exited with 124 (the time limit); see smoke/pytest.log"
 
 
+def test_a_non_zero_exit_other_than_the_time_limit_says_only_its_code(plan: Plan, tmp_path: Path) -> None:
+    results = recorded(plan, tmp_path, 2)
+    assert results.smoke_outcome is Outcome.FAILED
+    assert results.smoke_cause == "pytest exited with 2; see smoke/pytest.log"
+
+
 def test_a_missing_junit_file_fails_the_suite_with_the_exit_code(plan: Plan, tmp_path: Path) -> None:
     results = recorded(plan, tmp_path, 4, junit=False)
     assert results.smoke_outcome is Outcome.FAILED

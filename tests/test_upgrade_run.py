@@ -301,6 +301,11 @@ def test_the_host_cli_upgrades_and_says_it_checked_no_marker(
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "upgrade-test passed; reports in" in printed
+    # Both phases show their progress: the base's steps, then the upgrade stage's.
+    shown = [line.split()[1:3] for line in printed.splitlines() if line.startswith("20")]
+    assert ["cluster:redis", "passed"] in shown
+    assert ["upgrade:cluster:redis", "passed"] in shown
+    assert shown.index(["cluster:redis", "passed"]) < shown.index(["upgrade:cluster:redis", "passed"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] is True
     assert summary["smoke"]["outcome"] == "skipped"
@@ -314,3 +319,20 @@ def test_the_reports_tell_the_phases_apart_by_the_plans_prefix() -> None:
     from dbstack.run.results import UPGRADE_STEP_PREFIX
 
     assert PREFIX == UPGRADE_STEP_PREFIX
+
+
+def test_a_database_the_change_enables_is_installed_and_its_survival_skipped_for_want_of_data(
+    base_dir: Path, values_dir: Path, tmp_path: Path
+) -> None:
+    edit(values_dir / "pipeline.yaml", "  neo4j:\n    enabled: false", "  neo4j:\n    enabled: true")
+    upgrade = load_upgrade_plan(base_dir, values_dir, "ci")
+    results, data = run(upgrade, SimCluster(scenario()), tmp_path / "out")
+    assert results.upgrade is not None
+    assert [(s.database, s.outcome, s.message) for s in results.upgrade.survival] == [
+        ("postgresql", Outcome.PASSED, None),
+        ("redis", Outcome.PASSED, None),
+        ("qdrant", Outcome.PASSED, None),
+        ("elasticsearch", Outcome.PASSED, None),
+        ("neo4j", Outcome.SKIPPED, "enabled by the change: it had no data before the upgrade"),
+    ]
+    assert ("write", "neo4j") not in data.log
