@@ -16,8 +16,8 @@ from dbstack.plan.build import build_plan
 from dbstack.plan.model import Command, Plan
 from dbstack.report import write_reports
 from dbstack.run.orchestrator import NO_MARKER_RUNNER, WATCH_INTERVAL_S
-from dbstack.run.runner import CommandResult
 from dbstack.run.results import BackupResult, Outcome, RunResults, StepResult
+from dbstack.run.runner import CommandResult
 from dbstack.sim.backups import BackupScenario, SimMarkers
 from dbstack.sim.cluster import Scenario, SimCluster, catalog_topology, run_simulated
 from upstream import rendered_topology, upstream_available
