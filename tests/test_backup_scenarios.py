@@ -5,6 +5,7 @@ given to the restored Cluster, read back or named missing)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +16,12 @@ from dbstack.plan import backup as stage
 from dbstack.plan.build import build_plan
 from dbstack.plan.model import Command, Plan
 from dbstack.report import write_reports
-from dbstack.run.orchestrator import NO_MARKER_RUNNER, WATCH_INTERVAL_S
+from dbstack.run.orchestrator import NO_MARKER_RUNNER, WATCH_INTERVAL_S, run_plan
+from dbstack.run.progress import PlainProgress
 from dbstack.run.results import BackupResult, Outcome, RunResults, StepResult
 from dbstack.run.runner import CommandResult
 from dbstack.sim.backups import BackupScenario, SimMarkers
-from dbstack.sim.cluster import Scenario, SimCluster, catalog_topology, run_simulated
+from dbstack.sim.cluster import Scenario, SimCluster, catalog_topology, in_virtual_time, run_simulated
 from upstream import rendered_topology, upstream_available
 
 REPO = Path(__file__).resolve().parents[1]
@@ -338,13 +340,14 @@ def test_a_teardown_removes_what_a_stage_that_never_finished_left(tmp_path: Path
 
 
 class Wedged:
-    """The simulated cluster, except that reading StorageClasses never answers (a runner that ignores its timeout)."""
+    """The simulated cluster, except that commands containing `words` never answer (a runner that ignores its
+    timeout)."""
 
-    def __init__(self, sim: SimCluster) -> None:
-        self.sim = sim
+    def __init__(self, sim: SimCluster, *words: str) -> None:
+        self.sim, self.words = sim, words
 
     async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
-        if command.argv[:3] == ("kubectl", "get", "storageclass"):
+        if all(word in command.argv for word in self.words):
             await anyio.sleep_forever()
         return await self.sim.run(command, timeout_s=timeout_s)
 
@@ -356,6 +359,43 @@ def test_a_snapshot_check_that_never_answers_times_out_naming_what_it_was_readin
         csi_drivers=frozenset({"ebs.csi.aws.com"}),
     )
     plan = full_plan(stage.ON_EXISTING, "backup.storageClass=gp3", "backup.snapshotClass=ebs-snap")
-    results = run_simulated(plan, Wedged(SimCluster(Scenario(backup=backup))), tmp_path)
+    results = run_simulated(plan, Wedged(SimCluster(Scenario(backup=backup)), "storageclass"), tmp_path)
     check = next(s for s in results.steps if s.id == "snapshot-support")
     assert (check.outcome, check.cause) == (Outcome.TIMED_OUT, "timed out after 180 s reading StorageClass gp3")
+
+
+def test_a_backup_whose_size_cannot_be_read_times_out_saying_so(tmp_path: Path) -> None:
+    wedged = Wedged(SimCluster(Scenario(backup=BackupScenario())), "jsonpath={.status.totalSize}")
+    results = run_simulated(full_plan(), wedged, tmp_path, markers=SimMarkers(wedged.sim))
+    backups = [s for s in results.steps if s.id.startswith("backup:")]
+    assert backups and {(s.outcome, s.cause) for s in backups} == {
+        (Outcome.TIMED_OUT, "timed out after 900 s reading its size")
+    }
+
+
+def test_progress_says_which_marker_check_runs_at_the_runs_own_time(tmp_path: Path) -> None:
+    sim = SimCluster(Scenario(backup=BackupScenario()))
+    stream = io.StringIO()
+
+    async def main() -> None:
+        await run_plan(
+            full_plan(),
+            sim,
+            tmp_path,
+            cluster_kind="simulated",
+            progress=PlainProgress(stream),
+            clock=anyio.current_time,
+            markers=SimMarkers(sim),
+        )
+
+    in_virtual_time(main)
+    lines = stream.getvalue().splitlines()
+    waits = {line for line in lines if " waiting: running the smoke suite's write marker check" in line}
+    assert waits == {
+        "1970-01-01T00:05:14Z markers-write:qdrant waiting: running the smoke suite's write marker check against "
+        "qdrant-cluster-qdrant-qdrant",
+        "1970-01-01T00:05:14Z markers-write:redis waiting: running the smoke suite's write marker check against "
+        "redis-cluster-redis-redis",
+        "1970-01-01T00:06:44Z markers-write:postgresql waiting: running the smoke suite's write marker check against "
+        "pg-cluster-postgresql-postgresql",
+    }

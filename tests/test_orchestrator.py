@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import json
 import math
@@ -22,8 +23,9 @@ from dbstack.run.orchestrator import (
     WATCH_INTERVAL_S,
     run_plan,
 )
+from dbstack.run.progress import PlainProgress
 from dbstack.run.results import Outcome, RunResults, StepResult
-from dbstack.run.runner import CommandResult
+from dbstack.run.runner import CommandResult, Runner
 from dbstack.sim.cluster import (
     SIM_CREDENTIAL,
     Call,
@@ -306,6 +308,7 @@ def test_a_stalled_cluster_times_out_after_the_configured_timeout_with_what_it_l
     )
     assert "last seen: Cluster Creating; pods 0/1 ready" in cause
     assert "qdrant-cluster-qdrant-0 Running, not ready" in cause
+    assert cause.splitlines()[1:] == ["qdrant-cluster-qdrant-0 Running, not ready"]
     assert 120 <= (step.duration_s or 0) < 120 + WATCH_INTERVAL_S
     assert run.outcome("redis") is Outcome.PASSED  # ready in 60 s, well within the 120 s
 
@@ -730,6 +733,43 @@ def test_helm_gets_the_seconds_left_in_its_step_as_its_own_timeout(values_dir: P
     assert f"--timeout={math.ceil(left)}s" in install.argv
 
 
+# --- what the progress display is told -----------------------------------------------------------------------
+
+
+def shown(plan: Plan, runner: Runner, out: Path, *, cancel_after: float | None = None) -> list[str]:
+    """The plain progress lines of a run in virtual time (clock at 0), without their time stamps."""
+    stream = io.StringIO()
+
+    async def main() -> None:
+        with anyio.move_on_after(cancel_after if cancel_after is not None else math.inf):
+            await run_plan(
+                plan, runner, out, cluster_kind="simulated", progress=PlainProgress(stream), clock=anyio.current_time
+            )
+
+    in_virtual_time(main)
+    lines = stream.getvalue().splitlines()
+    assert all(line.startswith("1970-01-01T") for line in lines)
+    return [line.split(" ", 1)[1] for line in lines]
+
+
+def test_progress_says_what_each_step_waits_for(values_dir: Path, tmp_path: Path) -> None:
+    sim = SimCluster(Scenario(helm_locked={"kb-addon-redis": 2.5 * RACE_RETRY_PAUSE_S}))
+    lines = shown(plan_for(values_dir), sim, tmp_path)
+    assert (
+        "snapshot-crds waiting: waiting for crd/volumesnapshotclasses.snapshot.storage.k8s.io to be Established"
+        in lines
+    )
+    assert f"addon:redis waiting: waiting for another client: Error: UPGRADE FAILED: {HELM_LOCKED}" in lines
+
+
+def test_progress_shows_the_steps_a_cancellation_stopped(values_dir: Path, tmp_path: Path) -> None:
+    lines = shown(plan_for(values_dir), SimCluster(Scenario()), tmp_path, cancel_after=100)
+    assert (
+        "kubeblocks cancelled after 95 s: run cancelled while waiting for deployment/kubeblocks to roll out; "
+        "waiting for deployment/kubeblocks-dataprotection to roll out"
+    ) in lines
+
+
 # --- a misbehaving runner -----------------------------------------------------------------------------------
 
 
@@ -757,6 +797,25 @@ def test_a_runner_that_raises_fails_only_that_step(values_dir: Path, tmp_path: P
         "qdrant",
         "elasticsearch",
     }
+
+
+class Wedged:
+    """The simulated cluster, except that one command never answers (a runner that ignores its timeout)."""
+
+    def __init__(self, sim: SimCluster, argv_start: tuple[str, ...]) -> None:
+        self.sim, self.argv_start = sim, argv_start
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        if command.argv[: len(self.argv_start)] == self.argv_start:
+            await anyio.sleep_forever()
+        return await self.sim.run(command, timeout_s=timeout_s)
+
+
+def test_a_command_that_never_returns_times_out_the_step_naming_the_tool(values_dir: Path, tmp_path: Path) -> None:
+    runner = Wedged(SimCluster(), ("helm", "upgrade", "--install", "qdrant-cluster"))
+    results = run_simulated(plan_for(values_dir), runner, tmp_path)
+    qdrant = next(s for s in results.steps if s.id == "cluster:qdrant")
+    assert (qdrant.outcome, qdrant.cause) == (Outcome.TIMED_OUT, "timed out after 600 s running helm")
 
 
 def test_a_command_killed_by_the_runner_timeout_is_a_timeout(values_dir: Path, tmp_path: Path) -> None:
