@@ -168,3 +168,16 @@ def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(
     assert time.monotonic() - started < 0.5 + 0.5 + hostrunner.KILL_WAIT_S
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_require_asks_to_install_one_missing_tool_or_several(tmp_path: Path) -> None:
+    (tmp_path / "kubectl").write_text("#!/bin/sh\n")
+    (tmp_path / "kubectl").chmod(0o755)
+    with pytest.raises(ToolMissing) as one:
+        HostRunner(env={"PATH": str(tmp_path)}).require()
+    assert str(one.value) == "helm not found on PATH; install it or run the pipeline through the Dagger module"
+    with pytest.raises(ToolMissing) as both:
+        HostRunner(env={"PATH": str(tmp_path / "empty")}).require()
+    assert str(both.value) == (
+        "kubectl and helm not found on PATH; install them or run the pipeline through the Dagger module"
+    )

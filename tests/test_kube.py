@@ -66,6 +66,16 @@ def test_an_abnormal_cluster_is_fatal_with_the_component_message_first() -> None
     assert state.summary == "Cluster Abnormal; pods 1/2 ready"
 
 
+def test_every_message_of_a_failed_component_is_said() -> None:
+    message = {"InstanceSet/x": "pod x-1 not ready", "Pod/x-1": "Back-off restarting failed container"}
+    status = {"components": {"postgresql": {"phase": "Failed", "message": message}}}
+    state = cluster_state(WATCH, cluster("Failed", **status), pods(pod("x-0", ready=True)))
+    assert state.fatal == (
+        "Cluster pg-cluster is Failed: component postgresql Failed: InstanceSet/x: pod x-1 not ready; "
+        "Pod/x-1: Back-off restarting failed container"
+    )
+
+
 def test_a_cluster_not_created_yet_is_only_waited_on() -> None:
     state = cluster_state(WATCH, "", pods())
     assert (state.summary, state.fatal) == ("Cluster pg-cluster not created yet", None)

@@ -23,7 +23,7 @@ from dbstack.run.orchestrator import (
     WATCH_INTERVAL_S,
     run_plan,
 )
-from dbstack.run.progress import PlainProgress
+from dbstack.run.progress import PlainProgress, Progress
 from dbstack.run.results import Outcome, RunResults, StepResult
 from dbstack.run.runner import CommandResult, Runner
 from dbstack.sim.cluster import (
@@ -768,6 +768,37 @@ def test_progress_shows_the_steps_a_cancellation_stopped(values_dir: Path, tmp_p
         "kubeblocks cancelled after 95 s: run cancelled while waiting for deployment/kubeblocks to roll out; "
         "waiting for deployment/kubeblocks-dataprotection to roll out"
     ) in lines
+
+
+class Ticked(Progress):
+    """A display that wants to be told every second that time passed, as the terminal table does."""
+
+    ticks = True
+
+    def __init__(self) -> None:
+        self.at: list[float] = []
+
+    def tick(self, at: float) -> None:
+        self.at.append(at)
+
+
+def test_a_display_that_ticks_is_told_every_second_until_the_run_ends(values_dir: Path, tmp_path: Path) -> None:
+    display = Ticked()
+
+    async def main() -> RunResults:
+        return await run_plan(
+            plan_for(values_dir),
+            SimCluster(),
+            tmp_path,
+            cluster_kind="simulated",
+            progress=display,
+            clock=anyio.current_time,
+        )
+
+    results = in_virtual_time(main)
+    assert display.at[:3] == [1.0, 2.0, 3.0]
+    assert display.at == [float(n) for n in range(1, len(display.at) + 1)]
+    assert (results.ended_at or 0) - 1 <= display.at[-1] <= (results.ended_at or 0)
 
 
 # --- a misbehaving runner -----------------------------------------------------------------------------------

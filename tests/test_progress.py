@@ -114,3 +114,11 @@ def test_a_rows_clock_stops_when_its_database_or_infrastructure_step_is_done(val
         ["kubeblocks", "kubeblocks", "passed", "5.0"],
         ["redis", "cluster", "passed", "40"],
     ]
+
+
+def test_the_first_frame_is_drawn_where_the_cursor_is(values_dir: Path) -> None:
+    out = io.StringIO()
+    progress = TtyProgress(out)
+    progress.step_started(_plan(values_dir).step("addon:redis"), T0)
+    assert out.getvalue().startswith("redis ")
+    assert "\x1b[" not in out.getvalue()

@@ -45,3 +45,7 @@ def test_a_long_value_is_cut_short_in_the_message() -> None:
     assert refusal(saved(smoke_outcome="g" * 100)) == (
         f"results.smoke_outcome: '{'g' * 56}... is not one of passed, failed, timed_out, skipped, not_run, cancelled"
     )
+
+
+def test_an_unknown_field_is_named() -> None:
+    assert refusal(saved(colour="red")) == "results: unknown field 'colour'"
