@@ -314,3 +314,43 @@ def test_a_long_message_is_cut_to_four_hundred_characters() -> None:
 def test_rows_too_short_to_be_events_are_skipped() -> None:
     assert parse_events("5s Warning BackOff\n") == []
     assert parse_events("5s Warning BackOff pod/a\n") == [Event("Warning", "BackOff", "pod/a", "")]
+
+
+def test_only_a_crash_loop_says_the_last_exit() -> None:
+    status = container(
+        {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "x" not found'}},
+        restarts=1,
+        lastState={"terminated": {"reason": "Error", "exitCode": 1}},
+    )
+    (finding,) = explain(evidence([pod(statuses=[status])]))
+    assert finding.message == 'secret "x" not found'
+
+
+def test_an_oom_kill_comes_before_a_crash_loop_and_a_failed_probe_before_other_reasons() -> None:
+    looping = container(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+        restarts=1,
+        lastState={"terminated": {"reason": "Error", "exitCode": 1}},
+    )
+    killed = container({"running": {}}, restarts=1, lastState={"terminated": {"reason": "OOMKilled", "exitCode": 137}})
+    findings = explain(evidence([pod("p-0", statuses=[looping]), pod("p-1", statuses=[killed])]))
+    assert [(f.subject, f.reason) for f in findings] == [
+        ("pod/p-1 container postgresql", "OOMKilled"),
+        ("pod/p-0 container postgresql", "CrashLoopBackOff"),
+    ]
+    config = container({"waiting": {"reason": "CreateContainerConfigError", "message": "m"}})
+    said = events(("Warning", "Unhealthy", "pod/p-1", "Readiness probe failed: connection refused"))
+    findings = explain(
+        evidence([pod("p-0", statuses=[config]), pod("p-1", statuses=[container({"running": {}})])], said)
+    )
+    assert [(f.subject, f.reason) for f in findings] == [
+        ("pod/p-1 container postgresql", "Unhealthy"),
+        ("pod/p-0 container postgresql", "CreateContainerConfigError"),
+    ]
+
+
+def test_a_pull_error_takes_the_image_from_the_pod_spec_when_the_status_has_none() -> None:
+    status = container({"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}})
+    del status["image"]
+    (finding,) = explain(evidence([pod(statuses=[status])]))
+    assert finding.message == f"manifest unknown (image {IMAGE})"

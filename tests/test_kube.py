@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from dbstack.plan.model import Watch
 from dbstack.run.backupchecks import RestoreState
-from dbstack.run.kube import FatalStreaks, cluster_generation, cluster_state, is_transient, with_restores
+from dbstack.run.kube import (
+    FatalStreaks,
+    PodContainer,
+    cluster_generation,
+    cluster_state,
+    is_transient,
+    pod_containers,
+    with_restores,
+)
 
 WATCH = Watch(cluster="pg-cluster", namespace="default", pod_selector="app.kubernetes.io/instance=pg-cluster")
 
@@ -217,3 +225,20 @@ def test_what_keeps_a_pod_from_ready_is_said_for_the_timeout_without_the_mere_st
 )
 def test_the_generation_is_a_whole_number_or_unknown(metadata: dict[str, Any], expected: int | None) -> None:
     assert cluster_generation(json.dumps({"metadata": metadata})) == expected
+
+
+def test_pod_containers_lists_init_containers_first_with_their_restarts() -> None:
+    listed = {
+        "metadata": {"name": "pg-0"},
+        "spec": {"initContainers": [{"name": "init-syncer"}], "containers": [{"name": "postgresql"}, {}]},
+        "status": {
+            "initContainerStatuses": [{"name": "init-syncer", "restartCount": 2}],
+            "containerStatuses": [{"name": "postgresql", "restartCount": 0}],
+        },
+    }
+    assert pod_containers(pods(listed)) == [
+        PodContainer("pg-0", "init-syncer", 2),
+        PodContainer("pg-0", "postgresql", 0),
+        PodContainer("pg-0", "?", 0),
+    ]
+    assert pod_containers('{"kind": "Pod"}') is None

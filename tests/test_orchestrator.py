@@ -295,6 +295,14 @@ def test_a_failed_cluster_records_the_container_level_reason_from_its_diagnostic
     assert run.step("cluster:redis").findings == []
 
 
+def test_a_crash_loops_finding_shows_the_previous_runs_logs_from_their_file(values_dir: Path, tmp_path: Path) -> None:
+    run = simulate(plan_for(values_dir), Scenario(failures={"redis": Failure.CRASHLOOP}), tmp_path)
+    first = run.step("cluster:redis").findings[0]
+    assert first.reason == "CrashLoopBackOff"
+    assert "diagnostics/redis/logs-previous.txt" in first.sources
+    assert "diagnostics/redis/logs.txt" not in first.sources
+
+
 def test_a_stalled_cluster_times_out_after_the_configured_timeout_with_what_it_last_saw(
     values_dir: Path, tmp_path: Path
 ) -> None:
@@ -760,6 +768,12 @@ def test_progress_says_what_each_step_waits_for(values_dir: Path, tmp_path: Path
         in lines
     )
     assert f"addon:redis waiting: waiting for another client: Error: UPGRADE FAILED: {HELM_LOCKED}" in lines
+
+
+def test_progress_notes_a_release_left_pending_at_the_runs_own_time(values_dir: Path, tmp_path: Path) -> None:
+    stuck = {"kb-addon-redis": Stuck("kb-system", "redis", "pending-upgrade", age_s=3600)}
+    lines = shown(plan_for(values_dir), SimCluster(Scenario(preinstalled=True, stuck=stuck)), tmp_path)
+    assert [line for line in lines if line.startswith("addon:redis waiting: Helm release kb-addon-redis")]
 
 
 def test_progress_shows_the_steps_a_cancellation_stopped(values_dir: Path, tmp_path: Path) -> None:

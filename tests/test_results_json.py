@@ -49,3 +49,7 @@ def test_a_long_value_is_cut_short_in_the_message() -> None:
 
 def test_an_unknown_field_is_named() -> None:
     assert refusal(saved(colour="red")) == "results: unknown field 'colour'"
+
+
+def test_another_schema_version_is_named() -> None:
+    assert refusal(saved(schema_version=99)) == "results schema_version 99 is not 1"

@@ -336,3 +336,12 @@ def test_a_database_the_change_enables_is_installed_and_its_survival_skipped_for
         ("neo4j", Outcome.SKIPPED, "enabled by the change: it had no data before the upgrade"),
     ]
     assert ("write", "neo4j") not in data.log
+
+
+def test_the_cautions_of_the_change_are_kept_with_the_results(base_dir: Path, values_dir: Path, tmp_path: Path) -> None:
+    edit(values_dir / "profiles/ci/redis.yaml", "storage: 1", "storage: 3")
+    upgrade = load_upgrade_plan(base_dir, values_dir, "ci")
+    results, _ = run(upgrade, SimCluster(scenario()), tmp_path / "out")
+    assert results.upgrade is not None
+    (caution,) = results.upgrade.cautions
+    assert "redis-cluster's redis volumes grow 1 -> 3 Gi" in caution
