@@ -354,3 +354,18 @@ def test_a_pull_error_takes_the_image_from_the_pod_spec_when_the_status_has_none
     del status["image"]
     (finding,) = explain(evidence([pod(statuses=[status])]))
     assert finding.message == f"manifest unknown (image {IMAGE})"
+
+
+def test_only_the_events_of_the_clusters_namespace_are_read_however_it_is_named() -> None:
+    found = Evidence("default")
+    said = events(("Warning", "ApplyResourcesFailed", "cluster/pg-cluster", "componentdefinition not found"))
+    other = events(("Warning", "BackOff", "pod/kubeblocks-0", "Back-off restarting failed container"))
+    other_namespace = kubectl("-n", "kb-system", "get", "events", "--sort-by=.lastTimestamp")
+    found.record(Diagnostic("events.txt", kubectl("--namespace", "default", "get", "events")), ok(said), "ev.txt")
+    found.record(Diagnostic("kb-events.txt", other_namespace), ok(other), "kb-events.txt")
+    (finding,) = explain(found)
+    assert (finding.subject, finding.reason, finding.sources) == (
+        "cluster/pg-cluster",
+        "ApplyResourcesFailed",
+        ["ev.txt"],
+    )

@@ -197,6 +197,8 @@ def test_the_kubeconfig_is_copied_pointing_at_the_service_alias(tmp_path: Path) 
     done, out = run_reader(tmp_path, wait_s=5)
     assert done.returncode == 0, done.stderr
     assert out.read_text(encoding="utf-8") == written.replace("10.87.0.5", "kubernetes")
+    assert out.stat().st_mode & 0o777 == 0o600  # a credential: readable by its owner only
+    assert done.stderr == ""
 
 
 def test_reading_gives_up_with_a_message_when_k3s_writes_no_kubeconfig(tmp_path: Path) -> None:
@@ -253,6 +255,7 @@ def test_the_cluster_step_fails_with_its_cause_and_passes_without_one() -> None:
         60.0,
     )
     assert (passed.outcome, passed.title) == (Outcome.PASSED, "Reach the existing cluster")
+    assert failed.title == "Start k3s and wait for its API, node and CoreDNS"
 
 
 def test_a_readiness_check_that_ran_out_of_time_says_so_with_its_last_answer() -> None:
