@@ -399,3 +399,26 @@ def test_progress_says_which_marker_check_runs_at_the_runs_own_time(tmp_path: Pa
         "1970-01-01T00:06:44Z markers-write:postgresql waiting: running the smoke suite's write marker check against "
         "pg-cluster-postgresql-postgresql",
     }
+
+
+class Refused:
+    """The simulated cluster, except that creating a (restored) Cluster from a manifest is refused."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        self.sim = sim
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        if command.argv == ("kubectl", "create", "-f", "-") and '"kind": "Cluster"' in (command.stdin or ""):
+            return CommandResult(1, "", "Error from server (Forbidden): clusters.apps.kubeblocks.io is forbidden\n")
+        return await self.sim.run(command, timeout_s=timeout_s)
+
+
+def test_a_restored_cluster_that_cannot_be_created_fails_its_step_with_kubectls_words(tmp_path: Path) -> None:
+    refused = Refused(SimCluster(Scenario(backup=BackupScenario())))
+    results = run_simulated(full_plan(), refused, tmp_path, markers=SimMarkers(refused.sim))
+    restore = next(s for s in results.steps if s.id == "restore:postgresql")
+    assert (restore.outcome, restore.cause) == (
+        Outcome.FAILED,
+        "Error from server (Forbidden): clusters.apps.kubeblocks.io is forbidden\n"
+        "command: kubectl create -f - < values",
+    )

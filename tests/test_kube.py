@@ -242,3 +242,9 @@ def test_pod_containers_lists_init_containers_first_with_their_restarts() -> Non
         PodContainer("pg-0", "?", 0),
     ]
     assert pod_containers('{"kind": "Pod"}') is None
+
+
+def test_restores_still_going_keep_what_the_cluster_says() -> None:
+    abnormal = cluster_state(WATCH, cluster("Abnormal"), pods(pod("p-0", ready=True)))
+    going = with_restores(abnormal, RestoreState("restores: r Running", None))
+    assert going.fatal == "Cluster pg-cluster is Abnormal"
