@@ -14,11 +14,11 @@ import pytest
 from dbstack.config.validate import validate
 from dbstack.plan import backup as stage
 from dbstack.plan.build import build_plan
-from dbstack.plan.model import Command, Plan
+from dbstack.plan.model import Command, Markers, Plan
 from dbstack.report import write_reports
 from dbstack.run.orchestrator import NO_MARKER_RUNNER, WATCH_INTERVAL_S, run_plan
 from dbstack.run.progress import PlainProgress
-from dbstack.run.results import BackupResult, Outcome, RunResults, StepResult
+from dbstack.run.results import BackupResult, CheckResult, Outcome, RunResults, StepResult
 from dbstack.run.runner import CommandResult
 from dbstack.sim.backups import BackupScenario, SimMarkers
 from dbstack.sim.cluster import Scenario, SimCluster, catalog_topology, in_virtual_time, run_simulated
@@ -421,4 +421,19 @@ def test_a_restored_cluster_that_cannot_be_created_fails_its_step_with_kubectls_
         Outcome.FAILED,
         "Error from server (Forbidden): clusters.apps.kubeblocks.io is forbidden\n"
         "command: kubectl create -f - < values",
+    )
+
+
+def test_a_marker_check_that_never_ends_times_out_saying_which_check_it_was(tmp_path: Path) -> None:
+    sim = SimCluster(Scenario(backup=BackupScenario()))
+
+    async def hangs(what: Markers, seconds: float) -> CheckResult:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    results = run_simulated(full_plan(), sim, tmp_path, markers=hangs)
+    step = next(s for s in results.steps if s.id == "markers-write:postgresql")
+    assert (step.outcome, step.cause) == (
+        Outcome.TIMED_OUT,
+        "timed out after 900 s running the smoke suite's write marker check against pg-cluster-postgresql-postgresql",
     )
