@@ -118,6 +118,7 @@ def test_outcomes_and_messages_follow_the_junit_children(pytest_junit: Path) -> 
         ("", "ci/smoke/test_neo4j.py", "neo4j"),
         ("tests.test_suites.smoke.test_qdrant", "", "qdrant"),
         ("conftest", "", "unknown"),
+        ("", "ci/smoke/test_.py", "unknown"),
     ],
 )
 def test_database_comes_from_the_test_module(classname: str, file: str, expected: str) -> None:
@@ -241,3 +242,14 @@ def test_durations_are_read_with_thousands_separators_and_nonsense_is_zero(tmp_p
         "test_e": 0.0,
         "test_f": 0.0,
     }
+
+
+def test_a_case_that_failed_and_errored_says_both(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text(
+        '<testsuite><testcase classname="ci.smoke.test_redis" name="test_ping">'
+        '<failure message="assert False">trace</failure><error message="teardown broke">trace</error>'
+        "</testcase></testsuite>"
+    )
+    (check,) = parse_smoke_junit(path)
+    assert (check.outcome, check.message) == (Outcome.FAILED, "assert False\ntrace\nerror: teardown broke\ntrace")
