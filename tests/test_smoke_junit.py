@@ -253,3 +253,12 @@ def test_a_case_that_failed_and_errored_says_both(tmp_path: Path) -> None:
     )
     (check,) = parse_smoke_junit(path)
     assert (check.outcome, check.message) == (Outcome.FAILED, "assert False\ntrace\nerror: teardown broke\ntrace")
+
+
+def test_a_junit_file_too_large_to_be_the_suites_is_refused_by_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    with path.open("wb") as out:
+        out.truncate(20 * 1024 * 1024 + 1)
+    with pytest.raises(SmokeJunitError) as refused:
+        parse_smoke_junit(path)
+    assert str(refused.value) == f"{path}: 20971521 bytes is more than a smoke JUnit file can be"
