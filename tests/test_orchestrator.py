@@ -863,6 +863,27 @@ def test_a_command_that_never_returns_times_out_the_step_naming_the_tool(values_
     assert (qdrant.outcome, qdrant.cause) == (Outcome.TIMED_OUT, "timed out after 600 s running helm")
 
 
+class Grumbling:
+    """The simulated cluster, except that Qdrant's install succeeds with a transient-sounding warning on stderr."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        self.sim = sim
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        done = await self.sim.run(command, timeout_s=timeout_s)
+        if command.argv[:4] == ("helm", "upgrade", "--install", "qdrant-cluster"):
+            return dataclasses.replace(done, stderr="W1201 warning: http2: client connection lost, reconnected\n")
+        return done
+
+
+def test_a_command_that_succeeded_is_not_repeated_whatever_it_warned(values_dir: Path, tmp_path: Path) -> None:
+    sim = SimCluster()
+    results = run_simulated(plan_for(values_dir), Grumbling(sim), tmp_path)
+    assert len([c for c in sim.calls if c.argv[:4] == ("helm", "upgrade", "--install", "qdrant-cluster")]) == 1
+    qdrant = next(s for s in results.steps if s.id == "cluster:qdrant")
+    assert (qdrant.outcome, qdrant.attempts) == (Outcome.PASSED, 1)
+
+
 def test_a_command_killed_by_the_runner_timeout_is_a_timeout(values_dir: Path, tmp_path: Path) -> None:
     runner = Sabotaged(SimCluster(), ("helm", "upgrade", "--install", "qdrant-cluster"), raises=False)
     results = run_simulated(plan_for(values_dir), runner, tmp_path)
