@@ -1,4 +1,4 @@
-"""`dbstack`: validate, plan, deploy, teardown, report, preview-comment.
+"""`dbstack`: validate, plan, deploy, upgrade-test, teardown, report, preview-comment, preview-kubeconfig.
 
 Exit codes: 0 ok; 1 the run failed; 2 bad input (values, arguments, paths; nothing was touched); 3 the cluster is
 unreachable or the preflight failed; 130 interrupted; 141 stdout closed early (`dbstack plan | head`). Every error
@@ -76,15 +76,20 @@ def _add_values_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, says: str) -> argparse.ArgumentParser:
+    """A subcommand whose own --help opens with what the command does, as `dbstack --help` lists it."""
+    return sub.add_parser(name, help=says, description=says)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dbstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("validate", help="check values/ before any cluster exists")
+    p = _command(sub, "validate", "check values/ before any cluster exists")
     _add_values_args(p)
     p.set_defaults(handler=_validate)
 
-    p = sub.add_parser("plan", help="print the deployment plan (a dry run)")
+    p = _command(sub, "plan", "print the deployment plan (a dry run)")
     _add_values_args(p)
     p.add_argument("--json", action="store_true", help="print the documented JSON form")
     p.add_argument(
@@ -101,16 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_plan)
 
-    p = sub.add_parser("deploy", help="run the plan on an existing cluster with kubectl and helm from PATH")
+    p = _command(sub, "deploy", "run the plan on an existing cluster with kubectl and helm from PATH")
     _add_values_args(p)
     p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="folder for reports and diagnostics")
     p.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto", help="progress display")
     p.set_defaults(handler=_lazy("dbstack.cli.host", "deploy"))
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "upgrade-test",
-        help="deploy --base-values, upgrade to the values in place, and check every release (no smoke suite)",
+        "deploy --base-values, upgrade to the values in place, and check every release (no smoke suite)",
     )
     _add_values_args(p)
     p.add_argument("--base-values", type=Path, required=True, help="values to deploy first (the target branch's)")
@@ -119,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto", help="progress display")
     p.set_defaults(handler=_lazy("dbstack.cli.upgrade", "upgrade_test"))
 
-    p = sub.add_parser("teardown", help="remove what deploy installed (clusters; with --all, KubeBlocks too)")
+    p = _command(sub, "teardown", "remove what deploy installed (clusters; with --all, KubeBlocks too)")
     _add_values_args(p)
     p.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file (default: kubectl's own)")
     p.add_argument(
@@ -130,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_lazy("dbstack.cli.host", "teardown"))
 
-    p = sub.add_parser("report", help="render a saved results.json into reports again")
+    p = _command(sub, "report", "render a saved results.json into reports again")
     p.add_argument("--results", type=Path, required=True, help="results.json written by a run")
     p.add_argument("--out", type=Path, required=True, help="folder to write junit.xml, summary.* into")
     p.add_argument("--run-url", default=None, help="the CI run's page (https://...), for links in summary.md")
@@ -139,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_lazy("dbstack.cli.report", "cli_report"))
 
-    p = sub.add_parser("preview-comment", help="render a pull request's preview comment from a saved results.json")
+    p = _command(sub, "preview-comment", "render a pull request's preview comment from a saved results.json")
     p.add_argument("--results", type=Path, default=None, help="results.json written by the preview run")
     p.add_argument("--removed", action="store_true", help="the note for a preview torn down after closing")
     p.add_argument(
@@ -162,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="write the comment here (default: stdout)")
     p.set_defaults(handler=_lazy("dbstack.github.comment", "cli_preview_comment"))
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "preview-kubeconfig",
-        help="mint a static-token kubeconfig for the preview identity (platform/preview-rbac.yaml) from an admin one",
+        "mint a static-token kubeconfig for the preview identity (platform/preview-rbac.yaml) from an admin one",
     )
     p.add_argument("--kubeconfig", type=Path, default=None, help="an admin kubeconfig (default: kubectl's own)")
     p.add_argument("--out", type=Path, required=True, help="where to write the preview kubeconfig (mode 0600)")
