@@ -200,6 +200,7 @@ def test_the_json_form_holds_the_releases_the_base_and_the_stage(
     assert code == 0
     data = json.loads(out)
     assert data["kind"] == "upgrade" and data["schemaVersion"] == 1
+    assert out.splitlines()[:3] == ["{", '  "schemaVersion": 1,', '  "kind": "upgrade",'], "indented two spaces"
     assert data["baseValues"] == str(base_dir)
     redis = next(r for r in data["releases"] if r["id"] == "cluster:redis")
     assert redis == {

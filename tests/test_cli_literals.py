@@ -1,0 +1,93 @@
+"""What dbstack's commands print when a report folder, a kubeconfig or the user's Ctrl-C gets in the way, run in
+this process (the same cases run as subprocesses in test_hostile_input.py and test_hostcli.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from dbstack.cli import host as hostcli
+from dbstack.cli.main import EXIT_INTERRUPTED, EXIT_INVALID, build_parser, main
+from dbstack.plan.model import Command
+from dbstack.run.runner import CommandResult
+from dbstack.sim.cluster import Latencies, Scenario, SimCluster
+
+GOLDEN_RUN = Path(__file__).resolve().parent / "golden" / "report-run"
+
+
+def test_a_report_file_that_cannot_be_written_is_named_with_the_system_s_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(GOLDEN_RUN, run)
+    out = tmp_path / "out"
+    (out / "junit.xml").mkdir(parents=True)  # where the report file goes, a folder is in the way
+    assert main(["report", "--results", str(run / "results.json"), "--out", str(out)]) == EXIT_INVALID
+    assert capsys.readouterr().err.splitlines() == [
+        f"dbstack report: --out {out}: cannot write the reports: Is a directory"
+    ]
+
+
+def test_a_missing_kubeconfig_stops_deploy_before_anything_runs(
+    values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-kubeconfig"
+    out = tmp_path / "reports"
+    argv = ["deploy", "--values", str(values_dir), "--kubeconfig", str(missing), "--out", str(out)]
+    assert main(argv) == EXIT_INVALID
+    assert capsys.readouterr().err.splitlines() == [
+        f"dbstack deploy: --kubeconfig {missing}: cannot read file: No such file or directory"
+    ]
+    assert not out.exists()
+
+
+class InterruptedTerminal:
+    """A stdout whose user presses Ctrl-C as soon as anything is printed."""
+
+    def write(self, text: str) -> int:
+        raise KeyboardInterrupt
+
+    def flush(self) -> None:
+        pass
+
+
+def test_ctrl_c_in_any_command_is_one_word_and_exit_130(
+    values_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdout", InterruptedTerminal())
+    assert main(["validate", "--values", str(values_dir)]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+class CtrlCWhileKubeBlocksInstalls:
+    """The simulated cluster, with the user pressing Ctrl-C once KubeBlocks' install is being waited for."""
+
+    def __init__(self) -> None:
+        quick = Latencies(api_s=0.01, helm_s=0.01, snapshot_crds_s=0.01, kubeblocks_crds_s=0.01, kubeblocks_s=600)
+        self.cluster = SimCluster(Scenario(latencies=quick))
+        self.pressed = False
+
+    async def run(self, command: Command, *, timeout_s: float) -> CommandResult:
+        if not self.pressed and command.argv[:4] == ("kubectl", "rollout", "status", "deployment/kubeblocks"):
+            self.pressed = True
+            signal.raise_signal(signal.SIGINT)
+        return await self.cluster.run(command, timeout_s=timeout_s)
+
+
+def test_ctrl_c_during_deploy_says_interrupted_and_writes_what_ran_so_far(
+    values_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = build_parser().parse_args(["deploy", "--values", str(values_dir), "--out", str(out), "--progress", "plain"])
+    runner = CtrlCWhileKubeBlocksInstalls()
+    assert hostcli.deploy(args, runner=runner) == EXIT_INTERRUPTED
+    assert runner.pressed
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[-1] == f"deploy interrupted; reports in {out}"
+    assert "deploy interrupted before it started" not in printed.err
+    steps = {s["id"]: s["outcome"] for s in json.loads((out / "results.json").read_text(encoding="utf-8"))["steps"]}
+    assert (steps["snapshot-crds"], steps["kubeblocks"], steps["addon:redis"]) == ("passed", "cancelled", "not_run")
+    assert (out / "summary.md").is_file()
