@@ -3,6 +3,7 @@ this process (the same cases run as subprocesses in test_hostile_input.py and te
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
@@ -91,3 +92,22 @@ def test_ctrl_c_during_deploy_says_interrupted_and_writes_what_ran_so_far(
     steps = {s["id"]: s["outcome"] for s in json.loads((out / "results.json").read_text(encoding="utf-8"))["steps"]}
     assert (steps["snapshot-crds"], steps["kubeblocks"], steps["addon:redis"]) == ("passed", "cancelled", "not_run")
     assert (out / "summary.md").is_file()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_teardown_on_a_terminal_redraws_a_table_in_place(
+    values_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    screen = Terminal()
+    monkeypatch.setattr("sys.stdout", screen)
+    args = build_parser().parse_args(["teardown", "--values", str(values_dir)])
+    args.out = tmp_path / "t"
+    assert hostcli.teardown(args, runner=SimCluster(Scenario(latencies=Latencies.uniform(0.001)))) == 0
+    shown = screen.getvalue()
+    assert "\x1b[J" in shown  # the table is redrawn, not one timestamped line per event
+    assert shown.splitlines()[-1] == f"teardown done; details in {tmp_path / 't' / 'results.json'}"
