@@ -83,3 +83,15 @@ def test_the_guard_without_a_repository_in_its_environment_treats_a_head_without
     assert decide_main([]) == 0
     assert (guard / "output").read_text().startswith("action=none\n")
     assert "::notice title=No preview for fork pull requests::" in capsys.readouterr().out
+
+
+def test_the_guard_s_help_says_what_its_one_option_is_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as exited:
+        decide_main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m dbstack.github.decide [-h] [--pull-request PULL_REQUEST]\n")
+    assert "  --pull-request PULL_REQUEST\n                        the pull request (API JSON), manual runs\n" in out
