@@ -111,3 +111,8 @@ def test_teardown_on_a_terminal_redraws_a_table_in_place(
     shown = screen.getvalue()
     assert "\x1b[J" in shown  # the table is redrawn, not one timestamped line per event
     assert shown.splitlines()[-1] == f"teardown done; details in {tmp_path / 't' / 'results.json'}"
+
+
+@pytest.mark.parametrize("command", [["deploy"], ["upgrade-test", "--base-values", "base"]])
+def test_without_progress_the_display_follows_the_terminal(command: list[str]) -> None:
+    assert build_parser().parse_args(command).progress == "auto"
