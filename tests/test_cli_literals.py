@@ -84,7 +84,12 @@ def test_ctrl_c_during_deploy_says_interrupted_and_writes_what_ran_so_far(
     out = tmp_path / "out"
     args = build_parser().parse_args(["deploy", "--values", str(values_dir), "--out", str(out), "--progress", "plain"])
     runner = CtrlCWhileKubeBlocksInstalls()
-    assert hostcli.deploy(args, runner=runner) == EXIT_INTERRUPTED
+    # Python's own Ctrl-C handling, whatever runs the tests installed (asyncio takes over only from that one).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert hostcli.deploy(args, runner=runner) == EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert runner.pressed
     printed = capsys.readouterr()
     assert printed.out.splitlines()[-1] == f"deploy interrupted; reports in {out}"
