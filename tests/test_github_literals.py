@@ -95,3 +95,30 @@ def test_the_guard_s_help_says_what_its_one_option_is_for(
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m dbstack.github.decide [-h] [--pull-request PULL_REQUEST]\n")
     assert "  --pull-request PULL_REQUEST\n                        the pull request (API JSON), manual runs\n" in out
+
+
+@pytest.mark.parametrize(
+    ("labels", "decision"),
+    [
+        (
+            {**_labels(9, NOW), "dbstack.io/teardown-started-at": str(NOW)},
+            Decision(Action.REMOVE, "its teardown started and did not finish"),
+        ),
+        (
+            {**_labels(9, NOW), "dbstack.io/pr": "nine"},
+            Decision(Action.IGNORE, "label dbstack.io/pr='nine' is not a pull request number"),
+        ),
+        (
+            {**_labels(9, NOW), "dbstack.io/deployed-at": "yesterday"},
+            Decision(Action.IGNORE, "label dbstack.io/deployed-at='yesterday' is not a Unix time"),
+        ),
+    ],
+)
+def test_the_sweep_s_reasons_for_a_condemned_or_mislabelled_preview(labels: dict[str, str], decision: Decision) -> None:
+    assert sweep_decision(PreviewNamespace("pr-9", labels), NOW, frozenset({9}), DEFAULT_PREVIEW) == decision
+
+
+def test_kubectl_output_that_is_not_json_is_refused_with_the_parser_s_reason() -> None:
+    with pytest.raises(PreviewError) as refused:
+        parse_namespace_list("error: the server doesn't have a resource type")
+    assert str(refused.value) == "kubectl printed something that is not JSON (Expecting value)"
