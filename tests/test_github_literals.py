@@ -122,3 +122,14 @@ def test_kubectl_output_that_is_not_json_is_refused_with_the_parser_s_reason() -
     with pytest.raises(PreviewError) as refused:
         parse_namespace_list("error: the server doesn't have a resource type")
     assert str(refused.value) == "kubectl printed something that is not JSON (Expecting value)"
+
+
+def test_a_memory_quota_below_the_databases_requests_is_refused_in_full() -> None:
+    config = load_config(VALUES, "ci", ["preview.quota.memoryGi=1"])
+    (problem,) = quota_problems(config)
+    assert problem.startswith(
+        "--set preview.quota.memoryGi=1:1: preview.quota.memoryGi: the enabled databases request "
+    )
+    assert problem.endswith(
+        " Gi of memory, the preview quota allows 1 (allowed: raise it, or lower requests in a profile)"
+    )
