@@ -255,7 +255,10 @@ def run_mutmut(mutmut: Path, staging: Path, names: list[str] | None, max_childre
                 child.wait(timeout=60)
                 break
             except subprocess.TimeoutExpired:
-                counts = Counter(statuses(staging, files, wanted).values())
+                try:
+                    counts = Counter(statuses(staging, files, wanted).values())
+                except json.JSONDecodeError:  # a .meta file mutmut is writing right now: report next minute
+                    continue
                 checked = sum(n for status, n in counts.items() if status != "not checked")
                 of = expected if expected is not None else sum(counts.values())
                 summary = ", ".join(f"{s} {n}" for s, n in sorted(counts.items()) if s != "not checked")
