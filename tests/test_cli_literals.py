@@ -121,3 +121,16 @@ def test_teardown_on_a_terminal_redraws_a_table_in_place(
 @pytest.mark.parametrize("command", [["deploy"], ["upgrade-test", "--base-values", "base"]])
 def test_without_progress_the_display_follows_the_terminal(command: list[str]) -> None:
     assert build_parser().parse_args(command).progress == "auto"
+
+
+def test_dbstack_without_a_command_says_one_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([])
+    assert exited.value.code == EXIT_INVALID
+    assert capsys.readouterr().err.splitlines()[-1] == "dbstack: error: the following arguments are required: command"
+
+
+def test_the_defaults_a_user_gets_without_the_flags() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["deploy"]).out == Path("reports")
+    assert parser.parse_args(["preview-comment", "--pr", "1"]).format == "markdown"
