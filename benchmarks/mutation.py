@@ -39,6 +39,10 @@ from pathlib import Path
 MUTMUT_VERSION = "3.8.1"
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / ".mutation"
+TIMEOUT_MULTIPLIER = 3.0
+"""mutmut declares a timeout after (estimated test time + 1 s) x this x 2 CPU seconds. Its default, 15, lets one
+hanging mutant of a package whose every test loads the config hold a core for a quarter of an hour; 3 still allows
+six times the clean run's CPU time, and a timeout counts as detected either way."""
 STAGED_SOURCE = "src"  # mutmut strips a leading "src." from module names, so `src/dbstack/x.py` is `dbstack.x`
 
 # Package name -> files and folders under ci/ whose mutants count for it.
@@ -186,6 +190,7 @@ def stage(package: str) -> Path:
         "also_copy": top_level,
         "pytest_add_cli_args_test_selection": ["tests"],
         "pytest_add_cli_args": ["-p", "no:cacheprovider"],
+        "timeout_multiplier": TIMEOUT_MULTIPLIER,
     }
     config = "\n[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
     with (staging / "pyproject.toml").open("a", encoding="utf-8") as out:
@@ -330,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                 "commit": commit,
                 "work_tree_modified": dirty,
                 "timeouts_count_as_killed": True,
+                "timeout_multiplier": TIMEOUT_MULTIPLIER,
                 "packages": results,
             }
         )
