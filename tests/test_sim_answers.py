@@ -9,9 +9,8 @@ import anyio
 import pytest
 from dbstack.plan.model import Command, Step, StepKind
 from dbstack.run.runner import CommandResult
+from dbstack.sim.backups import BackupScenario
 from dbstack.sim.cluster import Failure, Outage, Scenario, SimCluster, Stuck, UnknownCommand, in_virtual_time
-
-from tests.upstream import rendered_topology
 
 HOSTPATH = (
     "https://raw.githubusercontent.com/kubernetes-csi/csi-driver-host-path/v1.17.1/deploy/kubernetes-1.30/hostpath"
@@ -431,7 +430,7 @@ def test_a_stuck_kubeblocks_release_left_the_1_0_1_deployments() -> None:
 
 
 def test_a_stuck_cluster_release_left_the_pods_its_render_names() -> None:
-    sim = SimCluster(Scenario(topology=rendered_topology, stuck={"pg": Stuck("default", "postgresql-cluster")}))
+    sim = SimCluster(Scenario(stuck={"pg": Stuck("default", "postgresql-cluster")}))
     assert ask(sim, "kubectl", "get", "pods", "-l", "app.kubernetes.io/instance=pg", "-o", "wide").stdout == (
         "NAMESPACE\tNAME\tSTATUS\ndefault\tpg-postgresql-0\tRunning\ndefault\tpg-postgresql-1\tRunning\n"
     )
@@ -614,3 +613,48 @@ def test_a_backup_read_it_does_not_model_is_refused_with_the_whole_command() -> 
     assert unknown(lambda: ask(sim, "kubectl", "get", "storageclass", "local-path", "-o", "custom")) == (
         "kubectl get storageclass local-path -o custom (backups)"
     )
+
+
+def test_a_snapshot_backup_restores_into_a_cluster_whose_pods_come_after_its_creation() -> None:
+    sim = SimCluster(
+        Scenario(
+            preinstalled=True,
+            preinstalled_addons=frozenset({"postgresql"}),
+            backup=BackupScenario(hostpath_installed=True),
+        )
+    )
+    restored = (
+        "apiVersion: apps.kubeblocks.io/v1\nkind: Cluster\nmetadata:\n  name: pgr\n  namespace: default\n"
+        "  annotations:\n    kubeblocks.io/restore-from-backup: "
+        '\'{"postgresql": {"name": "b1", "namespace": "default"}}\'\nspec: {}\n'
+    )
+    pods = ("kubectl", "get", "pods", "-l", "app.kubernetes.io/instance=pgr", "-o", "wide")
+    results = session(
+        sim,
+        Command(PG_INSTALL.argv, stdin="replicas: 2\nstorageClassName: csi-hostpath-sc\n"),
+        600.0,
+        Command(("kubectl", "create", "-f", "-"), stdin=A_BACKUP.replace("nopol", "pg-postgresql-backup-policy")),
+        100.0,
+        ("kubectl", "get", "volumesnapshots", "-n", "default", "-o", "yaml"),
+        Command(("kubectl", "create", "-f", "-"), stdin=restored),
+        pods,
+        6.0,
+        pods,
+        ("kubectl", "get", "components.apps.kubeblocks.io", "pgr-postgresql", "-n", "default", "-o", "json"),
+    )
+    snapshots, created, before, after, component = results[2:]
+    assert snapshots.stdout == (
+        "apiVersion: v1\nitems:\n- apiVersion: snapshot.storage.k8s.io/v1\n  kind: VolumeSnapshot\n  metadata:\n"
+        "    name: b1-0\n    namespace: default\n  status:\n    readyToUse: true\nkind: List\n"
+    )
+    assert created == CommandResult(0, "cluster.apps.kubeblocks.io/pgr created\n", "")
+    assert before.stdout == "NAMESPACE\tNAME\tSTATUS\n"
+    assert (
+        after.stdout
+        == "NAMESPACE\tNAME\tSTATUS\ndefault\tpgr-postgresql-0\tRunning\ndefault\tpgr-postgresql-1\tRunning\n"
+    )
+    assert json.loads(component.stdout) == {
+        "apiVersion": "apps.kubeblocks.io/v1",
+        "kind": "Component",
+        "metadata": {"name": "pgr-postgresql", "namespace": "default", "annotations": {}},
+    }
