@@ -658,3 +658,26 @@ def test_a_snapshot_backup_restores_into_a_cluster_whose_pods_come_after_its_cre
         "kind": "Component",
         "metadata": {"name": "pgr-postgresql", "namespace": "default", "annotations": {}},
     }
+
+
+def test_helm_4_names_each_addon_object_left_terminating_by_its_kind() -> None:
+    # Helm 4 pkg/kube/statuswait.go waitForDelete prints the object's Kind as the API spells it.
+    sim = SimCluster(
+        Scenario(
+            preinstalled=True,
+            preinstalled_addons=frozenset({"redis"}),
+            helm_version="4.0.0",
+            stuck_deletion=frozenset({"kb-addon-redis"}),
+        )
+    )
+    assert ask(sim, "helm", "uninstall", "kb-addon-redis", "-n", "kb-system", "--wait", "--timeout=10s") == (
+        CommandResult(
+            1,
+            "",
+            "Error: uninstallation completed with 1 error(s): "
+            "resource still exists, name: redis, kind: ClusterDefinition, status: Terminating\n"
+            "resource still exists, name: redis, kind: ComponentVersion, status: Terminating\n"
+            "resource still exists, name: redis, kind: ComponentDefinition, status: Terminating\n"
+            "context deadline exceeded",
+        )
+    )

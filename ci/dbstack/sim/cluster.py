@@ -1040,7 +1040,13 @@ class SimCluster:
         statuswait.go waitForDelete): each object still there, then the context error, joined by newlines."""
         if not self.scenario.helm_version.startswith("4"):
             return "context deadline exceeded"
-        kinds = {"cluster": "Cluster", "deployment": "Deployment"}
+        kinds = {
+            "cluster": "Cluster",
+            "deployment": "Deployment",
+            "clusterdefinition": "ClusterDefinition",
+            "componentversion": "ComponentVersion",
+            "componentdefinition": "ComponentDefinition",
+        }
         still = [
             f"resource still exists, name: {o.name}, kind: {kinds.get(o.kind, o.kind)}, status: Terminating"
             for o in left
