@@ -641,8 +641,13 @@ def test_a_snapshot_backup_restores_into_a_cluster_whose_pods_come_after_its_cre
         6.0,
         pods,
         ("kubectl", "get", "components.apps.kubeblocks.io", "pgr-postgresql", "-n", "default", "-o", "json"),
+        ("kubectl", "get", "clusters.apps.kubeblocks.io", "pgr", "-n", "default", "-o", "json"),
     )
-    snapshots, created, before, after, component = results[2:]
+    snapshots, created, before, after, component, cluster = results[2:]
+    assert json.loads(cluster.stdout)["spec"] == {
+        "terminationPolicy": "Delete",
+        "componentSpecs": [{"name": "postgresql", "replicas": 2}],
+    }
     assert snapshots.stdout == (
         "apiVersion: v1\nitems:\n- apiVersion: snapshot.storage.k8s.io/v1\n  kind: VolumeSnapshot\n  metadata:\n"
         "    name: b1-0\n    namespace: default\n  status:\n    readyToUse: true\nkind: List\n"
