@@ -9,6 +9,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from dbstack.run import k3s
@@ -98,6 +99,21 @@ def test_the_server_command_runs_with_a_bind_address_and_its_slot_appended(tmp_p
     assert done.stdout.split()[-1] == f"--data-dir={tmp_path}/state/slots/0/k3s"
 
 
+def wait_until_free(lock: Path, limit_s: float = 10.0) -> None:
+    """Block until no process holds `lock` (as the entrypoint's `flock -n` would see it), at most `limit_s`."""
+    deadline = time.monotonic() + limit_s
+    with lock.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{lock} still held after {limit_s} s"
+                time.sleep(0.05)
+                continue
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+
+
 def test_a_second_k3s_on_the_engine_takes_the_next_free_slot_and_a_finished_one_frees_its_own(
     tmp_path: Path,
 ) -> None:
@@ -120,6 +136,7 @@ def test_a_second_k3s_on_the_engine_takes_the_next_free_slot_and_a_finished_one_
     finally:  # the service's container stops: all its processes end, and with them the lock
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+    wait_until_free(tmp_path / "state/slots/0/lock")  # the killed sleep closes its copy of fd 9 when it is reaped
     third = run_entrypoint(tmp_path, "echo")
     assert data_dir(third) == str(tmp_path / "state" / "slots" / "0" / "k3s")
 
