@@ -701,11 +701,11 @@ def _check_value(
     if rule.enum and value not in rule.enum:
         problems.append(layers.problem(path, f"{_show(value)} is not one of the chart's choices", _allowed(rule)))
         return
-    if rule.written_unquoted and isinstance(value, str) and _read_bare(value) is not None:
+    if rule.written_unquoted and isinstance(value, str) and (becomes := _read_bare(value)) is not None:
         problems.append(
             layers.problem(
                 path,
-                f"{_show(value)} would reach the cluster as {_read_bare(value)}: the chart writes it unquoted",
+                f"{_show(value)} would reach the cluster as {becomes}: the chart writes it unquoted",
                 "a string that YAML 1.1 does not read as a boolean, number or null",
             )
         )

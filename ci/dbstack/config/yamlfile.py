@@ -233,7 +233,7 @@ _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 def _last_line(text: str) -> int:
     breaks = len(_LINE_BREAK.findall(text))
-    ends_with_break = text.endswith(("\r", "\n", "\x85", "\u2028", "\u2029"))
+    ends_with_break = _LINE_BREAK.fullmatch(text[-1:]) is not None
     return max(1, breaks if ends_with_break else breaks + 1)
 
 

@@ -231,12 +231,9 @@ def _container_line(pod: Mapping[str, Any], container: Mapping[str, Any], reason
     restarts = container.get("restartCount")
     if reason == "CrashLoopBackOff":
         exit_code = get_in(container, "lastState", "terminated", "exitCode")
-        known = [
-            f"restarted {restarts} times" if isinstance(restarts, int) else "",
-            f"last exit code {exit_code}" if exit_code is not None else "",
-        ]
-        details = ", ".join(part for part in known if part)
-        line += f" ({details})" if details else ""
+        known = [f"restarted {restarts} times"] if isinstance(restarts, int) else []
+        known += [f"last exit code {exit_code}"] if exit_code is not None else []
+        line += f" ({', '.join(known)})" if known else ""
     return f"{line}: {message}" if message else line
 
 
